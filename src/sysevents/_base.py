@@ -1,0 +1,106 @@
+"""Behaviour every backend shares: lifecycle, size limits, paging results."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from types import TracebackType
+from typing import Self
+
+from ._cursor import decode_cursor, encode_cursor
+from .errors import InvalidEventError, StoreUnavailableError
+from .model import DEFAULT_LIMITS, Event, EventLimits, EventPage, EventPatch, EventQuery, NewEvent
+
+
+class RepositoryBase:
+    """Shared plumbing; backends implement the storage methods."""
+
+    def __init__(
+        self,
+        *,
+        limits: EventLimits = DEFAULT_LIMITS,
+        count_cap: int = 10_000,
+        cursor_secret: str = "sysevents-cursor",
+    ) -> None:
+        self.limits = limits
+        self.count_cap = count_cap
+        self._secret = cursor_secret.encode()
+        self._closed = False
+
+    async def open(self) -> None:
+        """Acquire resources (nothing to do by default)."""
+
+    async def close(self) -> None:
+        """Release resources; safe to call twice."""
+        self._closed = True
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    def _ensure_open(self) -> None:
+        if self._closed:
+            raise StoreUnavailableError("the repository is closed")
+
+    # -- limits ---------------------------------------------------------------
+
+    def _check_sizes(self, items: Sequence[NewEvent | EventPatch], loc_prefix: bool) -> None:
+        """Apply this store's size limits, which may be lower than the model's defaults."""
+        errors = []
+        limits = self.limits
+        for index, item in enumerate(items):
+            prefix: tuple[int | str, ...] = (index,) if loc_prefix else ()
+            message = item.message
+            if message is not None and len(message) * 4 > limits.max_message_bytes:
+                if len(message.encode()) > limits.max_message_bytes:
+                    errors.append(
+                        {
+                            "loc": (*prefix, "message"),
+                            "msg": f"must be at most {limits.max_message_bytes} bytes in UTF-8",
+                            "type": "too_long",
+                        }
+                    )
+            text = item.details_json
+            if text is not None and len(text) * 4 > limits.max_details_bytes:
+                if len(text.encode()) > limits.max_details_bytes:
+                    errors.append(
+                        {
+                            "loc": (*prefix, "details"),
+                            "msg": f"must be at most {limits.max_details_bytes} bytes as JSON",
+                            "type": "too_long",
+                        }
+                    )
+        if errors:
+            raise InvalidEventError(errors)
+
+    # -- paging ---------------------------------------------------------------
+
+    def _position(self, query: EventQuery) -> tuple[datetime, int] | None:
+        return decode_cursor(self._secret, query) if query.cursor else None
+
+    def _page(
+        self, query: EventQuery, rows: list[Event], total: int | None, exact: bool
+    ) -> EventPage:
+        """Build a page from up to ``limit + 1`` rows (the extra one says more exist)."""
+        more = len(rows) > query.limit
+        items = rows[: query.limit]
+        next_cursor = None
+        if more:
+            last = items[-1]
+            next_cursor = encode_cursor(self._secret, query, last.timestamp, last.id)
+        return EventPage(
+            items=items,
+            limit=query.limit,
+            offset=query.offset,
+            next_cursor=next_cursor,
+            total=total,
+            total_exact=exact,
+        )

@@ -1,0 +1,66 @@
+"""``connect()``: a URL picks the backend; a Redis URL adds the cache."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+from urllib.parse import urlsplit
+
+from .errors import ConfigurationError
+from .repository import EventRepository
+from .settings import Settings
+
+# scheme -> (module, class, extra that installs its drivers)
+_BACKENDS: dict[str, tuple[str, str, str | None]] = {
+    "memory": ("sysevents.memory", "MemoryEventRepository", None),
+    "postgresql": ("sysevents.postgres", "PostgresEventRepository", "postgres"),
+    "postgres": ("sysevents.postgres", "PostgresEventRepository", "postgres"),
+}
+
+
+def _load(module: str, name: str, extra: str | None) -> Any:
+    try:
+        return getattr(importlib.import_module(module), name)
+    except ModuleNotFoundError as exc:
+        if extra is None or (exc.name or "").startswith("sysevents"):
+            raise
+        raise ConfigurationError(
+            f'{module} needs the {exc.name!r} package: pip install "sysevents[{extra}]"'
+        ) from exc
+
+
+def connect(
+    url: str | None = None,
+    *,
+    redis_url: str | None = None,
+    settings: Settings | None = None,
+    **options: Any,
+) -> EventRepository:
+    """Create the repository that ``url`` names; open it with ``async with``.
+
+    ``url`` is ``memory://`` or ``postgresql://…`` (``postgres://`` too); when it
+    is omitted, ``SYSEVENTS_DATABASE_URL`` (default ``memory://``) is used.
+    With ``redis_url`` (or ``SYSEVENTS_REDIS_URL``) the Redis cache wraps it.
+    Other keyword arguments override any field of :class:`Settings`.
+    """
+    overrides = {"database_url": url, "redis_url": redis_url, **options}
+    if settings is None:
+        settings = Settings.from_env(**overrides)
+    else:
+        changed = {k: v for k, v in overrides.items() if v is not None}
+        settings = Settings.model_validate({**settings.model_dump(), **changed})
+    scheme = urlsplit(settings.database_url).scheme.lower()
+    try:
+        module, name, extra = _BACKENDS[scheme]
+    except KeyError:
+        known = ", ".join(f"{s}://" for s in _BACKENDS)
+        raise ConfigurationError(
+            f"unknown database URL scheme {scheme + '://' if scheme else '(none)'}: "
+            f"use one of {known}"
+        ) from None
+    backend = _load(module, name, extra)
+    repo: EventRepository = backend.from_settings(settings)
+    if settings.redis_url:
+        cache = _load("sysevents.cache", "CachedEventRepository", "redis")
+        repo = cache.from_settings(repo, settings)
+    return repo

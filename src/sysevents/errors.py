@@ -1,0 +1,49 @@
+"""The errors raised by sysevents: one base class, one subclass per failure."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class SyseventsError(Exception):
+    """Base class of every error raised by sysevents."""
+
+
+class ConfigurationError(SyseventsError, ValueError):
+    """A URL, setting or missing optional dependency makes the request impossible."""
+
+
+class InvalidEventError(SyseventsError, ValueError):
+    """An event, patch or query broke a rule; ``errors`` names each bad field."""
+
+    def __init__(self, errors: list[dict[str, Any]]) -> None:
+        self.errors = errors
+        parts = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors]
+        super().__init__("; ".join(parts) or "invalid input")
+
+
+class InvalidCursorError(InvalidEventError):
+    """A paging cursor is malformed, edited, or belongs to another query."""
+
+    def __init__(self, msg: str = "the cursor is not valid for this query") -> None:
+        super().__init__([{"loc": ("cursor",), "msg": msg, "type": "cursor_invalid"}])
+
+
+class NotFoundError(SyseventsError, LookupError):
+    """No event has the given id."""
+
+    def __init__(self, event_id: int) -> None:
+        self.event_id = event_id
+        super().__init__(f"event {event_id} not found")
+
+
+class ConflictError(SyseventsError):
+    """The request conflicts with stored state (for example a reused idempotency key)."""
+
+
+class StoreError(SyseventsError):
+    """The store failed in a way that is neither bad input nor unavailability."""
+
+
+class StoreUnavailableError(StoreError):
+    """The store cannot be reached, or did not answer in time."""

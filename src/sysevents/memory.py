@@ -1,0 +1,176 @@
+"""An in-memory event store: the reference behaviour, and the test double."""
+
+from __future__ import annotations
+
+import copy
+from collections import Counter
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from ._base import RepositoryBase
+from .errors import NotFoundError
+from .model import (
+    MAX_EVENT_ID,
+    Event,
+    EventFilter,
+    EventPage,
+    EventPatch,
+    EventQuery,
+    EventStats,
+    NewEvent,
+    Severity,
+)
+
+if TYPE_CHECKING:
+    from .settings import Settings
+
+
+class MemoryEventRepository(RepositoryBase):
+    """Keeps events in a dict; every instance is independent. Not durable."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self._events: dict[int, Event] = {}
+        self._next_id = 1
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> MemoryEventRepository:
+        """A repository configured by ``settings``."""
+        return cls(
+            limits=settings.limits,
+            count_cap=settings.count_cap,
+            cursor_secret=settings.cursor_secret,
+        )
+
+    async def open(self) -> None:
+        """Reopen after ``close``; contents are kept."""
+        self._closed = False
+
+    def _store(self, new: NewEvent, now: datetime) -> Event:
+        event = Event.model_construct(
+            id=self._next_id,
+            event_type=new.event_type,
+            severity=new.severity,
+            message=new.message,
+            details=copy.deepcopy(new.details),
+            source=new.source,
+            timestamp=new.timestamp,
+            created_at=now,
+        )
+        self._events[event.id] = event
+        self._next_id += 1
+        return _copy(event)
+
+    async def add(self, new: NewEvent) -> Event:
+        """Store one event."""
+        self._ensure_open()
+        self._check_sizes([new], loc_prefix=False)
+        return self._store(new, datetime.now(UTC))
+
+    async def add_many(self, news: Sequence[NewEvent]) -> list[Event]:
+        """Store several events, all or none."""
+        self._ensure_open()
+        self._check_sizes(news, loc_prefix=True)
+        now = datetime.now(UTC)
+        return [self._store(new, now) for new in news]
+
+    async def get(self, event_id: int) -> Event | None:
+        """The event, or ``None``."""
+        self._ensure_open()
+        event = self._events.get(event_id) if 0 < event_id <= MAX_EVENT_ID else None
+        return None if event is None else _copy(event)
+
+    async def update(self, event_id: int, patch: EventPatch) -> Event:
+        """Change the given fields."""
+        self._ensure_open()
+        current = self._events.get(event_id) if 0 < event_id <= MAX_EVENT_ID else None
+        if current is None:
+            raise NotFoundError(event_id)
+        self._check_sizes([patch], loc_prefix=False)
+        changes = copy.deepcopy(patch.changes())
+        updated = current.model_copy(update=changes)
+        self._events[event_id] = updated
+        return _copy(updated)
+
+    async def delete(self, event_id: int) -> None:
+        """Remove the event."""
+        self._ensure_open()
+        if not 0 < event_id <= MAX_EVENT_ID or self._events.pop(event_id, None) is None:
+            raise NotFoundError(event_id)
+
+    async def list(self, query: EventQuery | None = None) -> EventPage:
+        """One page of matching events."""
+        self._ensure_open()
+        query = query or EventQuery()
+        position = self._position(query)
+        matching = [e for e in self._events.values() if _matches(e, query)]
+        newest = query.order == "newest"
+        matching.sort(key=_sort_key, reverse=newest)
+        total: int | None = None
+        exact = False
+        if query.count == "exact":
+            total, exact = len(matching), True
+        elif query.count == "capped":
+            exact = len(matching) <= self.count_cap
+            total = len(matching) if exact else self.count_cap
+        if position is not None:
+            ts, last_id = position
+            if newest:
+                matching = [e for e in matching if (e.timestamp, e.id) < (ts, last_id)]
+            else:
+                matching = [e for e in matching if (e.timestamp, e.id) > (ts, last_id)]
+        start = query.offset
+        rows = [_copy(e) for e in matching[start : start + query.limit + 1]]
+        return self._page(query, rows, total, exact)
+
+    async def stats(self, query: EventFilter | None = None) -> EventStats:
+        """Counts over the matching events."""
+        self._ensure_open()
+        query = query or EventFilter()
+        matching = [e for e in self._events.values() if _matches(e, query)]
+        now = datetime.now(UTC)
+        hour_ago, day_ago = now - timedelta(hours=1), now - timedelta(days=1)
+        by_severity = Counter(e.severity for e in matching)
+        times = [e.timestamp for e in matching]
+        return EventStats(
+            total=len(matching),
+            by_severity={s: by_severity.get(s, 0) for s in Severity},
+            by_type=dict(Counter(e.event_type for e in matching)),
+            by_source=dict(Counter(e.source for e in matching if e.source is not None)),
+            last_hour=sum(1 for t in times if t >= hour_ago),
+            last_24h=sum(1 for t in times if t >= day_ago),
+            first_timestamp=min(times, default=None),
+            last_timestamp=max(times, default=None),
+        )
+
+    async def ping(self) -> None:
+        """Always answers while open."""
+        self._ensure_open()
+
+
+def _sort_key(event: Event) -> tuple[datetime, int]:
+    return event.timestamp, event.id
+
+
+def _copy(event: Event) -> Event:
+    """A copy whose details the caller may change without touching the store."""
+    if event.details is None:
+        return event
+    return event.model_copy(update={"details": copy.deepcopy(event.details)})
+
+
+def _matches(event: Event, f: EventFilter) -> bool:
+    if f.event_type is not None and event.event_type not in f.event_type:
+        return False
+    allowed: Callable[[Severity], bool] | None = None
+    severities = f.severities()
+    if severities is not None:
+        allowed = severities.__contains__
+    if allowed is not None and not allowed(event.severity):
+        return False
+    if f.source is not None and event.source != f.source:
+        return False
+    if f.since is not None and event.timestamp < f.since:
+        return False
+    return not (f.until is not None and event.timestamp >= f.until)

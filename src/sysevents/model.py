@@ -1,0 +1,448 @@
+"""The event model: what an event is, and every rule an event must keep.
+
+Every rule of the contract is enforced here, so that every backend rejects
+exactly the same input and nothing invalid ever reaches a store.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Annotated, Any, Literal, Self
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationInfo,
+    model_validator,
+)
+
+MAX_EVENT_ID = 2**63 - 1
+"""The largest id a store can assign (PostgreSQL ``bigint``)."""
+
+MAX_EVENT_TYPE_LENGTH = 50
+MAX_SOURCE_LENGTH = 100
+MAX_FUTURE = timedelta(days=1)
+# Integers in details are bounded so that every JSON library (and Python's own
+# int/str conversion limit) can read them back.
+_MAX_DETAILS_INT = 10**1000
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_FORBIDDEN_ANYWHERE = re.compile(r"[\x00\ud800-\udfff]")
+
+
+class Severity(StrEnum):
+    """How serious an event is, ordered ``debug < info < warning < error < critical``."""
+
+    DEBUG = "debug"
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+    CRITICAL = "critical"
+
+    @property
+    def rank(self) -> int:
+        """The position of this level, 0 for ``debug`` up to 4 for ``critical``."""
+        return _RANKS[self]
+
+    @classmethod
+    def at_least(cls, level: Severity | str) -> list[Severity]:
+        """Every level at or above ``level``, lowest first."""
+        floor = cls(level).rank
+        return [s for s in cls if s.rank >= floor]
+
+    def _cmp_rank(self, other: object) -> int | None:
+        if isinstance(other, str) and other in _RANKS:
+            return _RANKS[Severity(other)]
+        return None
+
+    def __lt__(self, other: object) -> bool:
+        rank = self._cmp_rank(other)
+        return NotImplemented if rank is None else self.rank < rank
+
+    def __le__(self, other: object) -> bool:
+        rank = self._cmp_rank(other)
+        return NotImplemented if rank is None else self.rank <= rank
+
+    def __gt__(self, other: object) -> bool:
+        rank = self._cmp_rank(other)
+        return NotImplemented if rank is None else self.rank > rank
+
+    def __ge__(self, other: object) -> bool:
+        rank = self._cmp_rank(other)
+        return NotImplemented if rank is None else self.rank >= rank
+
+    __hash__ = StrEnum.__hash__
+
+
+_RANKS = {s: i for i, s in enumerate(Severity)}
+
+
+@dataclass(frozen=True, slots=True)
+class EventLimits:
+    """The configurable size limits of an event."""
+
+    max_message_bytes: int = 64 * 1024
+    max_details_bytes: int = 64 * 1024
+    max_details_depth: int = 32
+
+
+DEFAULT_LIMITS = EventLimits()
+
+
+def _limits(info: ValidationInfo) -> EventLimits:
+    context = info.context
+    if isinstance(context, dict):
+        limits = context.get("limits")
+        if isinstance(limits, EventLimits):
+            return limits
+    return DEFAULT_LIMITS
+
+
+# -- field rules --------------------------------------------------------------
+
+
+def _no_nul_or_surrogate(value: str) -> str:
+    match = _FORBIDDEN_ANYWHERE.search(value)
+    if match:
+        what = "NUL characters" if match.group() == "\x00" else "unpaired surrogates"
+        raise ValueError(f"must not contain {what}")
+    return value
+
+
+def _label(value: str) -> str:
+    """Rules shared by ``event_type`` and ``source``: no control characters, not blank."""
+    _no_nul_or_surrogate(value)
+    if _CONTROL.search(value):
+        raise ValueError("must not contain control characters")
+    if not value.strip():
+        raise ValueError("must not be blank")
+    return value
+
+
+def _message(value: str, info: ValidationInfo) -> str:
+    _no_nul_or_surrogate(value)
+    limit = _limits(info).max_message_bytes
+    # A character is at most 4 bytes in UTF-8: most messages skip the encode.
+    if len(value) * 4 > limit and len(value.encode()) > limit:
+        raise ValueError(f"must be at most {limit} bytes in UTF-8")
+    return value
+
+
+def _json_copy(value: Any, max_depth: int) -> Any:
+    """Check that ``value`` is plain JSON PostgreSQL will store, and return a copy.
+
+    Iterative, so that absurd nesting is refused instead of exhausting the stack.
+    """
+    root: list[Any] = [None]
+    stack: list[tuple[Any, Any, Any, int, str]] = [(value, root, 0, 1, "")]
+    while stack:
+        item, parent, key, depth, path = stack.pop()
+        where = f" at {path}" if path else ""
+        if isinstance(item, dict):
+            if depth > max_depth:
+                raise ValueError(f"must be nested at most {max_depth} levels deep")
+            copy: Any = {}
+            for k, v in item.items():
+                if not isinstance(k, str):
+                    raise ValueError(f"object keys must be strings{where}")
+                try:
+                    _no_nul_or_surrogate(k)
+                except ValueError as exc:
+                    raise ValueError(f"key {k[:40]!r}{where}: {exc}") from None
+                stack.append((v, copy, k, depth + 1, f"{path}.{k}" if path else k))
+        elif isinstance(item, list | tuple):
+            if depth > max_depth:
+                raise ValueError(f"must be nested at most {max_depth} levels deep")
+            copy = [None] * len(item)
+            for i, v in enumerate(item):
+                stack.append((v, copy, i, depth + 1, f"{path}[{i}]"))
+        elif isinstance(item, str):
+            try:
+                copy = _no_nul_or_surrogate(item)
+            except ValueError as exc:
+                raise ValueError(f"string{where} {exc}") from None
+        elif item is None or isinstance(item, bool):
+            copy = item
+        elif isinstance(item, int):
+            if not -_MAX_DETAILS_INT < item < _MAX_DETAILS_INT:
+                raise ValueError(f"integer{where} is too large")
+            copy = int(item)
+        elif isinstance(item, float):
+            if not math.isfinite(item):
+                raise ValueError(f"number{where} must be finite")
+            copy = float(item)
+        else:
+            raise ValueError(f"value{where} of type {type(item).__name__} is not JSON")
+        parent[key] = copy
+    return root[0]
+
+
+def _details(value: dict[str, Any] | None, info: ValidationInfo) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    copied: dict[str, Any] = _json_copy(value, _limits(info).max_details_depth)
+    return copied
+
+
+def dump_details(details: dict[str, Any] | None) -> str | None:
+    """Serialize details as compact JSON text, the form that is stored and measured."""
+    if details is None:
+        return None
+    return json.dumps(details, ensure_ascii=False, separators=(",", ":"))
+
+
+def _parse_time(value: Any) -> Any:
+    """Accept a ``datetime`` or ISO 8601 text; a bare number is not a time."""
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, str):
+        if len(value) > 64:
+            raise ValueError("is not an ISO 8601 date-time")
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError("is not an ISO 8601 date-time") from None
+    raise ValueError("must be an ISO 8601 date-time string")
+
+
+def _to_utc(value: datetime) -> datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("must include a time zone offset")
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("is out of range once converted to UTC") from None
+
+
+def _not_far_future(value: datetime) -> datetime:
+    if value - datetime.now(UTC) > MAX_FUTURE:
+        raise ValueError("must not be more than a day in the future")
+    return value
+
+
+EventType = Annotated[
+    str,
+    Field(min_length=1, max_length=MAX_EVENT_TYPE_LENGTH, examples=["deploy"]),
+    AfterValidator(_label),
+]
+"""An event type: 1–50 characters, not blank, no control characters."""
+
+Source = Annotated[
+    str,
+    Field(min_length=1, max_length=MAX_SOURCE_LENGTH, examples=["billing-api"]),
+    AfterValidator(_label),
+]
+"""Where an event came from: up to 100 characters, no control characters."""
+
+Message = Annotated[str, Field(min_length=1, examples=["v1.2 is live"]), AfterValidator(_message)]
+"""A message: at least one character, at most the configured size, no NUL."""
+
+Details = Annotated[
+    dict[str, Any] | None,
+    Field(examples=[{"version": "1.2.0"}]),
+    AfterValidator(_details),
+]
+"""Free-form JSON object: PostgreSQL-safe, nested at most 32 deep, size-limited."""
+
+AwareDatetime = Annotated[datetime, BeforeValidator(_parse_time), AfterValidator(_to_utc)]
+"""An ISO 8601 date-time with an offset, converted to UTC."""
+
+Timestamp = Annotated[AwareDatetime, AfterValidator(_not_far_future)]
+"""When an event happened: aware, in range, at most a day ahead of now."""
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class _Validated(BaseModel):
+    """Shared behaviour of the inputs: strict fields and a measured details size."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=False)
+
+    _details_json: str | None = PrivateAttr(default=None)
+
+    def _measure(self, details: dict[str, Any] | None, info: ValidationInfo) -> None:
+        try:
+            text = dump_details(details)
+        except (ValueError, RecursionError) as exc:  # pragma: no cover - guarded above
+            raise ValueError(f"details: {exc}") from None
+        limit = _limits(info).max_details_bytes
+        if text is not None and len(text) * 4 > limit and len(text.encode()) > limit:
+            raise ValueError(f"details must be at most {limit} bytes as JSON")
+        self._details_json = text
+
+    @property
+    def details_json(self) -> str | None:
+        """The details as compact JSON text (what the store keeps), or ``None``."""
+        if self._details_json is None:
+            self._details_json = dump_details(getattr(self, "details", None))
+        return self._details_json
+
+
+class NewEvent(_Validated):
+    """An event to be stored; the store assigns its ``id`` and ``created_at``."""
+
+    event_type: EventType
+    severity: Severity = Severity.INFO
+    message: Message
+    details: Details = None
+    source: Source | None = None
+    timestamp: Timestamp = Field(default_factory=_now)
+
+    @model_validator(mode="after")
+    def _check_size(self, info: ValidationInfo) -> Self:
+        self._measure(self.details, info)
+        return self
+
+
+class Event(BaseModel):
+    """A stored event."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: int = Field(ge=1, le=MAX_EVENT_ID)
+    event_type: str
+    severity: Severity
+    message: str
+    details: dict[str, Any] | None
+    source: str | None
+    timestamp: datetime
+    created_at: datetime
+
+
+_PATCHABLE_NOT_NULL = ("event_type", "severity", "message", "timestamp")
+
+
+class EventPatch(_Validated):
+    """The fields of an event to change; fields left out stay as they are.
+
+    ``details`` and ``source`` may be set to ``None`` to clear them; the other
+    fields cannot be cleared.
+    """
+
+    event_type: EventType | None = None
+    severity: Severity | None = None
+    message: Message | None = None
+    details: Details = None
+    source: Source | None = None
+    timestamp: Timestamp | None = None
+
+    @model_validator(mode="after")
+    def _check(self, info: ValidationInfo) -> Self:
+        for name in _PATCHABLE_NOT_NULL:
+            if name in self.model_fields_set and getattr(self, name) is None:
+                raise ValueError(f"{name} cannot be null")
+        self._measure(self.details, info)
+        return self
+
+    def changes(self) -> dict[str, Any]:
+        """The fields that were given, by name."""
+        return {name: getattr(self, name) for name in self.model_fields_set}
+
+
+def _one_or_many(value: Any) -> Any:
+    if isinstance(value, str | Severity):
+        return [value]
+    return value
+
+
+Order = Literal["newest", "oldest"]
+CountMode = Literal["capped", "exact", "none"]
+
+
+class EventFilter(BaseModel):
+    """Which events a listing or a statistic covers; every filter is optional (AND)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    event_type: Annotated[
+        list[EventType] | None, BeforeValidator(_one_or_many), Field(max_length=100)
+    ] = None
+    severity: Annotated[
+        list[Severity] | None, BeforeValidator(_one_or_many), Field(max_length=5)
+    ] = None
+    min_severity: Severity | None = None
+    source: Source | None = None
+    since: AwareDatetime | None = None
+    until: AwareDatetime | None = None
+
+    def filter_key(self) -> str:
+        """A canonical text of the filters, equal for equal filters."""
+        parts = [
+            ",".join(sorted(self.event_type)) if self.event_type is not None else "*",
+            ",".join(sorted(s.value for s in self.severity)) if self.severity else "*",
+            self.min_severity.value if self.min_severity else "*",
+            self.source if self.source is not None else "*",
+            self.since.isoformat() if self.since else "*",
+            self.until.isoformat() if self.until else "*",
+        ]
+        return "\x1f".join(parts)
+
+    def severities(self) -> list[Severity] | None:
+        """The severity levels allowed by ``severity`` and ``min_severity`` together."""
+        allowed: list[Severity] | None = None
+        if self.severity is not None:
+            allowed = list(dict.fromkeys(self.severity))
+        if self.min_severity is not None:
+            floor = self.min_severity.rank
+            allowed = [s for s in (allowed or list(Severity)) if s.rank >= floor]
+        return allowed
+
+
+class EventQuery(EventFilter):
+    """A listing: filters, order, and one page by ``offset`` or by ``cursor``."""
+
+    order: Order = "newest"
+    limit: int = Field(default=50, ge=1, le=1000)
+    offset: int = Field(default=0, ge=0, le=MAX_EVENT_ID)
+    cursor: str | None = Field(default=None, min_length=1, max_length=512)
+    count: CountMode = "capped"
+
+    @model_validator(mode="after")
+    def _one_way_of_paging(self) -> Self:
+        if self.cursor is not None and self.offset:
+            raise ValueError("give either offset or cursor, not both")
+        return self
+
+
+class EventPage(BaseModel):
+    """One page of a listing.
+
+    ``total`` counts every matching event when ``total_exact`` is true; past the
+    count cap it is a lower bound (``total_exact`` false), and it is ``None``
+    when no count was asked for.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    items: list[Event]
+    limit: int
+    offset: int
+    next_cursor: str | None
+    total: int | None
+    total_exact: bool
+
+
+class EventStats(BaseModel):
+    """Counts over the events matching a filter."""
+
+    model_config = ConfigDict(frozen=True)
+
+    total: int
+    by_severity: dict[Severity, int]
+    by_type: dict[str, int]
+    by_source: dict[str, int]
+    last_hour: int
+    last_24h: int
+    first_timestamp: datetime | None
+    last_timestamp: datetime | None
