@@ -22,6 +22,7 @@ from pydantic import (
     Field,
     PrivateAttr,
     ValidationInfo,
+    field_validator,
     model_validator,
 )
 
@@ -152,6 +153,7 @@ def _json_copy(value: Any, max_depth: int) -> Any:
                 raise ValueError(f"must be nested at most {max_depth} levels deep")
             copy: Any = {}
             for k, v in item.items():
+                copy[k] = None  # keeps the key order; filled when popped
                 if not isinstance(k, str):
                     raise ValueError(f"object keys must be strings{where}")
                 try:
@@ -189,7 +191,11 @@ def _json_copy(value: Any, max_depth: int) -> Any:
 def _details(value: dict[str, Any] | None, info: ValidationInfo) -> dict[str, Any] | None:
     if value is None:
         return None
-    copied: dict[str, Any] = _json_copy(value, _limits(info).max_details_depth)
+    limits = _limits(info)
+    copied: dict[str, Any] = _json_copy(value, limits.max_details_depth)
+    text = dump_details(copied) or ""
+    if len(text) * 4 > limits.max_details_bytes and len(text.encode()) > limits.max_details_bytes:
+        raise ValueError(f"must be at most {limits.max_details_bytes} bytes as JSON")
     return copied
 
 
@@ -265,21 +271,11 @@ def _now() -> datetime:
 
 
 class _Validated(BaseModel):
-    """Shared behaviour of the inputs: strict fields and a measured details size."""
+    """Shared behaviour of the inputs: strict fields, details kept as JSON text too."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, validate_default=False)
 
     _details_json: str | None = PrivateAttr(default=None)
-
-    def _measure(self, details: dict[str, Any] | None, info: ValidationInfo) -> None:
-        try:
-            text = dump_details(details)
-        except (ValueError, RecursionError) as exc:  # pragma: no cover - guarded above
-            raise ValueError(f"details: {exc}") from None
-        limit = _limits(info).max_details_bytes
-        if text is not None and len(text) * 4 > limit and len(text.encode()) > limit:
-            raise ValueError(f"details must be at most {limit} bytes as JSON")
-        self._details_json = text
 
     @property
     def details_json(self) -> str | None:
@@ -298,11 +294,6 @@ class NewEvent(_Validated):
     details: Details = None
     source: Source | None = None
     timestamp: Timestamp = Field(default_factory=_now)
-
-    @model_validator(mode="after")
-    def _check_size(self, info: ValidationInfo) -> Self:
-        self._measure(self.details, info)
-        return self
 
 
 class Event(BaseModel):
@@ -337,13 +328,12 @@ class EventPatch(_Validated):
     source: Source | None = None
     timestamp: Timestamp | None = None
 
-    @model_validator(mode="after")
-    def _check(self, info: ValidationInfo) -> Self:
-        for name in _PATCHABLE_NOT_NULL:
-            if name in self.model_fields_set and getattr(self, name) is None:
-                raise ValueError(f"{name} cannot be null")
-        self._measure(self.details, info)
-        return self
+    @field_validator(*_PATCHABLE_NOT_NULL)
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("cannot be null")
+        return value
 
     def changes(self) -> dict[str, Any]:
         """The fields that were given, by name."""
@@ -377,16 +367,19 @@ class EventFilter(BaseModel):
     until: AwareDatetime | None = None
 
     def filter_key(self) -> str:
-        """A canonical text of the filters, equal for equal filters."""
-        parts = [
-            ",".join(sorted(self.event_type)) if self.event_type is not None else "*",
-            ",".join(sorted(s.value for s in self.severity)) if self.severity else "*",
-            self.min_severity.value if self.min_severity else "*",
-            self.source if self.source is not None else "*",
-            self.since.isoformat() if self.since else "*",
-            self.until.isoformat() if self.until else "*",
-        ]
-        return "\x1f".join(parts)
+        """A canonical text of the filters, equal exactly for equal filters."""
+        return json.dumps(
+            [
+                sorted(set(self.event_type)) if self.event_type is not None else None,
+                sorted({s.value for s in self.severity}) if self.severity is not None else None,
+                self.min_severity,
+                self.source,
+                self.since.isoformat() if self.since else None,
+                self.until.isoformat() if self.until else None,
+            ],
+            ensure_ascii=False,
+            separators=(",", ":"),
+        )
 
     def severities(self) -> list[Severity] | None:
         """The severity levels allowed by ``severity`` and ``min_severity`` together."""
