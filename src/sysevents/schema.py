@@ -1,0 +1,64 @@
+"""The ``system_events`` table, declared once; migrations and tests read it from here."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Identity,
+    Index,
+    MetaData,
+    String,
+    Table,
+    Text,
+    func,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+from .model import MAX_EVENT_TYPE_LENGTH, MAX_SOURCE_LENGTH, Severity
+
+SEVERITY_NAMES = tuple(s.value for s in Severity)
+"""The severity names the ``severity`` column accepts, lowest first."""
+
+metadata = MetaData(
+    naming_convention={
+        "pk": "pk_%(table_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    }
+)
+"""The metadata holding every table sysevents owns."""
+
+system_events = Table(
+    "system_events",
+    metadata,
+    Column("id", BigInteger, Identity(always=False), primary_key=True),
+    Column("event_type", String(MAX_EVENT_TYPE_LENGTH), nullable=False),
+    Column("severity", String(10), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("details", JSONB, nullable=True),
+    Column("source", String(MAX_SOURCE_LENGTH), nullable=True),
+    Column("timestamp", DateTime(timezone=True), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    CheckConstraint(
+        "severity IN (" + ", ".join(f"'{name}'" for name in SEVERITY_NAMES) + ")",
+        name="severity",
+    ),
+)
+"""One row per event; ``id`` is a 64-bit identity."""
+
+_c = system_events.c
+# Every listing orders by (timestamp, id): each index ends with both, descending,
+# so a filtered first page and a keyset page are index range scans.
+Index("ix_system_events_timestamp_id", _c.timestamp.desc(), _c.id.desc())
+Index(
+    "ix_system_events_type_severity_timestamp_id",
+    _c.event_type,
+    _c.severity,
+    _c.timestamp.desc(),
+    _c.id.desc(),
+)
+Index("ix_system_events_severity_timestamp_id", _c.severity, _c.timestamp.desc(), _c.id.desc())
+Index("ix_system_events_source_timestamp_id", _c.source, _c.timestamp.desc(), _c.id.desc())
