@@ -11,6 +11,7 @@ import math
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any, Literal, Self
 
@@ -181,11 +182,23 @@ def _json_copy(value: Any, max_depth: int) -> Any:
         elif isinstance(item, float):
             if not math.isfinite(item):
                 raise ValueError(f"number{where} must be finite")
-            copy = float(item)
+            copy = _like_postgres(float(item))
         else:
             raise ValueError(f"value{where} of type {type(item).__name__} is not JSON")
         parent[key] = copy
     return root[0]
+
+
+def _like_postgres(number: float) -> float | int:
+    """The number PostgreSQL's jsonb gives back, so every backend returns the same.
+
+    jsonb keeps numbers as decimals: ``-0.0`` comes back as ``0.0``, and a
+    float written with a positive exponent (``1e+16``) as the integer it spells.
+    """
+    text = repr(number)
+    if "e+" in text:
+        return int(Decimal(text))
+    return 0.0 if number == 0 else number
 
 
 def _details(value: dict[str, Any] | None, info: ValidationInfo) -> dict[str, Any] | None:

@@ -1,0 +1,169 @@
+"""Random sequences of operations: every backend must answer exactly as memory does."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    rule,
+    run_state_machine_as_test,
+)
+
+import sysevents
+from sysevents import Event, EventFilter, EventPatch, EventQuery, MemoryEventRepository, NewEvent
+from sysevents.model import MAX_EVENT_ID
+from tests.strategies import event_filters, new_events, patches, queries
+
+T = TypeVar("T")
+
+MACHINE_SETTINGS = settings(
+    max_examples=20,
+    stateful_step_count=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
+
+
+def comparable(event: Event | None) -> dict[str, Any] | None:
+    """What both stores must agree on: everything but the store's own clock."""
+    return None if event is None else event.model_dump(exclude={"created_at"})
+
+
+def make_machine(
+    open_other: Callable[[], sysevents.EventRepository],
+) -> type[RuleBasedStateMachine]:
+    class SameAnswers(RuleBasedStateMachine):
+        """Applies each operation to memory and to the other backend, compares answers."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            # Hypothesis has no async rules: one loop per run, the pool bound to it.
+            self.loop = asyncio.new_event_loop()
+            self.memory = MemoryEventRepository()
+            self.other = open_other()
+            self.run(self.other.open())
+            self.ids: list[int] = []
+
+        def run(self, coro: Coroutine[Any, Any, T]) -> T:
+            return self.loop.run_until_complete(coro)
+
+        def both(
+            self, call: Callable[[sysevents.EventRepository], Coroutine[Any, Any, T]]
+        ) -> tuple[Any, Any]:
+            answers = []
+            for repo in (self.memory, self.other):
+                try:
+                    answers.append(("ok", self.run(call(repo))))
+                except sysevents.SyseventsError as exc:
+                    answers.append(("error", type(exc).__name__))
+            return answers[0], answers[1]
+
+        def teardown(self) -> None:
+            try:
+                self.run(self.other.close())
+            finally:
+                self.loop.close()
+
+        def some_id(self, data: st.DataObject) -> int:
+            choices = st.sampled_from(self.ids) if self.ids else st.nothing()
+            return data.draw(
+                st.one_of(
+                    choices, st.integers(min_value=-2, max_value=60), st.just(MAX_EVENT_ID + 1)
+                )
+            )
+
+        @initialize()
+        def start_empty(self) -> None:
+            assert self.run(self.other.stats()).total == 0
+
+        @rule(new=new_events())
+        def add(self, new: NewEvent) -> None:
+            mine, theirs = self.both(lambda r: r.add(new))
+            assert comparable(mine[1]) == comparable(theirs[1])
+            self.ids.append(mine[1].id)
+
+        @rule(news=st.lists(new_events(), max_size=5))
+        def add_many(self, news: list[NewEvent]) -> None:
+            mine, theirs = self.both(lambda r: r.add_many(news))
+            assert [comparable(e) for e in mine[1]] == [comparable(e) for e in theirs[1]]
+            self.ids += [e.id for e in mine[1]]
+
+        @rule(data=st.data())
+        def get(self, data: st.DataObject) -> None:
+            event_id = self.some_id(data)
+            mine, theirs = self.both(lambda r: r.get(event_id))
+            assert comparable(mine[1]) == comparable(theirs[1])
+
+        @rule(data=st.data(), patch=patches())
+        def update(self, data: st.DataObject, patch: EventPatch) -> None:
+            event_id = self.some_id(data)
+            mine, theirs = self.both(lambda r: r.update(event_id, patch))
+            assert mine[0] == theirs[0]
+            if mine[0] == "ok":
+                assert comparable(mine[1]) == comparable(theirs[1])
+            else:
+                assert mine[1] == theirs[1] == "NotFoundError"
+
+        @rule(data=st.data())
+        def delete(self, data: st.DataObject) -> None:
+            event_id = self.some_id(data)
+            mine, theirs = self.both(lambda r: r.delete(event_id))
+            assert mine == theirs
+
+        @rule(query=queries(), follow=st.booleans())
+        def list(self, query: EventQuery, follow: bool) -> None:
+            mine, theirs = self.both(lambda r: r.list(query))
+            assert (mine[1].total, mine[1].total_exact) == (theirs[1].total, theirs[1].total_exact)
+            assert [comparable(e) for e in mine[1].items] == [
+                comparable(e) for e in theirs[1].items
+            ]
+            assert mine[1].next_cursor == theirs[1].next_cursor
+            if follow and mine[1].next_cursor:
+                nxt = query.model_copy(update={"cursor": mine[1].next_cursor, "offset": 0})
+                mine, theirs = self.both(lambda r: r.list(nxt))
+                assert [comparable(e) for e in mine[1].items] == [
+                    comparable(e) for e in theirs[1].items
+                ]
+
+        @rule(filters=event_filters)
+        def stats(self, filters: EventFilter) -> None:
+            mine, theirs = self.both(lambda r: r.stats(filters))
+            assert mine == theirs
+
+        @invariant()
+        def same_totals(self) -> None:
+            mine, theirs = self.both(lambda r: r.stats())
+            assert mine == theirs
+
+    return SameAnswers
+
+
+def run_machine(
+    open_other: Callable[[], sysevents.EventRepository], before_each: Callable[[], None]
+) -> None:
+    machine = make_machine(open_other)
+
+    def factory() -> RuleBasedStateMachine:
+        before_each()
+        return machine()
+
+    run_state_machine_as_test(factory, settings=MACHINE_SETTINGS)
+
+
+@pytest.mark.postgres
+def test_postgres_answers_like_memory(postgres_url: str) -> None:
+    import psycopg
+
+    def empty() -> None:
+        with psycopg.connect(postgres_url, autocommit=True) as conn:
+            conn.execute("TRUNCATE system_events RESTART IDENTITY")
+
+    run_machine(lambda: sysevents.connect(postgres_url), empty)
