@@ -1,0 +1,61 @@
+"""Options of the HTTP service that the library's ``Settings`` do not cover."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+
+from sysevents import ConfigurationError
+
+_ENV = {
+    "max_body_size": "SYSEVENTS_HTTP_MAX_BODY_SIZE",
+    "health_log_interval": "SYSEVENTS_HTTP_HEALTH_LOG_INTERVAL",
+    "store_timeout": "SYSEVENTS_HTTP_STORE_TIMEOUT",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class HttpOptions:
+    """Knobs of the REST service; each also read from ``SYSEVENTS_HTTP_<NAME>``.
+
+    ``max_body_size`` bytes per request body (a larger one is a 413);
+    ``health_log_interval`` seconds between two recorded health events of one
+    kind while the state stays the same; ``store_timeout`` seconds a request
+    waits for the store before it answers 503 (``None``: the library's
+    ``timeout`` plus one second).
+    """
+
+    max_body_size: int = 1024 * 1024
+    health_log_interval: float = 60.0
+    store_timeout: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.max_body_size < 1:
+            raise ConfigurationError("max_body_size must be at least 1 byte")
+        if self.health_log_interval < 0:
+            raise ConfigurationError("health_log_interval must not be negative")
+        if self.store_timeout is not None and not self.store_timeout > 0:
+            raise ConfigurationError("store_timeout must be positive")
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, **overrides: float | int | None
+    ) -> HttpOptions:
+        """Options from ``SYSEVENTS_HTTP_*`` variables, then ``overrides`` (``None`` skipped)."""
+        env = os.environ if environ is None else environ
+        values: dict[str, float | int] = {}
+        for field in fields(cls):
+            raw = env.get(_ENV[field.name], "")
+            if raw:
+                try:
+                    values[field.name] = int(raw) if field.name == "max_body_size" else float(raw)
+                except ValueError:
+                    raise ConfigurationError(
+                        f"{_ENV[field.name]} must be a number, not {raw!r}"
+                    ) from None
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        unknown = set(values) - set(_ENV)
+        if unknown:
+            raise ConfigurationError(f"unknown HTTP options: {', '.join(sorted(unknown))}")
+        return cls(**values)  # type: ignore[arg-type]

@@ -1,0 +1,66 @@
+"""OpenAPI document and doc pages whose assets are served locally (no CDN)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import RedocRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.spec import Tag
+from litestar.router import Router
+from litestar.static_files import create_static_files_router
+
+import sysevents
+
+SWAGGER_ASSETS = "/static/swagger-ui"
+REDOC_ASSETS = "/static/redoc"
+_HERE = Path(__file__).parent
+
+
+def _swagger_dir() -> Path:
+    from swagger_ui_bundle import swagger_ui_path
+
+    return Path(swagger_ui_path)
+
+
+def openapi_config() -> OpenAPIConfig:
+    """``/openapi.json``, Swagger UI at ``/docs`` and ReDoc at ``/redoc``."""
+    return OpenAPIConfig(
+        title="sysevents",
+        version=sysevents.__version__,
+        description="Record and query system events. Errors are RFC 9457 problem details.",
+        tags=[
+            Tag(name="events", description="Recording, querying and correcting events."),
+            Tag(name="health", description="Liveness of the service and of its store."),
+        ],
+        path="/",
+        render_plugins=[
+            SwaggerRenderPlugin(
+                path="/docs",
+                js_url=f"{SWAGGER_ASSETS}/swagger-ui-bundle.js",
+                css_url=f"{SWAGGER_ASSETS}/swagger-ui.css",
+                standalone_preset_js_url=f"{SWAGGER_ASSETS}/swagger-ui-standalone-preset.js",
+            ),
+            RedocRenderPlugin(
+                path="/redoc", js_url=f"{REDOC_ASSETS}/redoc.standalone.js", google_fonts=False
+            ),
+        ],
+    )
+
+
+def asset_routers() -> list[Router]:
+    """Routers serving the Swagger UI and ReDoc files shipped with the package."""
+    return [
+        create_static_files_router(
+            path=SWAGGER_ASSETS,
+            directories=[_swagger_dir()],
+            include_in_schema=False,
+            name="swagger_assets",
+        ),
+        create_static_files_router(
+            path=REDOC_ASSETS,
+            directories=[_HERE / "static" / "redoc"],
+            include_in_schema=False,
+            name="redoc_assets",
+        ),
+    ]

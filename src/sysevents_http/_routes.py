@@ -1,0 +1,327 @@
+"""The route handlers of the REST API (SPEC §4)."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from typing import Annotated, Any
+
+from litestar import Response, Router, delete, get, post, put, route
+from litestar.datastructures import ResponseHeader, State
+from litestar.di import Provide
+from litestar.exceptions import ValidationException
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import Parameter
+from litestar.status_codes import HTTP_200_OK, HTTP_204_NO_CONTENT
+
+import sysevents
+from sysevents import (
+    Event,
+    EventFilter,
+    EventPage,
+    EventPatch,
+    EventQuery,
+    EventStats,
+    NewEvent,
+    Severity,
+    StoreUnavailableError,
+)
+from sysevents.model import MAX_EVENT_ID, CountMode, Order
+
+from ._problems import PROBLEM_JSON, problem
+from ._schemas import DatabaseHealth, Health, Problem
+from ._service import EventService
+
+
+def _spec(description: str) -> ResponseSpec:
+    return ResponseSpec(data_container=Problem, description=description, media_type=PROBLEM_JSON)
+
+
+_400 = {400: _spec("A parameter or the body is invalid; `errors` names each bad field.")}
+_404 = {404: _spec("No event has this id.")}
+_413 = {413: _spec("The request body is larger than the configured limit.")}
+_415 = {415: _spec("The body is not sent as application/json.")}
+_503 = {503: _spec("The event store is unavailable; retry later.")}
+_500 = {500: _spec("An unexpected error (logged with its traceback).")}
+
+EventId = Annotated[
+    str,
+    Parameter(
+        description="The event id, an integer from 1 to 2^63-1; anything else is a 400.",
+        title="Event id",
+        schema_extra={"type": "integer", "format": "int64", "minimum": 1, "maximum": MAX_EVENT_ID},
+    ),
+]
+
+
+def parse_event_id(raw: str) -> int:
+    """The id in a path, or a 400 naming ``event_id`` unless it is an integer in 1..2^63-1."""
+    value = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 19 else 0
+    if not 1 <= value <= MAX_EVENT_ID:
+        raise ValidationException(
+            detail="invalid event id",
+            extra=[
+                {
+                    "key": "event_id",
+                    "message": "must be an integer from 1 to 9223372036854775807",
+                    "source": "path",
+                }
+            ],
+        )
+    return value
+
+
+Limit = Annotated[int, Parameter(ge=1, le=1000, description="Events per page (1-1000).")]
+Offset = Annotated[
+    int, Parameter(ge=0, le=MAX_EVENT_ID, description="Events to skip (paging by offset).")
+]
+TypeFilter = Annotated[
+    list[str] | None,
+    Parameter(description="Only these event types (repeat the parameter for several)."),
+]
+SeverityFilter = Annotated[
+    list[Severity] | None,
+    Parameter(description="Only these severities (repeat the parameter for several)."),
+]
+MinSeverity = Annotated[
+    Severity | None, Parameter(description="Only this severity and the ones above it.")
+]
+SourceFilter = Annotated[str | None, Parameter(description="Only events from this source.")]
+Since = Annotated[
+    datetime | None,
+    Parameter(description="Only events at or after this time (ISO 8601 with offset)."),
+]
+Until = Annotated[
+    datetime | None,
+    Parameter(description="Only events before this time (ISO 8601 with offset)."),
+]
+Cursor = Annotated[
+    str | None,
+    Parameter(
+        description="The `next_cursor` of the previous page (paging by keyset).",
+        min_length=1,
+        max_length=512,
+    ),
+]
+OrderParam = Annotated[Order, Parameter(description="`newest` first (default) or `oldest`.")]
+CountParam = Annotated[
+    CountMode,
+    Parameter(
+        description="`capped` (default) counts up to the cap, `exact` counts all, `none` skips."
+    ),
+]
+
+
+def _filters(
+    event_type: list[str] | None,
+    severity: list[Severity] | None,
+    min_severity: Severity | None,
+    source: str | None,
+    since: datetime | None,
+    until: datetime | None,
+) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "event_type": event_type,
+        "severity": severity,
+        "min_severity": min_severity,
+        "source": source,
+        "since": since,
+        "until": until,
+    }
+    return {k: v for k, v in values.items() if v is not None}
+
+
+@post(
+    "/api/events",
+    status_code=201,
+    summary="Record an event",
+    description="Stores one event and returns it with its `id` and `created_at`.",
+    response_headers=[
+        ResponseHeader(
+            name="Location", description="The URL of the new event.", documentation_only=True
+        )
+    ],
+    responses={**_400, **_413, **_415, **_503, **_500},
+    opt={"body_model": NewEvent},
+    tags=["events"],
+)
+async def create_event(data: NewEvent, service: EventService) -> Response[Event]:
+    """Store one event."""
+    event = await service.call(service.repository.add, data)
+    return Response(event, status_code=201, headers={"Location": f"/api/events/{event.id}"})
+
+
+@get(
+    "/api/events",
+    summary="List events",
+    description="One page of the events matching every filter given, newest first by default. "
+    "Page with `offset` or with `cursor` (the `next_cursor` of the previous page).",
+    responses={**_400, **_503, **_500},
+    tags=["events"],
+)
+async def list_events(
+    service: EventService,
+    event_type: TypeFilter = None,
+    severity: SeverityFilter = None,
+    min_severity: MinSeverity = None,
+    source: SourceFilter = None,
+    since: Since = None,
+    until: Until = None,
+    order: OrderParam = "newest",
+    limit: Limit = 50,
+    offset: Offset = 0,
+    cursor: Cursor = None,
+    count: CountParam = "capped",
+) -> EventPage:
+    """One page of matching events."""
+    query = EventQuery(
+        **_filters(event_type, severity, min_severity, source, since, until),
+        order=order,
+        limit=limit,
+        offset=offset,
+        cursor=cursor,
+        count=count,
+    )
+    return await service.call(service.repository.list, query)
+
+
+@get(
+    "/api/events/stats",
+    summary="Event statistics",
+    description="Counts over the events matching the filters (the same as the listing's).",
+    responses={**_400, **_503, **_500},
+    tags=["events"],
+)
+async def event_stats(
+    service: EventService,
+    event_type: TypeFilter = None,
+    severity: SeverityFilter = None,
+    min_severity: MinSeverity = None,
+    source: SourceFilter = None,
+    since: Since = None,
+    until: Until = None,
+) -> EventStats:
+    """Counts over matching events."""
+    query = EventFilter(**_filters(event_type, severity, min_severity, source, since, until))
+    return await service.call(service.repository.stats, query)
+
+
+@get(
+    "/api/events/{event_id:str}",
+    summary="Get an event",
+    responses={**_400, **_404, **_503, **_500},
+    tags=["events"],
+)
+async def get_event(event_id: EventId, service: EventService) -> Event:
+    """One event by id."""
+    wanted = parse_event_id(event_id)
+    event = await service.call(service.repository.get, wanted)
+    if event is None:
+        raise sysevents.NotFoundError(wanted)
+    return event
+
+
+@put(
+    "/api/events/{event_id:str}",
+    summary="Change an event",
+    description="Changes the fields given; the others stay. `details` and `source` may be "
+    "set to null to clear them. `id` and `created_at` never change.",
+    responses={**_400, **_404, **_413, **_415, **_503, **_500},
+    opt={"body_model": EventPatch},
+    tags=["events"],
+)
+async def update_event(event_id: EventId, data: EventPatch, service: EventService) -> Event:
+    """Apply a patch."""
+    return await service.call(service.repository.update, parse_event_id(event_id), data)
+
+
+@delete(
+    "/api/events/{event_id:str}",
+    status_code=HTTP_204_NO_CONTENT,
+    summary="Delete an event",
+    responses={**_400, **_404, **_503, **_500},
+    tags=["events"],
+)
+async def delete_event(event_id: EventId, service: EventService) -> None:
+    """Remove an event."""
+    await service.call(service.repository.delete, parse_event_id(event_id))
+
+
+@get(
+    "/api/health",
+    summary="Service health",
+    description="Always 200 while the process serves requests; never touches the store.",
+    tags=["health"],
+    responses={**_500},
+)
+async def health(service: EventService) -> Health:
+    """The service is up."""
+    service.note_health("health_check", "ok", {"uptime": service.uptime})
+    return Health(version=sysevents.__version__, uptime=service.uptime, cache=service.cache_stats())
+
+
+@get(
+    "/api/health/db",
+    summary="Store health",
+    description="Pings the store: 200 with the round-trip latency, or 503 when it is down.",
+    tags=["health"],
+    responses={**_503, **_500},
+)
+async def database_health(service: EventService) -> Response[DatabaseHealth]:
+    """The store answers."""
+    started = time.perf_counter()
+    try:
+        await service.call(service.repository.ping)
+    except StoreUnavailableError as exc:
+        service.note_health("db_health_check", "down", {"error": str(exc)})
+        return problem(  # type: ignore[return-value]
+            503, f"the event store is unavailable: {exc}", headers={"Retry-After": "5"}
+        )
+    latency = round((time.perf_counter() - started) * 1000, 3)
+    service.note_health("db_health_check", "ok", {"latency_ms": latency})
+    return Response(DatabaseHealth(latency_ms=latency), status_code=HTTP_200_OK)
+
+
+def _allow(methods: str) -> Any:
+    async def handler() -> Response[None]:
+        return Response(None, status_code=HTTP_204_NO_CONTENT, headers={"Allow": methods})
+
+    return handler
+
+
+# Litestar 2 answers OPTIONS on a path with several handlers with only one
+# handler's methods; these list them all.
+options_events = route(
+    "/api/events", http_method="OPTIONS", include_in_schema=False, name="options_events"
+)(_allow("GET, POST, OPTIONS"))
+options_event = route(
+    "/api/events/{event_id:str}",
+    http_method="OPTIONS",
+    include_in_schema=False,
+    name="options_event",
+)(_allow("GET, PUT, DELETE, OPTIONS"))
+
+
+def _service(state: State) -> EventService:
+    service: EventService = state.sysevents
+    return service
+
+
+api_router = Router(
+    path="/",
+    # The OPTIONS handlers come first so Litestar adds no partial one of its own.
+    route_handlers=[
+        options_events,
+        options_event,
+        create_event,
+        list_events,
+        event_stats,
+        get_event,
+        update_event,
+        delete_event,
+        health,
+        database_health,
+    ],
+    dependencies={"service": Provide(_service, sync_to_thread=False)},
+)
+"""Every API route, with the ``service`` dependency."""

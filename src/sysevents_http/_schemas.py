@@ -1,0 +1,45 @@
+"""Response bodies that exist only in the HTTP API (errors and health)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+
+class FieldError(BaseModel):
+    """One bad field of a request."""
+
+    field: str = Field(description="Dotted path of the field, or the parameter name.")
+    message: str = Field(description="What is wrong with it.")
+    type: str = Field(description="A machine-readable kind of error.")
+
+
+class Problem(BaseModel):
+    """An error, as RFC 9457 problem details (``application/problem+json``)."""
+
+    type: str = Field(default="about:blank", description="A URI naming the kind of problem.")
+    title: str = Field(description="The HTTP status, in words.")
+    status: int = Field(description="The HTTP status code.")
+    detail: str = Field(description="What went wrong, for a human.")
+    errors: list[FieldError] | None = Field(
+        default=None, description="Each bad field, for validation errors."
+    )
+
+
+class Health(BaseModel):
+    """The service is up; says nothing about the store."""
+
+    status: Literal["ok"] = "ok"
+    version: str
+    uptime: float = Field(description="Seconds since the service started.")
+    cache: dict[str, Any] | None = Field(
+        default=None, description="Cache counters, when a Redis cache is configured."
+    )
+
+
+class DatabaseHealth(BaseModel):
+    """The store answered a ping."""
+
+    status: Literal["ok"] = "ok"
+    latency_ms: float = Field(description="Round-trip time of the ping, in milliseconds.")

@@ -1,0 +1,188 @@
+"""The state the app keeps between requests: the repository, lifecycle events, throttles."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import socket
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import sysevents
+from sysevents import EventRepository, NewEvent, Settings, Severity, StoreUnavailableError
+
+from ._config import HttpOptions
+
+T = TypeVar("T")
+logger = logging.getLogger("sysevents_http")
+
+SOURCE = "sysevents_http"
+
+
+class EventService:
+    """Owns the repository of one app and records its lifecycle events.
+
+    The repository is created and opened in :meth:`start` (inside the app's
+    lifespan, on the app's own event loop) and closed in :meth:`stop`. A
+    repository handed in by the caller is used as it is and left open.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        options: HttpOptions,
+        repository: EventRepository | None = None,
+    ) -> None:
+        self.settings = settings
+        self.options = options
+        self._given = repository
+        self._repository: EventRepository | None = repository
+        self._opened = repository is not None
+        self._open_lock = asyncio.Lock()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._last_health: dict[str, tuple[float, str]] = {}
+        self.started_monotonic = time.monotonic()
+        self.store_timeout = options.store_timeout or settings.timeout + 1.0
+
+    @property
+    def uptime(self) -> float:
+        """Seconds since the service started."""
+        return round(time.monotonic() - self.started_monotonic, 3)
+
+    @property
+    def repository(self) -> EventRepository:
+        """The repository (created by :meth:`start` unless one was handed in)."""
+        if self._repository is None:
+            raise StoreUnavailableError("the service has not started")
+        return self._repository
+
+    # -- lifecycle --------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Create and open the repository, then record ``system_startup``."""
+        self.started_monotonic = time.monotonic()
+        self._open_lock = asyncio.Lock()
+        if self._given is None:
+            self._repository = sysevents.connect(settings=self.settings)
+            self._opened = False
+            await self._try_open()
+        await self.record(
+            "system_startup", Severity.INFO, "sysevents API started", self._host_details()
+        )
+
+    async def stop(self) -> None:
+        """Record ``system_shutdown``, finish pending records, close what we opened."""
+        try:
+            await self.record(
+                "system_shutdown", Severity.INFO, "sysevents API stopping", self._host_details()
+            )
+            if self._tasks:
+                _, pending = await asyncio.wait(self._tasks, timeout=self.store_timeout)
+                for task in pending:
+                    task.cancel()
+        finally:
+            if self._given is None and self._repository is not None:
+                await self._repository.close()
+
+    async def _try_open(self) -> bool:
+        async with self._open_lock:
+            if self._opened:
+                return True
+            try:
+                await asyncio.wait_for(self.repository.open(), self.store_timeout)
+            except Exception as exc:  # the app keeps serving; requests retry
+                logger.warning("the event store did not open (%s); will retry", exc)
+                return False
+            self._opened = True
+            return True
+
+    async def call(self, operation: Callable[..., Awaitable[T]], *args: Any) -> T:
+        """Run one repository call, failing with ``StoreUnavailableError`` past the timeout."""
+        if not self._opened and not await self._try_open():
+            raise StoreUnavailableError("the event store is not open")
+        try:
+            return await asyncio.wait_for(operation(*args), self.store_timeout)
+        except TimeoutError:
+            raise StoreUnavailableError(
+                f"the event store did not answer within {self.store_timeout:g} s"
+            ) from None
+
+    # -- lifecycle events ---------------------------------------------------------
+
+    def _host_details(self) -> dict[str, Any]:
+        return {
+            "version": sysevents.__version__,
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "uptime": self.uptime,
+        }
+
+    async def record(
+        self, event_type: str, severity: Severity, message: str, details: dict[str, Any]
+    ) -> bool:
+        """Store a lifecycle event, or print it to stdout as one JSON line when the store fails."""
+        new = NewEvent(
+            event_type=event_type,
+            severity=severity,
+            message=message,
+            details=details,
+            source=SOURCE,
+        )
+        try:
+            await self.call(self.repository.add, new)
+            return True
+        except Exception as exc:
+            line = new.model_dump(mode="json")
+            line["stored"] = False
+            line["error"] = f"{type(exc).__name__}: {exc}"
+            sys.stdout.write(json.dumps(line, ensure_ascii=False) + "\n")
+            sys.stdout.flush()
+            return False
+
+    def note_health(self, kind: str, state: str, details: dict[str, Any]) -> None:
+        """Record a health event in the background, at most once per interval per state."""
+        now = time.monotonic()
+        last = self._last_health.get(kind)
+        if (
+            last is not None
+            and last[1] == state
+            and now - last[0] < self.options.health_log_interval
+        ):
+            return
+        self._last_health[kind] = (now, state)
+        severity = Severity.INFO if state == "ok" else Severity.ERROR
+        message = f"{kind.replace('_', ' ')}: {state}"
+        task = asyncio.get_running_loop().create_task(
+            self._record_quietly(kind, severity, message, {**details, "state": state})
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _record_quietly(
+        self, kind: str, severity: Severity, message: str, details: dict[str, Any]
+    ) -> None:
+        await self.record(kind, severity, message, details)
+
+    def cache_stats(self) -> dict[str, Any] | None:
+        """The repository's cache counters, when it has a cache."""
+        stats = getattr(self._repository, "cache_stats", None)
+        if not callable(stats) or asyncio.iscoroutinefunction(stats):
+            return None
+        try:
+            value = stats()
+        except Exception:
+            return None
+        if isinstance(value, dict):
+            return value
+        dump = getattr(value, "_asdict", None) or getattr(value, "model_dump", None)
+        return dict(dump()) if callable(dump) else None
+
+
+def now_utc() -> datetime:
+    """The current time, aware, in UTC."""
+    return datetime.now(UTC)
