@@ -1,0 +1,519 @@
+"""A Redis cache in front of any event repository.
+
+Single events and stats are cached; listings are not. Correctness rests on
+generation tokens kept in Redis:
+
+* every cached value is stored together with the *epoch* token (one key for
+  the whole namespace) and the *generation* token (one key per event, one for
+  all stats) that were current when the reader looked, **before** it read the
+  inner store;
+* a reader fills the cache only through a script that checks both tokens are
+  still the ones it saw, so a slow reader cannot store a value older than a
+  write that has already invalidated;
+* a write invalidates **after** the inner store committed, by giving the
+  event's generation and the stats generation new random tokens;
+* a write that could not reach Redis is remembered; before the cache is used
+  again the epoch gets a new token, which orphans every older entry. Until
+  that succeeds the cache is bypassed.
+
+Tokens are random rather than counters, so a generation key that expires or is
+evicted can never come back with a value an old entry still carries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import functools
+import hashlib
+import json
+import logging
+import secrets
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Literal, Self, TypeVar, cast
+
+from redis.exceptions import RedisError
+
+from .errors import InvalidEventError, NotFoundError
+from .model import (
+    MAX_EVENT_ID,
+    Event,
+    EventFilter,
+    EventPage,
+    EventPatch,
+    EventQuery,
+    EventStats,
+    NewEvent,
+)
+from .repository import EventRepository
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+    from .settings import Settings
+
+__all__ = ["CACHE_FORMAT", "CacheStats", "CachedEventRepository"]
+
+logger = logging.getLogger("sysevents.cache")
+
+CACHE_FORMAT = 1
+"""Version of the layout of keys and values; bump it when either changes."""
+
+T = TypeVar("T")
+
+_FAILURES = (RedisError, OSError, TimeoutError)
+_NONE = b"-"  # the payload of a cached "no such event"
+
+# KEYS: epoch, generation, entry.  ARGV: epoch seen, generation seen (both ""
+# when absent), fresh tokens for either if absent, payload, entry TTL (ms),
+# generation TTL (ms, 0 = leave as is).
+_FILL = """
+local epoch = redis.call('GET', KEYS[1])
+local gen = redis.call('GET', KEYS[2])
+if (epoch or '') ~= ARGV[1] or (gen or '') ~= ARGV[2] then
+  return 0
+end
+if not epoch then
+  epoch = ARGV[3]
+  redis.call('SET', KEYS[1], epoch)
+end
+if not gen then
+  gen = ARGV[4]
+  redis.call('SET', KEYS[2], gen)
+end
+local ttl = tonumber(ARGV[6])
+local gen_ttl = tonumber(ARGV[7])
+if gen_ttl > 0 and redis.call('PTTL', KEYS[2]) < ttl then
+  redis.call('PEXPIRE', KEYS[2], gen_ttl)
+end
+redis.call('SET', KEYS[3], epoch .. '|' .. gen .. '|' .. ARGV[5], 'PX', ttl)
+return 1
+"""
+
+
+@functools.cache
+def _model_fingerprint() -> str:
+    schemas = [Event.model_json_schema(), EventStats.model_json_schema()]
+    text = json.dumps(schemas, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
+def _token() -> bytes:
+    return secrets.token_hex(8).encode()
+
+
+@dataclass(frozen=True, slots=True)
+class CacheStats:
+    """Counters of one cached repository since it was created."""
+
+    hits: int
+    misses: int
+    errors: int
+    bypassed: int
+    """Calls served without Redis because the breaker was open."""
+    coalesced: int
+    """Misses that waited for another caller's load instead of querying."""
+    breaker: Literal["closed", "open"]
+    """``open`` while Redis is being skipped after a failure."""
+
+
+class _Budget:
+    """How much Redis time one call may still spend."""
+
+    __slots__ = ("left",)
+
+    def __init__(self, seconds: float) -> None:
+        self.left = seconds
+
+
+@dataclass(frozen=True, slots=True)
+class _Keys:
+    generation: str
+    entry: str
+
+
+class CachedEventRepository:
+    """An :class:`EventRepository` that caches events and stats in Redis.
+
+    Redis failures never reach the caller: a failed or slow Redis call costs at
+    most ``call_budget`` seconds, opens a circuit breaker that skips Redis for
+    ``cooldown`` seconds at a time, and is logged once per outage on the
+    ``sysevents.cache`` logger.
+    """
+
+    def __init__(
+        self,
+        inner: EventRepository,
+        redis: Redis,
+        *,
+        prefix: str = "sysevents",
+        event_ttl: float = 300.0,
+        stats_ttl: float = 30.0,
+        call_budget: float = 0.2,
+        cooldown: float = 1.0,
+        version: str | None = None,
+    ) -> None:
+        self.inner = inner
+        self.redis = redis
+        self._event_ttl_ms = max(1, round(event_ttl * 1000))
+        self._stats_ttl_ms = max(1, round(stats_ttl * 1000))
+        self._budget = call_budget
+        self._cooldown = cooldown
+        ns = f"{prefix}:c{CACHE_FORMAT}-{version or _model_fingerprint()}"
+        self.namespace = ns
+        self._epoch_key = f"{ns}:epoch"
+        self._stats_generation_key = f"{ns}:stats:gen"
+        self._fill = redis.register_script(_FILL)
+        self._flights: dict[tuple[str, bytes, bytes], asyncio.Future[Any]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._repair_task: asyncio.Task[None] | None = None
+        self._breaker_open = False
+        self._missed = 0  # invalidations that did not reach Redis since the last epoch
+        self._closed = False
+        self._hits = self._misses = self._errors = self._bypassed = self._coalesced = 0
+
+    @classmethod
+    def from_settings(cls, inner: EventRepository, settings: Settings) -> CachedEventRepository:
+        """Wrap ``inner`` with a client for ``settings.redis_url`` tuned for a cache.
+
+        redis-py's defaults retry ten times with 5 s timeouts; a cache must
+        fail fast instead: short timeouts and a single immediate retry, which
+        rides over a connection left dead by a Redis restart.
+        """
+        from redis.asyncio import Redis
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
+
+        if not settings.redis_url:
+            raise ValueError("settings.redis_url is not set")
+        client = Redis.from_url(
+            settings.redis_url,
+            socket_timeout=settings.cache_timeout,
+            socket_connect_timeout=settings.cache_timeout,
+            retry=Retry(NoBackoff(), 1),
+        )
+        return cls(
+            inner,
+            client,
+            prefix=settings.cache_prefix,
+            event_ttl=settings.cache_event_ttl,
+            stats_ttl=settings.cache_stats_ttl,
+        )
+
+    # -- lifecycle -------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Open the inner repository; Redis is connected lazily."""
+        self._closed = False
+        await self.inner.open()
+
+    async def close(self) -> None:
+        """Close the inner repository and the Redis client; safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        pending = [*self._tasks, *self._flights.values()]
+        if self._repair_task is not None:
+            pending.append(self._repair_task)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        self._repair_task = None
+        try:
+            await self.inner.close()
+        finally:
+            await self.redis.aclose()
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    def cache_stats(self) -> CacheStats:
+        """The cache counters and the breaker state."""
+        return CacheStats(
+            hits=self._hits,
+            misses=self._misses,
+            errors=self._errors,
+            bypassed=self._bypassed,
+            coalesced=self._coalesced,
+            breaker="open" if self._breaker_open else "closed",
+        )
+
+    # -- reads -------------------------------------------------------------------
+
+    async def get(self, event_id: int) -> Event | None:
+        """The event, from the cache when it holds the current version."""
+        if not 0 < event_id <= MAX_EVENT_ID:
+            return await self.inner.get(event_id)
+        return await self._read(
+            self._event_keys(event_id),
+            lambda: self.inner.get(event_id),
+            _encode_event,
+            _decode_event,
+            self._event_ttl_ms,
+            2 * self._event_ttl_ms,
+        )
+
+    async def stats(self, query: EventFilter | None = None) -> EventStats:
+        """Stats for the filters of ``query``, cached per filter."""
+        digest = hashlib.sha256((query or EventFilter()).filter_key().encode()).hexdigest()[:32]
+        keys = _Keys(self._stats_generation_key, f"{self.namespace}:stats:{digest}")
+        return await self._read(
+            keys,
+            lambda: self.inner.stats(query),
+            _encode_stats,
+            EventStats.model_validate_json,
+            self._stats_ttl_ms,
+            0,
+        )
+
+    async def list(self, query: EventQuery | None = None) -> EventPage:
+        """A page, always from the inner repository."""
+        return await self.inner.list(query)
+
+    async def ping(self) -> None:
+        """Check the inner store; the cache being down is not the store being down."""
+        await self.inner.ping()
+
+    # -- writes ------------------------------------------------------------------
+
+    async def add(self, new: NewEvent) -> Event:
+        """Store one event, then invalidate its id (it may be cached as missing)."""
+        event = await self._write(self.inner.add(new), None)
+        await self._invalidate([event.id])
+        return event
+
+    async def add_many(self, news: Sequence[NewEvent]) -> builtins.list[Event]:
+        """Store several events, then invalidate their ids."""
+        events = await self._write(self.inner.add_many(news), None)
+        await self._invalidate([e.id for e in events])
+        return events
+
+    async def update(self, event_id: int, patch: EventPatch) -> Event:
+        """Change the event, then invalidate it and all stats."""
+        event = await self._write(self.inner.update(event_id, patch), [event_id])
+        await self._invalidate([event_id])
+        return event
+
+    async def delete(self, event_id: int) -> None:
+        """Remove the event, then invalidate it and all stats."""
+        await self._write(self.inner.delete(event_id), [event_id])
+        await self._invalidate([event_id])
+
+    async def _write(self, write: Awaitable[T], ids: Sequence[int] | None) -> T:
+        """Run an inner write; if its outcome is unknown, invalidate anyway."""
+        try:
+            return await write
+        except (InvalidEventError, NotFoundError):
+            raise  # nothing was written
+        except BaseException:
+            # The store may have committed before failing (or being cancelled):
+            # invalidate in the background, since this task may not await again.
+            # Unknown new ids of an add can only be covered by a new epoch.
+            self._spawn(self._invalidate(ids) if ids is not None else self._invalidate_all())
+            raise
+
+    # -- the cache machinery -------------------------------------------------------
+
+    def _event_keys(self, event_id: int) -> _Keys:
+        base = f"{self.namespace}:ev:{event_id}"
+        return _Keys(f"{base}:gen", base)
+
+    async def _read(
+        self,
+        keys: _Keys,
+        load: Callable[[], Awaitable[T]],
+        encode: Callable[[T], bytes],
+        decode: Callable[[bytes], T],
+        ttl_ms: int,
+        generation_ttl_ms: int,
+    ) -> T:
+        if self._breaker_open:
+            self._bypassed += 1
+            return await load()
+        budget = _Budget(self._budget)
+        try:
+            values = await self._call(
+                budget, self.redis.mget(self._epoch_key, keys.generation, keys.entry)
+            )
+            epoch, generation, entry = cast("builtins.list[bytes | None]", values)
+        except _FAILURES as exc:
+            self._fail(exc)
+            return await load()
+        epoch, generation = epoch or b"", generation or b""
+        if entry is not None:
+            parts = entry.split(b"|", 2)
+            if len(parts) == 3 and epoch and parts[0] == epoch and parts[1] == generation:
+                try:
+                    value = decode(parts[2])
+                except ValueError:
+                    self._errors += 1  # an unreadable entry is a miss, then replaced
+                else:
+                    self._hits += 1
+                    return value
+        self._misses += 1
+        # Callers that saw the same tokens may share one load: any write that
+        # returned before they looked had already changed the tokens.
+        flight_key = (keys.entry, epoch, generation)
+        flight = self._flights.get(flight_key)
+        if flight is None:
+            flight = asyncio.ensure_future(
+                self._load_and_fill(
+                    keys, epoch, generation, load, encode, ttl_ms, generation_ttl_ms, budget
+                )
+            )
+            self._flights[flight_key] = flight
+            flight.add_done_callback(lambda f: self._land(flight_key, f))
+        else:
+            self._coalesced += 1
+        result: T = await asyncio.shield(flight)
+        return result
+
+    def _land(self, key: tuple[str, bytes, bytes], flight: asyncio.Future[Any]) -> None:
+        if self._flights.get(key) is flight:
+            del self._flights[key]
+        if not flight.cancelled():
+            flight.exception()  # retrieved, even if every waiter was cancelled
+
+    async def _load_and_fill(
+        self,
+        keys: _Keys,
+        epoch: bytes,
+        generation: bytes,
+        load: Callable[[], Awaitable[T]],
+        encode: Callable[[T], bytes],
+        ttl_ms: int,
+        generation_ttl_ms: int,
+        budget: _Budget,
+    ) -> T:
+        value = await load()
+        if self._breaker_open:
+            return value
+        args: builtins.list[bytes | int] = [
+            epoch,
+            generation,
+            _token(),
+            _token(),
+            encode(value),
+            ttl_ms,
+            generation_ttl_ms,
+        ]
+        try:
+            await self._call(
+                budget,
+                self._fill(keys=[self._epoch_key, keys.generation, keys.entry], args=args),
+            )
+        except _FAILURES as exc:
+            self._fail(exc)
+        return value
+
+    async def _invalidate(self, ids: Sequence[int]) -> None:
+        """Give each event and the stats new generations; remember it on failure."""
+        if self._breaker_open:
+            self._missed += 1
+            return
+        ttl = 2 * self._event_ttl_ms
+        pipe = self.redis.pipeline(transaction=False)
+        for event_id in ids:
+            pipe.set(self._event_keys(event_id).generation, _token(), px=ttl)
+        pipe.set(self._stats_generation_key, _token())
+        try:
+            await self._call(_Budget(self._budget), pipe.execute())
+        except _FAILURES as exc:
+            self._missed += 1
+            self._fail(exc)
+
+    async def _invalidate_all(self) -> None:
+        """Give the epoch a new token, orphaning every entry."""
+        if self._breaker_open:
+            self._missed += 1
+            return
+        try:
+            await self._call(_Budget(self._budget), self.redis.set(self._epoch_key, _token()))
+        except _FAILURES as exc:
+            self._missed += 1
+            self._fail(exc)
+
+    async def _call(self, budget: _Budget, command: Awaitable[T]) -> T:
+        """Await one Redis command within what is left of the call's budget."""
+        loop = asyncio.get_running_loop()
+        if budget.left <= 0:
+            if asyncio.iscoroutine(command):
+                command.close()
+            raise TimeoutError("the call's Redis budget is spent")
+        start = loop.time()
+        try:
+            async with asyncio.timeout(budget.left):
+                return await command
+        finally:
+            budget.left -= loop.time() - start
+
+    def _fail(self, exc: BaseException) -> None:
+        """Count a Redis failure and open the breaker (warning once per outage)."""
+        self._errors += 1
+        if self._breaker_open or self._closed:
+            return
+        self._breaker_open = True
+        logger.warning(
+            "Redis cache unavailable (%s: %s); serving from the store until it returns",
+            type(exc).__name__,
+            exc,
+        )
+        self._repair_task = asyncio.get_running_loop().create_task(self._repair())
+
+    async def _repair(self) -> None:
+        """While the breaker is open, probe Redis every cool-down, then close it.
+
+        If invalidations were missed, the probe is a new epoch, so nothing
+        cached before or during the outage is served afterwards.
+        """
+        while True:
+            await asyncio.sleep(self._cooldown)
+            missed = self._missed
+            try:
+                if missed:
+                    await self._call(
+                        _Budget(self._budget), self.redis.set(self._epoch_key, _token())
+                    )
+                else:
+                    await self._call(_Budget(self._budget), self.redis.ping())
+            except _FAILURES:
+                self._errors += 1
+                continue
+            if self._missed != missed:
+                continue  # a write was skipped while probing: start a new epoch again
+            self._missed = 0
+            self._breaker_open = False
+            self._repair_task = None
+            logger.info("Redis cache available again")
+            return
+
+    def _spawn(self, work: Awaitable[None]) -> None:
+        async def run() -> None:
+            await work
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+def _encode_event(event: Event | None) -> bytes:
+    return _NONE if event is None else event.model_dump_json().encode()
+
+
+def _decode_event(payload: bytes) -> Event | None:
+    return None if payload == _NONE else Event.model_validate_json(payload)
+
+
+def _encode_stats(stats: EventStats) -> bytes:
+    return stats.model_dump_json().encode()
