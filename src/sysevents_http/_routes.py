@@ -8,10 +8,10 @@ from typing import Annotated, Any
 
 from litestar import Response, Router, delete, get, post, put, route
 from litestar.datastructures import ResponseHeader, State
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
 from litestar.exceptions import ValidationException
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import Parameter
+from litestar.params import JSONBody, PathParameter, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_204_NO_CONTENT
 
 import sysevents
@@ -46,7 +46,7 @@ _500 = {500: _spec("An unexpected error (logged with its traceback).")}
 
 EventId = Annotated[
     str,
-    Parameter(
+    PathParameter(
         description="The event id, an integer from 1 to 2^63-1; anything else is a 400.",
         title="Event id",
         schema_extra={"type": "integer", "format": "int64", "minimum": 1, "maximum": MAX_EVENT_ID},
@@ -71,42 +71,42 @@ def parse_event_id(raw: str) -> int:
     return value
 
 
-Limit = Annotated[int, Parameter(ge=1, le=1000, description="Events per page (1-1000).")]
+Limit = Annotated[int, QueryParameter(ge=1, le=1000, description="Events per page (1-1000).")]
 Offset = Annotated[
-    int, Parameter(ge=0, le=MAX_EVENT_ID, description="Events to skip (paging by offset).")
+    int, QueryParameter(ge=0, le=MAX_EVENT_ID, description="Events to skip (paging by offset).")
 ]
 TypeFilter = Annotated[
     list[str] | None,
-    Parameter(description="Only these event types (repeat the parameter for several)."),
+    QueryParameter(description="Only these event types (repeat the parameter for several)."),
 ]
 SeverityFilter = Annotated[
     list[Severity] | None,
-    Parameter(description="Only these severities (repeat the parameter for several)."),
+    QueryParameter(description="Only these severities (repeat the parameter for several)."),
 ]
 MinSeverity = Annotated[
-    Severity | None, Parameter(description="Only this severity and the ones above it.")
+    Severity | None, QueryParameter(description="Only this severity and the ones above it.")
 ]
-SourceFilter = Annotated[str | None, Parameter(description="Only events from this source.")]
+SourceFilter = Annotated[str | None, QueryParameter(description="Only events from this source.")]
 Since = Annotated[
     datetime | None,
-    Parameter(description="Only events at or after this time (ISO 8601 with offset)."),
+    QueryParameter(description="Only events at or after this time (ISO 8601 with offset)."),
 ]
 Until = Annotated[
     datetime | None,
-    Parameter(description="Only events before this time (ISO 8601 with offset)."),
+    QueryParameter(description="Only events before this time (ISO 8601 with offset)."),
 ]
 Cursor = Annotated[
     str | None,
-    Parameter(
+    QueryParameter(
         description="The `next_cursor` of the previous page (paging by keyset).",
         min_length=1,
         max_length=512,
     ),
 ]
-OrderParam = Annotated[Order, Parameter(description="`newest` first (default) or `oldest`.")]
+OrderParam = Annotated[Order, QueryParameter(description="`newest` first (default) or `oldest`.")]
 CountParam = Annotated[
     CountMode,
-    Parameter(
+    QueryParameter(
         description="`capped` (default) counts up to the cap, `exact` counts all, `none` skips."
     ),
 ]
@@ -145,7 +145,9 @@ def _filters(
     opt={"body_model": NewEvent},
     tags=["events"],
 )
-async def create_event(data: NewEvent, service: EventService) -> Response[Event]:
+async def create_event(
+    data: JSONBody[NewEvent], service: NamedDependency[EventService]
+) -> Response[Event]:
     """Store one event."""
     event = await service.call(service.repository.add, data)
     return Response(event, status_code=201, headers={"Location": f"/api/events/{event.id}"})
@@ -160,7 +162,7 @@ async def create_event(data: NewEvent, service: EventService) -> Response[Event]
     tags=["events"],
 )
 async def list_events(
-    service: EventService,
+    service: NamedDependency[EventService],
     event_type: TypeFilter = None,
     severity: SeverityFilter = None,
     min_severity: MinSeverity = None,
@@ -193,7 +195,7 @@ async def list_events(
     tags=["events"],
 )
 async def event_stats(
-    service: EventService,
+    service: NamedDependency[EventService],
     event_type: TypeFilter = None,
     severity: SeverityFilter = None,
     min_severity: MinSeverity = None,
@@ -212,7 +214,7 @@ async def event_stats(
     responses={**_400, **_404, **_503, **_500},
     tags=["events"],
 )
-async def get_event(event_id: EventId, service: EventService) -> Event:
+async def get_event(event_id: EventId, service: NamedDependency[EventService]) -> Event:
     """One event by id."""
     wanted = parse_event_id(event_id)
     event = await service.call(service.repository.get, wanted)
@@ -230,7 +232,9 @@ async def get_event(event_id: EventId, service: EventService) -> Event:
     opt={"body_model": EventPatch},
     tags=["events"],
 )
-async def update_event(event_id: EventId, data: EventPatch, service: EventService) -> Event:
+async def update_event(
+    event_id: EventId, data: JSONBody[EventPatch], service: NamedDependency[EventService]
+) -> Event:
     """Apply a patch."""
     return await service.call(service.repository.update, parse_event_id(event_id), data)
 
@@ -242,7 +246,7 @@ async def update_event(event_id: EventId, data: EventPatch, service: EventServic
     responses={**_400, **_404, **_503, **_500},
     tags=["events"],
 )
-async def delete_event(event_id: EventId, service: EventService) -> None:
+async def delete_event(event_id: EventId, service: NamedDependency[EventService]) -> None:
     """Remove an event."""
     await service.call(service.repository.delete, parse_event_id(event_id))
 
@@ -254,7 +258,7 @@ async def delete_event(event_id: EventId, service: EventService) -> None:
     tags=["health"],
     responses={**_500},
 )
-async def health(service: EventService) -> Health:
+async def health(service: NamedDependency[EventService]) -> Health:
     """The service is up."""
     service.note_health("health_check", "ok", {"uptime": service.uptime})
     return Health(version=sysevents.__version__, uptime=service.uptime, cache=service.cache_stats())
@@ -267,7 +271,7 @@ async def health(service: EventService) -> Health:
     tags=["health"],
     responses={**_503, **_500},
 )
-async def database_health(service: EventService) -> Response[DatabaseHealth]:
+async def database_health(service: NamedDependency[EventService]) -> Response[DatabaseHealth]:
     """The store answers."""
     started = time.perf_counter()
     try:
@@ -303,7 +307,7 @@ options_event = route(
 
 
 def _service(state: State) -> EventService:
-    service: EventService = state.sysevents
+    service: NamedDependency[EventService] = state.sysevents
     return service
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import os
@@ -179,6 +180,8 @@ class EventService:
             return None
         if isinstance(value, dict):
             return value
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            return dataclasses.asdict(value)
         dump = getattr(value, "_asdict", None) or getattr(value, "model_dump", None)
         return dict(dump()) if callable(dump) else None
 
