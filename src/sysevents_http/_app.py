@@ -51,10 +51,9 @@ class SyseventsPlugin(InitPlugin):
             await service.stop()
 
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
-        """Add the lifespan, the strict body decoding and the body size limit."""
+        """Add the lifespan and the strict body decoding."""
         app_config.lifespan = [*app_config.lifespan, self._lifespan]
         app_config.request_class = JSONRequest
-        app_config.request_max_body_size = self.options.max_body_size
         return app_config
 
 
@@ -85,6 +84,8 @@ def create_app(
         plugins=[SyseventsPlugin(settings, options, repository=repository)],
         exception_handlers=EXCEPTION_HANDLERS,
         openapi_config=openapi_config(),
+        # Litestar 2.25 ignores this when a plugin sets it in on_app_init.
+        request_max_body_size=options.max_body_size,
         logging_config=LoggingConfig(
             log_exceptions="always",
             disable_stack_trace=QUIET_EXCEPTIONS,
