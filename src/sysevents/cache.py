@@ -54,7 +54,7 @@ if TYPE_CHECKING:
 
     from .settings import Settings
 
-__all__ = ["CACHE_FORMAT", "CacheStats", "CachedEventRepository"]
+__all__ = ["CACHE_FORMAT", "CacheStats", "CachedEventRepository", "cache_client"]
 
 logger = logging.getLogger("sysevents.cache")
 
@@ -176,27 +176,12 @@ class CachedEventRepository:
 
     @classmethod
     def from_settings(cls, inner: EventRepository, settings: Settings) -> CachedEventRepository:
-        """Wrap ``inner`` with a client for ``settings.redis_url`` tuned for a cache.
-
-        redis-py's defaults retry ten times with 5 s timeouts; a cache must
-        fail fast instead: short timeouts and a single immediate retry, which
-        rides over a connection left dead by a Redis restart.
-        """
-        from redis.asyncio import Redis
-        from redis.asyncio.retry import Retry
-        from redis.backoff import NoBackoff
-
+        """Wrap ``inner`` with a client for ``settings.redis_url`` (see :func:`cache_client`)."""
         if not settings.redis_url:
             raise ValueError("settings.redis_url is not set")
-        client = Redis.from_url(
-            settings.redis_url,
-            socket_timeout=settings.cache_timeout,
-            socket_connect_timeout=settings.cache_timeout,
-            retry=Retry(NoBackoff(), 1),
-        )
         return cls(
             inner,
-            client,
+            cache_client(settings.redis_url, timeout=settings.cache_timeout),
             prefix=settings.cache_prefix,
             event_ttl=settings.cache_event_ttl,
             stats_ttl=settings.cache_stats_ttl,
@@ -505,6 +490,30 @@ class CachedEventRepository:
         task = asyncio.get_running_loop().create_task(run())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+
+def cache_client(url: str, *, timeout: float = 0.1, max_connections: int = 50) -> Redis:
+    """A Redis client tuned for a cache: fail fast rather than wait.
+
+    redis-py's defaults retry ten times with 5 s timeouts; here every socket
+    operation times out after ``timeout`` and a failed command is retried once,
+    immediately, which rides over a connection left dead by a Redis restart.
+    Callers beyond ``max_connections`` queue for a connection (at most
+    ``timeout``) instead of failing at once.
+    """
+    from redis.asyncio import BlockingConnectionPool, Redis
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+
+    pool = BlockingConnectionPool.from_url(
+        url,
+        max_connections=max_connections,
+        timeout=timeout,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        retry=Retry(NoBackoff(), 1),
+    )
+    return Redis.from_pool(pool)
 
 
 def _encode_event(event: Event | None) -> bytes:
