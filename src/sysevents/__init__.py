@@ -5,6 +5,7 @@
 """
 
 from ._connect import connect
+from .emitter import EmitterCounters, EventLogger
 from .errors import (
     ConfigurationError,
     ConflictError,
@@ -35,9 +36,11 @@ __version__ = "0.1.0"
 __all__ = [
     "ConfigurationError",
     "ConflictError",
+    "EmitterCounters",
     "Event",
     "EventFilter",
     "EventLimits",
+    "EventLogger",
     "EventPage",
     "EventPatch",
     "EventQuery",

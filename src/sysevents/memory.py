@@ -32,6 +32,7 @@ class MemoryEventRepository(RepositoryBase):
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
         self._events: dict[int, Event] = {}
+        self._keys: dict[str, int] = {}  # idempotency key -> id
         self._next_id = 1
 
     @classmethod
@@ -48,6 +49,9 @@ class MemoryEventRepository(RepositoryBase):
         self._closed = False
 
     def _store(self, new: NewEvent, now: datetime) -> Event:
+        key = new.idempotency_key
+        if key is not None and key in self._keys:
+            return _copy(self._events[self._keys[key]])
         event = Event.model_construct(
             id=self._next_id,
             event_type=new.event_type,
@@ -57,8 +61,11 @@ class MemoryEventRepository(RepositoryBase):
             source=new.source,
             timestamp=new.timestamp,
             created_at=now,
+            idempotency_key=key,
         )
         self._events[event.id] = event
+        if key is not None:
+            self._keys[key] = event.id
         self._next_id += 1
         return _copy(event)
 
@@ -96,8 +103,11 @@ class MemoryEventRepository(RepositoryBase):
     async def delete(self, event_id: int) -> None:
         """Remove the event."""
         self._ensure_open()
-        if not 0 < event_id <= MAX_EVENT_ID or self._events.pop(event_id, None) is None:
+        gone = self._events.pop(event_id, None) if 0 < event_id <= MAX_EVENT_ID else None
+        if gone is None:
             raise NotFoundError(event_id)
+        if gone.idempotency_key is not None:
+            del self._keys[gone.idempotency_key]
 
     async def list(self, query: EventQuery | None = None) -> EventPage:
         """One page of matching events."""

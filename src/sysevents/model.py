@@ -279,6 +279,14 @@ Timestamp = Annotated[AwareDatetime, AfterValidator(_not_far_future)]
 """When an event happened: aware, in range, at most a day ahead of now."""
 
 
+IdempotencyKey = Annotated[
+    str,
+    Field(min_length=1, max_length=100, examples=["3f2c9a1e-request-17"]),
+    AfterValidator(_label),
+]
+"""A client-chosen key: the store keeps at most one event per key."""
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -307,6 +315,7 @@ class NewEvent(_Validated):
     details: Details = None
     source: Source | None = None
     timestamp: Timestamp = Field(default_factory=_now)
+    idempotency_key: IdempotencyKey | None = None
 
 
 class Event(BaseModel):
@@ -322,6 +331,7 @@ class Event(BaseModel):
     source: str | None
     timestamp: datetime
     created_at: datetime
+    idempotency_key: str | None = None
 
 
 _PATCHABLE_NOT_NULL = ("event_type", "severity", "message", "timestamp")

@@ -199,6 +199,49 @@ class EventRepositoryConformance:
         assert info.value.errors[0]["loc"] == ("details",)
         assert (await repo.list()).total == 0
 
+    # -- idempotency ------------------------------------------------------------
+
+    async def test_idempotency_key_stores_once(self, repo: EventRepository) -> None:
+        first = await repo.add(new(message="original", idempotency_key="k-1"))
+        assert first.idempotency_key == "k-1"
+        replay = await repo.add(new(message="replayed", idempotency_key="k-1"))
+        assert replay == first
+        other = await repo.add(new(message="other", idempotency_key="k-2"))
+        assert other.id != first.id
+        plain = await repo.add_many([new(), new()])
+        assert plain[0].id != plain[1].id
+        assert (await repo.stats()).total == 4
+
+    async def test_idempotency_keys_in_a_batch(self, repo: EventRepository) -> None:
+        stored = await repo.add(new(message="before", idempotency_key="a"))
+        events = await repo.add_many(
+            [
+                new(message="x", idempotency_key="a"),
+                new(message="y", idempotency_key="b"),
+                new(message="z", idempotency_key="b"),
+                new(message="w"),
+            ]
+        )
+        assert events[0] == stored
+        assert events[1] == events[2]
+        assert events[1].message == "y"
+        assert events[3].idempotency_key is None
+        assert (await repo.stats()).total == 3
+
+    async def test_a_deleted_event_frees_its_key(self, repo: EventRepository) -> None:
+        first = await repo.add(new(idempotency_key="k"))
+        await repo.delete(first.id)
+        again = await repo.add(new(message="again", idempotency_key="k"))
+        assert again.id != first.id
+        assert again.message == "again"
+
+    async def test_concurrent_adds_with_one_key(self, repo: EventRepository) -> None:
+        events = await asyncio.gather(
+            *(repo.add(new(message=str(i), idempotency_key="same")) for i in range(20))
+        )
+        assert len({e.id for e in events}) == 1
+        assert (await repo.stats()).total == 1
+
     # -- update -------------------------------------------------------------------
 
     async def test_update_changes_only_given_fields(self, repo: EventRepository) -> None:
@@ -230,7 +273,7 @@ class EventRepositoryConformance:
             timestamp=when,
         )
         updated = await repo.update(event.id, patch)
-        assert updated.model_dump(exclude={"id", "created_at"}) == {
+        assert updated.model_dump(exclude={"id", "created_at", "idempotency_key"}) == {
             "event_type": "other",
             "severity": Severity.CRITICAL,
             "message": "new",
