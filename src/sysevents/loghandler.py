@@ -1,0 +1,150 @@
+"""A standard-library ``logging.Handler`` that records log records as events."""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import threading
+import traceback
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+_STANDARD_ATTRS = frozenset(
+    vars(logging.LogRecord("", 0, "", 0, "", None, None)).keys()
+    | {"message", "asctime", "taskName"}
+)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_NUL_OR_SURROGATE = re.compile(r"[\x00\ud800-\udfff]")
+_MAX_DEPTH = 8
+_MAX_VALUE_CHARS = 4_000
+_MAX_TRACEBACK_CHARS = 16_000
+
+
+class _Emitter(Protocol):
+    def emit(
+        self,
+        event_type: str,
+        message: str,
+        *,
+        severity: str = ...,
+        details: dict[str, Any] | None = ...,
+        source: str | None = ...,
+        timestamp: datetime | None = ...,
+    ) -> bool: ...
+
+
+def severity_of(levelno: int) -> str:
+    """The event severity of a logging level (levels in between round down)."""
+    if levelno >= logging.CRITICAL:
+        return "critical"
+    if levelno >= logging.ERROR:
+        return "error"
+    if levelno >= logging.WARNING:
+        return "warning"
+    if levelno >= logging.INFO:
+        return "info"
+    return "debug"
+
+
+class EventLogHandler(logging.Handler):
+    """Turns log records into events through an ``EventLogger``; never blocks, never raises.
+
+    Level → severity, logger name → ``source``, ``extra={...}`` → details
+    (values that are not JSON become their ``repr``), exception info →
+    ``details["exception"]`` with the traceback. ``extra={"event_type": …}``
+    overrides the handler's ``event_type``. Records of sysevents' own loggers,
+    and records logged while this handler is already handling one on the same
+    thread, are skipped, so the handler can never feed itself.
+    """
+
+    def __init__(
+        self,
+        emitter: _Emitter,
+        *,
+        level: int = logging.NOTSET,
+        event_type: str = "log",
+        max_message_chars: int = 16_000,
+    ) -> None:
+        super().__init__(level)
+        self.emitter = emitter
+        self.event_type = event_type
+        self.max_message_chars = max_message_chars
+        self._busy = threading.local()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Queue the record as an event."""
+        if record.name == "sysevents" or record.name.startswith("sysevents."):
+            return
+        if getattr(self._busy, "active", False):
+            return
+        self._busy.active = True
+        try:
+            self.emitter.emit(**self.event_fields(record))
+        except Exception:
+            self.handleError(record)
+        finally:
+            self._busy.active = False
+
+    def event_fields(self, record: logging.LogRecord) -> dict[str, Any]:
+        """The keyword arguments of ``emit()`` for this record."""
+        details: dict[str, Any] = {}
+        event_type = self.event_type
+        for key, value in vars(record).items():
+            if key in _STANDARD_ATTRS:
+                continue
+            if key == "event_type" and isinstance(value, str) and value.strip():
+                event_type = _label(value, 50)
+                continue
+            details[_text(str(key))] = _json_safe(value, 1)
+        if record.exc_info and record.exc_info[0] is not None:
+            exc_type, exc, tb = record.exc_info
+            details["exception"] = {
+                "type": exc_type.__name__,
+                "message": _text(str(exc)[:_MAX_VALUE_CHARS]),
+                "traceback": _text(
+                    "".join(traceback.format_exception(exc_type, exc, tb))[-_MAX_TRACEBACK_CHARS:]
+                ),
+            }
+        elif record.exc_text:
+            details["exception"] = {"traceback": _text(record.exc_text[-_MAX_TRACEBACK_CHARS:])}
+        if record.stack_info:
+            details["stack"] = _text(record.stack_info[-_MAX_TRACEBACK_CHARS:])
+        details["location"] = f"{record.pathname}:{record.lineno}"
+        message = _text(record.getMessage())[: self.max_message_chars] or "(empty message)"
+        return {
+            "event_type": event_type,
+            "message": message,
+            "severity": severity_of(record.levelno),
+            "details": details,
+            "source": _label(record.name or "root", 100),
+            "timestamp": datetime.fromtimestamp(record.created, UTC),
+        }
+
+
+def _text(value: str) -> str:
+    """Text PostgreSQL can store: NUL and unpaired surrogates become U+FFFD."""
+    return _NUL_OR_SURROGATE.sub("\ufffd", value)
+
+
+def _label(value: str, size: int) -> str:
+    cleaned = _CONTROL.sub("?", _text(value))[:size]
+    return cleaned if cleaned.strip() else "?"
+
+
+def _json_safe(value: Any, depth: int) -> Any:
+    if value is None or isinstance(value, bool | int):
+        return value if not isinstance(value, int) or abs(value) < 10**300 else repr(value)
+    if isinstance(value, float):
+        return value if math.isfinite(value) else repr(value)
+    if isinstance(value, str):
+        return _text(value[:_MAX_VALUE_CHARS])
+    if depth < _MAX_DEPTH:
+        if isinstance(value, dict):
+            return {_text(str(k)): _json_safe(v, depth + 1) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [_json_safe(v, depth + 1) for v in value]
+    try:
+        return _text(repr(value)[:_MAX_VALUE_CHARS])
+    except Exception:
+        return f"<unrepresentable {type(value).__name__}>"
