@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime
 from typing import Annotated, Any
 
 from litestar import Response, Router, delete, get, post, put, route
@@ -87,13 +86,21 @@ MinSeverity = Annotated[
     Severity | None, QueryParameter(description="Only this severity and the ones above it.")
 ]
 SourceFilter = Annotated[str | None, QueryParameter(description="Only events from this source.")]
+# Times stay text until the model reads them: a bare number is not a time, and
+# the framework's lax parsing would take one as seconds since the epoch.
 Since = Annotated[
-    datetime | None,
-    QueryParameter(description="Only events at or after this time (ISO 8601 with offset)."),
+    str | None,
+    QueryParameter(
+        description="Only events at or after this time (ISO 8601 with offset).",
+        schema_extra={"format": "date-time"},
+    ),
 ]
 Until = Annotated[
-    datetime | None,
-    QueryParameter(description="Only events before this time (ISO 8601 with offset)."),
+    str | None,
+    QueryParameter(
+        description="Only events before this time (ISO 8601 with offset).",
+        schema_extra={"format": "date-time"},
+    ),
 ]
 Cursor = Annotated[
     str | None,
@@ -117,8 +124,8 @@ def _filters(
     severity: list[Severity] | None,
     min_severity: Severity | None,
     source: str | None,
-    since: datetime | None,
-    until: datetime | None,
+    since: str | None,
+    until: str | None,
 ) -> dict[str, Any]:
     values: dict[str, Any] = {
         "event_type": event_type,
