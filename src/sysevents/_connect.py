@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
-from typing import Any
+from collections.abc import Iterator, Sequence
+from types import TracebackType
+from typing import Any, Self
 from urllib.parse import urlsplit
 
 from .errors import ConfigurationError
+from .model import Event, EventFilter, EventPage, EventPatch, EventQuery, EventStats, NewEvent
 from .repository import EventRepository
 from .settings import Settings
+
+# Set only by sysevents.testing: the repository every connect() returns.
+_default: EventRepository | None = None
 
 # scheme -> (module, class, extra that installs its drivers)
 _BACKENDS: dict[str, tuple[str, str, str | None]] = {
@@ -43,6 +50,8 @@ def connect(
     With ``redis_url`` (or ``SYSEVENTS_REDIS_URL``) the Redis cache wraps it.
     Other keyword arguments override any field of :class:`Settings`.
     """
+    if _default is not None:
+        return _Borrowed(_default)
     overrides = {"database_url": url, "redis_url": redis_url, **options}
     if settings is None:
         settings = Settings.from_env(**overrides)
@@ -64,3 +73,70 @@ def connect(
         cache = _load("sysevents.cache", "CachedEventRepository", "redis")
         repo = cache.from_settings(repo, settings)
     return repo
+
+
+@contextlib.contextmanager
+def default_repository(repo: EventRepository) -> Iterator[EventRepository]:
+    """Make every ``connect()`` return ``repo`` (borrowed: closing it there does nothing)."""
+    global _default
+    previous, _default = _default, repo
+    try:
+        yield repo
+    finally:
+        _default = previous
+
+
+class _Borrowed:
+    """A repository lent out by ``default_repository``: its owner opens and closes it."""
+
+    def __init__(self, repo: EventRepository) -> None:
+        self._repo = repo
+
+    async def open(self) -> None:
+        """Nothing to do: the owner opened it."""
+
+    async def close(self) -> None:
+        """Nothing to do: the owner closes it."""
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        return None
+
+    async def add(self, new: NewEvent) -> Event:
+        """Store one event."""
+        return await self._repo.add(new)
+
+    async def add_many(self, news: Sequence[NewEvent]) -> list[Event]:
+        """Store several events."""
+        return await self._repo.add_many(news)
+
+    async def get(self, event_id: int) -> Event | None:
+        """The event, or ``None``."""
+        return await self._repo.get(event_id)
+
+    async def list(self, query: EventQuery | None = None) -> EventPage:
+        """One page of events."""
+        return await self._repo.list(query)
+
+    async def update(self, event_id: int, patch: EventPatch) -> Event:
+        """Change the given fields."""
+        return await self._repo.update(event_id, patch)
+
+    async def delete(self, event_id: int) -> None:
+        """Remove the event."""
+        await self._repo.delete(event_id)
+
+    async def stats(self, query: EventFilter | None = None) -> EventStats:
+        """Counts over matching events."""
+        return await self._repo.stats(query)
+
+    async def ping(self) -> None:
+        """Check the store answers."""
+        await self._repo.ping()
