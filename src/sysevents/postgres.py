@@ -131,8 +131,10 @@ class PostgresEventRepository(RepositoryBase):
     ``timeout`` bounds every call: waiting for a pooled connection, the
     statement itself (``statement_timeout``) and connecting. A database that is
     down or too slow raises ``StoreUnavailableError``; the pool reconnects by
-    itself when it returns. ``prepare_threshold=None`` suits PgBouncer in
-    transaction mode.
+    itself when it returns. ``reconnect_timeout`` is how long the pool retries a
+    lost connection in the background (with growing pauses) before leaving it
+    to the next request: kept short, so that recovery does not wait out a long
+    pause. ``prepare_threshold=None`` suits PgBouncer in transaction mode.
     """
 
     def __init__(
@@ -142,7 +144,7 @@ class PostgresEventRepository(RepositoryBase):
         min_size: int = 2,
         max_size: int = 10,
         timeout: float = 5.0,
-        reconnect_timeout: float = 30.0,
+        reconnect_timeout: float = 5.0,
         prepare_threshold: int | None = 5,
         **options: Any,
     ) -> None:
