@@ -1,0 +1,256 @@
+"""Migrations build exactly the schema in ``sysevents.schema``, from a checkout or a wheel."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import sys
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+
+from sysevents import ConfigurationError, StoreUnavailableError
+from sysevents.cli import main
+from sysevents.migrate import downgrade, find_migrations, upgrade
+from sysevents.schema import metadata
+
+pytestmark = pytest.mark.postgres
+
+VERSION_TABLE = "sysevents_alembic_version"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def fresh_url(test_databases: Any) -> str:
+    url: str = test_databases.create(migrate=False)
+    return url
+
+
+@pytest.fixture
+def engine(fresh_url: str) -> Iterator[sa.Engine]:
+    eng = sa.create_engine(fresh_url.replace("postgresql://", "postgresql+psycopg://", 1))
+    yield eng
+    eng.dispose()
+
+
+def _tables(url: str) -> set[str]:
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'"
+        ).fetchall()
+    return {r[0] for r in rows}
+
+
+def _drift(engine: sa.Engine) -> list[Any]:
+    with engine.connect() as conn:
+        context = MigrationContext.configure(
+            conn,
+            opts={
+                "version_table": VERSION_TABLE,
+                "compare_type": True,
+                "compare_server_default": True,
+            },
+        )
+        diff: list[Any] = compare_metadata(context, metadata)
+        return diff
+
+
+def test_upgrade_downgrade_upgrade(fresh_url: str) -> None:
+    upgrade(fresh_url)
+    assert {"system_events", VERSION_TABLE} <= _tables(fresh_url)
+    upgrade(fresh_url)  # already at head: nothing to do
+    downgrade(fresh_url, "base")
+    assert "system_events" not in _tables(fresh_url)
+    upgrade(fresh_url)
+    assert "system_events" in _tables(fresh_url)
+    with psycopg.connect(fresh_url) as conn:
+        row = conn.execute(f"SELECT version_num FROM {VERSION_TABLE}").fetchone()
+    assert row == ("0001",)
+
+
+def test_migrations_match_the_metadata(fresh_url: str, engine: sa.Engine) -> None:
+    upgrade(fresh_url)
+    assert _drift(engine) == []
+
+
+def test_drift_would_be_noticed(fresh_url: str, engine: sa.Engine) -> None:
+    upgrade(fresh_url)
+    with psycopg.connect(fresh_url, autocommit=True) as conn:
+        conn.execute("DROP INDEX ix_system_events_severity_timestamp_id")
+        conn.execute("ALTER TABLE system_events ALTER COLUMN source TYPE varchar(200)")
+    kinds = {str(d[0][0] if isinstance(d, list) else d[0]) for d in _drift(engine)}
+    assert {"add_index", "modify_type"} <= kinds
+
+
+def test_other_tables_are_left_alone(fresh_url: str, engine: sa.Engine) -> None:
+    with psycopg.connect(fresh_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE someone_elses (id int)")
+        conn.execute("CREATE TABLE alembic_version (version_num varchar(32))")
+        conn.execute("INSERT INTO alembic_version VALUES ('their-own')")
+    upgrade(fresh_url)
+    downgrade(fresh_url, "base")
+    assert {"someone_elses", "alembic_version"} <= _tables(fresh_url)
+
+
+def test_columns_and_types(fresh_url: str) -> None:
+    upgrade(fresh_url)
+    with psycopg.connect(fresh_url) as conn:
+        rows = conn.execute(
+            "SELECT column_name, data_type, character_maximum_length, is_nullable, "
+            "is_identity, column_default FROM information_schema.columns "
+            "WHERE table_name = 'system_events' ORDER BY ordinal_position"
+        ).fetchall()
+    columns = {r[0]: r[1:] for r in rows}
+    assert list(columns) == [
+        "id",
+        "event_type",
+        "severity",
+        "message",
+        "details",
+        "source",
+        "timestamp",
+        "created_at",
+    ]
+    assert columns["id"][:4] == ("bigint", None, "NO", "YES")
+    assert columns["event_type"][:3] == ("character varying", 50, "NO")
+    assert columns["message"][:3] == ("text", None, "NO")
+    assert columns["details"][:3] == ("jsonb", None, "YES")
+    assert columns["source"][:3] == ("character varying", 100, "YES")
+    assert columns["timestamp"][:3] == ("timestamp with time zone", None, "NO")
+    assert columns["created_at"][:3] == ("timestamp with time zone", None, "NO")
+    assert columns["created_at"][4] == "now()"
+
+
+def test_severity_is_restricted_to_the_five_names(fresh_url: str) -> None:
+    upgrade(fresh_url)
+    insert = 'INSERT INTO system_events (event_type, severity, message, "timestamp") '
+    with psycopg.connect(fresh_url, autocommit=True) as conn:
+        for name in ("debug", "info", "warning", "error", "critical"):
+            conn.execute(insert + "VALUES ('t', %s, 'm', now())", (name,))
+        for bad in ("INFO", "fatal", ""):
+            with pytest.raises(psycopg.errors.CheckViolation):
+                conn.execute(insert + "VALUES ('t', %s, 'm', now())", (bad,))
+
+
+def test_indexes(fresh_url: str) -> None:
+    upgrade(fresh_url)
+    with psycopg.connect(fresh_url) as conn:
+        rows = conn.execute(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'system_events'"
+        ).fetchall()
+    defs = {name: d.split(" USING btree ", 1)[1] for name, d in rows}
+    assert defs == {
+        "pk_system_events": "(id)",
+        "ix_system_events_timestamp_id": '("timestamp" DESC, id DESC)',
+        "ix_system_events_type_severity_timestamp_id": (
+            '(event_type, severity, "timestamp" DESC, id DESC)'
+        ),
+        "ix_system_events_severity_timestamp_id": '(severity, "timestamp" DESC, id DESC)',
+        "ix_system_events_source_timestamp_id": '(source, "timestamp" DESC, id DESC)',
+    }
+
+
+# -- the command and its errors -------------------------------------------------
+
+
+def test_cli_migrate(fresh_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["migrate", "--database-url", fresh_url]) == 0
+    assert "system_events" in _tables(fresh_url)
+    assert "migrated" in capsys.readouterr().out
+
+
+def test_cli_migrate_reports_errors(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["migrate", "--database-url", "memory://"]) == 2
+    assert "PostgreSQL" in capsys.readouterr().err
+
+
+@pytest.fixture
+def closed_port_url() -> str:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"postgresql://postgres:secret@127.0.0.1:{port}/nowhere"
+
+
+def test_database_down(closed_port_url: str) -> None:
+    with pytest.raises(StoreUnavailableError) as info:
+        upgrade(closed_port_url)
+    assert "secret" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "url", ["memory://", "not a url", "mysql://localhost/db", "postgresql+asyncpg://h/db"]
+)
+def test_bad_urls(url: str) -> None:
+    with pytest.raises(ConfigurationError):
+        upgrade(url)
+
+
+def test_unknown_revision(fresh_url: str) -> None:
+    with pytest.raises(ConfigurationError):
+        upgrade(fresh_url, "nope")
+
+
+def test_postgres_scheme_is_accepted(fresh_url: str) -> None:
+    upgrade(fresh_url.replace("postgresql://", "postgres://", 1))
+    assert "system_events" in _tables(fresh_url)
+
+
+# -- where the migrations are found ---------------------------------------------
+
+
+def test_checkout_location() -> None:
+    assert find_migrations() == ROOT / "migrations"
+
+
+def test_installed_location_wins(tmp_path: Path) -> None:
+    package = tmp_path / "site-packages" / "sysevents"
+    shutil.copytree(ROOT / "migrations", package / "migrations")
+    assert find_migrations(package) == package / "migrations"
+
+
+def test_missing_migrations(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError):
+        find_migrations(tmp_path / "a" / "b" / "sysevents")
+
+
+@pytest.mark.slow
+def test_migrations_run_from_the_wheel(fresh_url: str, tmp_path: Path) -> None:
+    uv = shutil.which("uv")
+    if uv is None:
+        pytest.skip("uv is needed to build the wheel")
+    built = subprocess.run(
+        [uv, "build", "--wheel", "--out-dir", str(tmp_path / "dist"), str(ROOT)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    if built.returncode != 0:
+        pytest.skip(f"cannot build the wheel here: {built.stderr[-500:]}")
+    (wheel,) = (tmp_path / "dist").glob("sysevents-*.whl")
+    site = tmp_path / "site"
+    with zipfile.ZipFile(wheel) as archive:
+        archive.extractall(site)
+    assert (site / "sysevents" / "migrations" / "env.py").is_file()
+    script = (
+        "import sys, sysevents.migrate as m; print(m.find_migrations()); m.upgrade(sys.argv[1])"
+    )
+    ran = subprocess.run(
+        [sys.executable, "-c", script, fresh_url],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(site), "PATH": ""},
+        timeout=120,
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert Path(ran.stdout.strip()) == site / "sysevents" / "migrations"
+    assert "system_events" in _tables(fresh_url)
