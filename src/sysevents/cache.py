@@ -119,6 +119,10 @@ class CacheStats:
     """``open`` while Redis is being skipped after a failure."""
 
 
+class _Busy(TimeoutError):
+    """Every Redis slot is in use."""
+
+
 class _Budget:
     """How much Redis time one call may still spend."""
 
@@ -137,10 +141,10 @@ class _Keys:
 class CachedEventRepository:
     """An :class:`EventRepository` that caches events and stats in Redis.
 
-    Redis failures never reach the caller: a failed or slow Redis call costs at
-    most ``call_budget`` seconds, opens a circuit breaker that skips Redis for
-    ``cooldown`` seconds at a time, and is logged once per outage on the
-    ``sysevents.cache`` logger.
+    Redis failures never reach the caller: the Redis commands of one call take
+    at most ``call_budget`` seconds in all; a failure opens a circuit breaker
+    that skips Redis until a probe every ``cooldown`` seconds succeeds, and is
+    logged once per outage on the ``sysevents.cache`` logger.
     """
 
     def __init__(
@@ -153,6 +157,7 @@ class CachedEventRepository:
         stats_ttl: float = 30.0,
         call_budget: float = 0.2,
         cooldown: float = 1.0,
+        max_concurrency: int = 32,
         version: str | None = None,
     ) -> None:
         self.inner = inner
@@ -166,6 +171,7 @@ class CachedEventRepository:
         self._epoch_key = f"{ns}:epoch"
         self._stats_generation_key = f"{ns}:stats:gen"
         self._fill = redis.register_script(_FILL)
+        self._slots = asyncio.Semaphore(max_concurrency)
         self._flights: dict[tuple[str, bytes, bytes], asyncio.Future[Any]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._repair_task: asyncio.Task[None] | None = None
@@ -329,9 +335,13 @@ class CachedEventRepository:
         budget = _Budget(self._budget)
         try:
             values = await self._call(
-                budget, self.redis.mget(self._epoch_key, keys.generation, keys.entry)
+                budget,
+                lambda: self.redis.mget(self._epoch_key, keys.generation, keys.entry),
             )
             epoch, generation, entry = cast("builtins.list[bytes | None]", values)
+        except _Busy:
+            self._bypassed += 1
+            return await load()
         except _FAILURES as exc:
             self._fail(exc)
             return await load()
@@ -396,8 +406,10 @@ class CachedEventRepository:
         try:
             await self._call(
                 budget,
-                self._fill(keys=[self._epoch_key, keys.generation, keys.entry], args=args),
+                lambda: self._fill(keys=[self._epoch_key, keys.generation, keys.entry], args=args),
             )
+        except _Busy:
+            pass  # a later reader fills it
         except _FAILURES as exc:
             self._fail(exc)
         return value
@@ -413,7 +425,7 @@ class CachedEventRepository:
             pipe.set(self._event_keys(event_id).generation, _token(), px=ttl)
         pipe.set(self._stats_generation_key, _token())
         try:
-            await self._call(_Budget(self._budget), pipe.execute())
+            await self._call(_Budget(self._budget), pipe.execute)
         except _FAILURES as exc:
             self._missed += 1
             self._fail(exc)
@@ -424,22 +436,33 @@ class CachedEventRepository:
             self._missed += 1
             return
         try:
-            await self._call(_Budget(self._budget), self.redis.set(self._epoch_key, _token()))
+            await self._call(
+                _Budget(self._budget), lambda: self.redis.set(self._epoch_key, _token())
+            )
         except _FAILURES as exc:
             self._missed += 1
             self._fail(exc)
 
-    async def _call(self, budget: _Budget, command: Awaitable[T]) -> T:
-        """Await one Redis command within what is left of the call's budget."""
+    async def _call(self, budget: _Budget, command: Callable[[], Awaitable[T]]) -> T:
+        """Run one Redis command within what is left of the call's budget.
+
+        At most ``max_concurrency`` commands run at once. A caller that cannot
+        get a slot within its budget gets ``_Busy``: that is load, not an
+        outage, so it must not open the breaker.
+        """
         loop = asyncio.get_running_loop()
-        if budget.left <= 0:
-            if asyncio.iscoroutine(command):
-                command.close()
-            raise TimeoutError("the call's Redis budget is spent")
         start = loop.time()
         try:
-            async with asyncio.timeout(budget.left):
-                return await command
+            try:
+                async with asyncio.timeout(budget.left):
+                    await self._slots.acquire()
+            except TimeoutError:
+                raise _Busy from None
+            try:
+                async with asyncio.timeout(budget.left - (loop.time() - start)):
+                    return await command()
+            finally:
+                self._slots.release()
         finally:
             budget.left -= loop.time() - start
 
@@ -468,10 +491,11 @@ class CachedEventRepository:
             try:
                 if missed:
                     await self._call(
-                        _Budget(self._budget), self.redis.set(self._epoch_key, _token())
+                        _Budget(self._budget),
+                        lambda: self.redis.set(self._epoch_key, _token()),
                     )
                 else:
-                    await self._call(_Budget(self._budget), self.redis.ping())
+                    await self._call(_Budget(self._budget), self.redis.ping)
             except _FAILURES:
                 self._errors += 1
                 continue
@@ -492,14 +516,15 @@ class CachedEventRepository:
         task.add_done_callback(self._tasks.discard)
 
 
-def cache_client(url: str, *, timeout: float = 0.1, max_connections: int = 50) -> Redis:
+def cache_client(url: str, *, timeout: float = 0.1, max_connections: int = 64) -> Redis:
     """A Redis client tuned for a cache: fail fast rather than wait.
 
     redis-py's defaults retry ten times with 5 s timeouts; here every socket
     operation times out after ``timeout`` and a failed command is retried once,
     immediately, which rides over a connection left dead by a Redis restart.
     Callers beyond ``max_connections`` queue for a connection (at most
-    ``timeout``) instead of failing at once.
+    ``timeout``) instead of failing at once; keep it above the cache's
+    ``max_concurrency``.
     """
     from redis.asyncio import BlockingConnectionPool, Redis
     from redis.asyncio.retry import Retry
