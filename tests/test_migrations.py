@@ -73,7 +73,10 @@ def test_upgrade_downgrade_upgrade(fresh_url: str) -> None:
     assert "system_events" in _tables(fresh_url)
     with psycopg.connect(fresh_url) as conn:
         row = conn.execute(f"SELECT version_num FROM {VERSION_TABLE}").fetchone()
-    assert row == ("0001",)
+    assert row == ("0002",)
+    downgrade(fresh_url, "0001")
+    assert "system_events" in _tables(fresh_url)
+    upgrade(fresh_url)
 
 
 def test_migrations_match_the_metadata(fresh_url: str, engine: sa.Engine) -> None:
@@ -118,6 +121,7 @@ def test_columns_and_types(fresh_url: str) -> None:
         "source",
         "timestamp",
         "created_at",
+        "idempotency_key",
     ]
     assert columns["id"][:4] == ("bigint", None, "NO", "YES")
     assert columns["event_type"][:3] == ("character varying", 50, "NO")
@@ -127,6 +131,7 @@ def test_columns_and_types(fresh_url: str) -> None:
     assert columns["timestamp"][:3] == ("timestamp with time zone", None, "NO")
     assert columns["created_at"][:3] == ("timestamp with time zone", None, "NO")
     assert columns["created_at"][4] == "now()"
+    assert columns["idempotency_key"][:3] == ("character varying", 100, "YES")
 
 
 def test_severity_is_restricted_to_the_five_names(fresh_url: str) -> None:
@@ -155,7 +160,12 @@ def test_indexes(fresh_url: str) -> None:
         ),
         "ix_system_events_severity_timestamp_id": '(severity, "timestamp" DESC, id DESC)',
         "ix_system_events_source_timestamp_id": '(source, "timestamp" DESC, id DESC)',
+        "ix_system_events_idempotency_key": (
+            "(idempotency_key) WHERE (idempotency_key IS NOT NULL)"
+        ),
     }
+    unique = {name for name, d in rows if d.startswith("CREATE UNIQUE")}
+    assert unique == {"pk_system_events", "ix_system_events_idempotency_key"}
 
 
 # -- the command and its errors -------------------------------------------------

@@ -273,3 +273,20 @@ async def test_driver_suffix_in_url_is_accepted(empty_postgres_url: str) -> None
     url = empty_postgres_url.replace("postgresql://", "postgresql+psycopg://", 1)
     async with PostgresEventRepository(url, timeout=TIMEOUT) as repo:
         await repo.ping()
+
+
+async def test_idempotency_keys_across_connections(empty_postgres_url: str) -> None:
+    repos = [PostgresEventRepository(empty_postgres_url, timeout=5) for _ in range(3)]
+    try:
+        batches = [
+            repo.add_many([_new(i, idempotency_key=f"k{j}") for j in range(10)] + [_new(i)])
+            for i, repo in enumerate(repos * 4)
+        ]
+        results = await asyncio.gather(*batches)
+        for j in range(10):
+            assert len({r[j].id for r in results}) == 1
+        assert len({r[10].id for r in results}) == len(results)
+        assert _count(empty_postgres_url) == 10 + len(results)
+    finally:
+        for repo in repos:
+            await repo.close()

@@ -37,7 +37,9 @@ if TYPE_CHECKING:
 Row = tuple[Any, ...]
 Connection = psycopg.AsyncConnection[Row]
 
-_COLUMNS = 'id, event_type, severity, message, details, source, "timestamp", created_at'
+_COLUMNS = (
+    'id, event_type, severity, message, details, source, "timestamp", created_at, idempotency_key'
+)
 _SEVERITY = {s.value: s for s in Severity}
 # Columns an EventPatch may set, and the SQL placeholder each takes.
 _SETTERS: dict[str, LiteralString] = {
@@ -54,14 +56,27 @@ _INSERT_ONE = (
     "VALUES (%s, %s, %s, %s::jsonb, %s, %s) RETURNING " + _COLUMNS
 )
 # One statement, so one round trip and atomic; ORDER BY ord makes the identity
-# values follow the input order.
+# values follow the input order. Within the batch the first event of a key wins;
+# a key already stored yields the stored event (read by the second SELECT, whose
+# snapshot predates the insert, so the two halves never overlap).
 _INSERT_MANY = (
-    'INSERT INTO system_events (event_type, severity, message, details, source, "timestamp") '
-    "SELECT t.event_type, t.severity, t.message, t.details::jsonb, t.source, t.ts "
+    "WITH input AS (SELECT t.*, row_number() OVER (PARTITION BY t.key ORDER BY t.ord) AS nth "
     "FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], "
-    "%s::timestamptz[]) WITH ORDINALITY AS t(event_type, severity, message, details, source, "
-    "ts, ord) ORDER BY t.ord RETURNING " + _COLUMNS
+    "%s::timestamptz[], %s::text[]) WITH ORDINALITY "
+    "AS t(event_type, severity, message, details, source, ts, key, ord)), "
+    "ins AS (INSERT INTO system_events "
+    '(event_type, severity, message, details, source, "timestamp", idempotency_key) '
+    "SELECT event_type, severity, message, details::jsonb, source, ts, key FROM input "
+    "WHERE key IS NULL OR nth = 1 ORDER BY ord "
+    "ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING "
+    "RETURNING " + _COLUMNS + ") "
+    "SELECT " + _COLUMNS + " FROM ins UNION ALL "
+    "SELECT " + _COLUMNS + " FROM system_events WHERE idempotency_key = ANY(%s::text[])"
 )
+_BY_KEYS = "SELECT " + _COLUMNS + " FROM system_events WHERE idempotency_key = ANY(%s::text[])"
+# A key stored by a concurrent writer during the insert is seen by neither half
+# of _INSERT_MANY; it is read again (and, if deleted meanwhile, inserted again).
+_KEY_ATTEMPTS = 5
 
 
 def _in_range(event_id: int) -> bool:
@@ -79,6 +94,7 @@ def _event(row: Row) -> Event:
         source=row[5],
         timestamp=row[6],
         created_at=row[7],
+        idempotency_key=row[8],
     )
 
 
@@ -259,6 +275,8 @@ class PostgresEventRepository(RepositoryBase):
         """Store one event."""
         self._ensure_open()
         self._check_sizes([new], loc_prefix=False)
+        if new.idempotency_key is not None:
+            return (await self._add_batch([new]))[0]
         params = (
             new.event_type,
             new.severity.value,
@@ -279,6 +297,10 @@ class PostgresEventRepository(RepositoryBase):
         self._check_sizes(news, loc_prefix=True)
         if not news:
             return []
+        return await self._add_batch(news)
+
+    async def _add_batch(self, news: Sequence[NewEvent]) -> list[Event]:
+        keys = list(dict.fromkeys(n.idempotency_key for n in news if n.idempotency_key))
         params = (
             [n.event_type for n in news],
             [n.severity.value for n in news],
@@ -286,12 +308,48 @@ class PostgresEventRepository(RepositoryBase):
             [n.details_json for n in news],
             [n.source for n in news],
             [n.timestamp for n in news],
+            [n.idempotency_key for n in news],
+            keys,
         )
         async with self._connection() as conn:
             cur = await conn.execute(_INSERT_MANY, params)
             rows = await cur.fetchall()
-        rows.sort(key=lambda row: row[0])
-        return [_event(row) for row in rows]
+            by_key = {row[8]: _event(row) for row in rows if row[8] is not None}
+            missing = [k for k in keys if k not in by_key]
+            for _ in range(_KEY_ATTEMPTS):
+                if not missing:
+                    break
+                cur = await conn.execute(_BY_KEYS, (missing,))
+                by_key.update((row[8], _event(row)) for row in await cur.fetchall())
+                lost = [
+                    n
+                    for n in news
+                    if n.idempotency_key in missing and n.idempotency_key not in by_key
+                ]
+                if lost:
+                    retry = list({n.idempotency_key: n for n in reversed(lost)}.values())
+                    cur = await conn.execute(
+                        _INSERT_MANY,
+                        (
+                            [n.event_type for n in retry],
+                            [n.severity.value for n in retry],
+                            [n.message for n in retry],
+                            [n.details_json for n in retry],
+                            [n.source for n in retry],
+                            [n.timestamp for n in retry],
+                            [n.idempotency_key for n in retry],
+                            [n.idempotency_key for n in retry],
+                        ),
+                    )
+                    by_key.update((row[8], _event(row)) for row in await cur.fetchall())
+                missing = [k for k in keys if k not in by_key]
+            if missing:
+                raise StoreError(f"could not store or read events with keys {missing[:5]}")
+        plain = sorted((row for row in rows if row[8] is None), key=lambda row: row[0])
+        unkeyed = iter(plain)
+        return [
+            by_key[n.idempotency_key] if n.idempotency_key else _event(next(unkeyed)) for n in news
+        ]
 
     async def update(self, event_id: int, patch: EventPatch) -> Event:
         """Change the given fields; ``id`` and ``created_at`` never change."""

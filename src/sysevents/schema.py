@@ -19,6 +19,8 @@ from sqlalchemy.dialects.postgresql import JSONB
 
 from .model import MAX_EVENT_TYPE_LENGTH, MAX_SOURCE_LENGTH, Severity
 
+MAX_IDEMPOTENCY_KEY_LENGTH = 100
+
 SEVERITY_NAMES = tuple(s.value for s in Severity)
 """The severity names the ``severity`` column accepts, lowest first."""
 
@@ -42,6 +44,7 @@ system_events = Table(
     Column("source", String(MAX_SOURCE_LENGTH), nullable=True),
     Column("timestamp", DateTime(timezone=True), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("idempotency_key", String(MAX_IDEMPOTENCY_KEY_LENGTH), nullable=True),
     CheckConstraint(
         "severity IN (" + ", ".join(f"'{name}'" for name in SEVERITY_NAMES) + ")",
         name="severity",
@@ -62,3 +65,10 @@ Index(
 )
 Index("ix_system_events_severity_timestamp_id", _c.severity, _c.timestamp.desc(), _c.id.desc())
 Index("ix_system_events_source_timestamp_id", _c.source, _c.timestamp.desc(), _c.id.desc())
+# At most one event per idempotency key; most events have none, so the index skips them.
+Index(
+    "ix_system_events_idempotency_key",
+    _c.idempotency_key,
+    unique=True,
+    postgresql_where=_c.idempotency_key.isnot(None),
+)
