@@ -160,6 +160,10 @@ async def test_writer_cut_off_during_outage_does_not_leave_others_stale(
         assert await reader.get(event.id) == event
         assert (await reader.stats()).total == 1
         server.pause()
+        # Trip the breaker first, so that the update below sends nothing at all
+        # (a command queued in a paused server's socket would still run later).
+        assert await writer.get(event.id) == event
+        assert writer.cache_stats().breaker == "open"
         await writer.update(event.id, EventPatch(message="during"))
         await writer.add(NewEvent(event_type="x", message="another"))
         assert writer.cache_stats().breaker == "open"
