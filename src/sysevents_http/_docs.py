@@ -23,6 +23,9 @@ def _swagger_dir() -> Path:
     return Path(swagger_ui_path)
 
 
+_FAVICON = f"<link rel='icon' type='image/png' href='{SWAGGER_ASSETS}/favicon-32x32.png'>"
+
+
 def openapi_config() -> OpenAPIConfig:
     """``/openapi.json``, Swagger UI at ``/docs`` and ReDoc at ``/redoc``."""
     return OpenAPIConfig(
@@ -40,9 +43,13 @@ def openapi_config() -> OpenAPIConfig:
                 js_url=f"{SWAGGER_ASSETS}/swagger-ui-bundle.js",
                 css_url=f"{SWAGGER_ASSETS}/swagger-ui.css",
                 standalone_preset_js_url=f"{SWAGGER_ASSETS}/swagger-ui-standalone-preset.js",
+                favicon=_FAVICON,
             ),
             RedocRenderPlugin(
-                path="/redoc", js_url=f"{REDOC_ASSETS}/redoc.standalone.js", google_fonts=False
+                path="/redoc",
+                js_url=f"{REDOC_ASSETS}/redoc.standalone.js",
+                google_fonts=False,
+                favicon=_FAVICON,
             ),
         ],
     )
