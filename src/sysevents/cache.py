@@ -475,7 +475,7 @@ class CachedEventRepository:
         logger.warning(
             "Redis cache unavailable (%s: %s); serving from the store until it returns",
             type(exc).__name__,
-            exc,
+            str(exc) or "no answer in time",
         )
         self._repair_task = asyncio.get_running_loop().create_task(self._repair())
 
