@@ -11,12 +11,19 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import (
     HTTP_400_BAD_REQUEST,
     HTTP_404_NOT_FOUND,
+    HTTP_409_CONFLICT,
     HTTP_500_INTERNAL_SERVER_ERROR,
     HTTP_503_SERVICE_UNAVAILABLE,
 )
 from pydantic import ValidationError
 
-from sysevents import InvalidEventError, NotFoundError, StoreError, StoreUnavailableError
+from sysevents import (
+    ConflictError,
+    InvalidEventError,
+    NotFoundError,
+    StoreError,
+    StoreUnavailableError,
+)
 
 PROBLEM_JSON = "application/problem+json"
 logger = logging.getLogger("sysevents_http")
@@ -24,6 +31,7 @@ logger = logging.getLogger("sysevents_http")
 _TITLES = {
     400: "Bad Request",
     404: "Not Found",
+    409: "Conflict",
     405: "Method Not Allowed",
     413: "Content Too Large",
     415: "Unsupported Media Type",
@@ -83,6 +91,10 @@ def _invalid(_: Request[Any, Any, Any], exc: InvalidEventError) -> Response[dict
 
 def _not_found(_: Request[Any, Any, Any], exc: NotFoundError) -> Response[dict[str, Any]]:
     return problem(HTTP_404_NOT_FOUND, str(exc))
+
+
+def _conflict(_: Request[Any, Any, Any], exc: ConflictError) -> Response[dict[str, Any]]:
+    return problem(HTTP_409_CONFLICT, str(exc))
 
 
 def _unavailable(
@@ -148,6 +160,7 @@ EXCEPTION_HANDLERS: dict[type[Exception] | int, ExceptionHandler] = {
     ValidationError: _pydantic,
     InvalidEventError: _invalid,
     NotFoundError: _not_found,
+    ConflictError: _conflict,
     StoreUnavailableError: _unavailable,
     StoreError: _store_error,
     HTTPException: _http,
@@ -165,5 +178,6 @@ QUIET_EXCEPTIONS: set[int | type[Exception]] = {
     ValidationError,
     InvalidEventError,
     NotFoundError,
+    ConflictError,
     StoreUnavailableError,
 }
