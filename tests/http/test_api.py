@@ -9,6 +9,7 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 import sysevents
+from sysevents import Settings
 
 Client = AsyncTestClient[Litestar]
 BASE = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
@@ -301,13 +302,17 @@ async def test_list_bad_parameters_are_400(client: Client) -> None:
         assert field in [e["field"].split(".")[0] for e in body["errors"]], (params, body)
 
 
-async def test_health_never_touches_the_store(client: Client) -> None:
+async def test_health_never_touches_the_store(client: Client, settings: Settings) -> None:
     response = await client.get("/api/health")
     assert response.status_code == 200
     body = response.json()
     assert body["status"] == "ok"
     assert body["version"] == sysevents.__version__
     assert body["uptime"] >= 0
+    if settings.redis_url:
+        assert isinstance(body["cache"]["hits"], int)
+    else:
+        assert body["cache"] is None
 
 
 async def test_health_db_reports_latency(client: Client) -> None:
