@@ -100,7 +100,9 @@ class EventLogger:
         self.source = source
         self._fallback = fallback
         self._queue: deque[_Item] = deque()
-        self._room = threading.Condition()
+        # One lock for the queue and the caller-side counters; held for a few
+        # hundred nanoseconds, never across I/O.
+        self._room = threading.Condition(threading.Lock())
         self._key_prefix = secrets.token_hex(8)
         self._seq = 0
         self._queued = self._written = self._retried = self._dropped = 0
@@ -126,22 +128,23 @@ class EventLogger:
         """Queue one event; ``False`` if it was dropped. Never blocks on I/O, never raises."""
         try:
             when = timestamp if timestamp is not None else datetime.now(UTC)
-            self._seq += 1  # races between threads only risk a repeated number, not a key
-            key = f"{self._key_prefix}-{threading.get_ident():x}-{self._seq:x}"
-            item: _Item = (event_type, message, severity, details, source, when, key)
-            queue = self._queue
-            if len(queue) >= self.max_queue and not self._make_room():
-                self._dropped += 1
-                return False
-            queue.append(item)
-            self._queued += 1
+            with self._room:
+                if len(self._queue) >= self.max_queue and not self._make_room():
+                    self._dropped += 1
+                    return False
+                self._seq += 1
+                key = f"{self._key_prefix}-{self._seq:x}"
+                self._queue.append((event_type, message, severity, details, source, when, key))
+                self._queued += 1
             return True
         except Exception:  # emit() must never raise into the caller
             self._dropped += 1
             return False
 
     def _make_room(self) -> bool:
+        """Decide, holding the lock with the queue full, whether the event may be queued."""
         if self.overflow == "drop_oldest":
+            # The writer pops without the lock: the queue may have emptied meanwhile.
             with contextlib.suppress(IndexError):
                 self._queue.popleft()
                 self._dropped += 1
@@ -149,12 +152,11 @@ class EventLogger:
             return True
         if self.overflow == "block" and threading.get_ident() != self._loop_thread:
             deadline = time.monotonic() + self.block_timeout
-            with self._room:
-                while len(self._queue) >= self.max_queue:
-                    left = deadline - time.monotonic()
-                    if left <= 0:
-                        return False
-                    self._room.wait(left)
+            while len(self._queue) >= self.max_queue:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._room.wait(left)
             return True
         return False
 
