@@ -24,12 +24,16 @@ REDIS_URL = os.environ.get("SYSEVENTS_TEST_REDIS_URL", "redis://127.0.0.1:6379/0
 RUN_ID = uuid.uuid4().hex[:10]
 
 
-def unavailable(what: str, exc: BaseException) -> None:
-    """Skip, or fail under CI, because a service the test needs is not there."""
-    reason = f"{what} is unreachable ({type(exc).__name__}: {exc})"
+def skip_or_fail(reason: str) -> None:
+    """Skip for ``reason``, except under CI, where a missing service is a failure."""
     if os.environ.get("CI"):
         pytest.fail(f"{reason}; CI requires it", pytrace=False)
     pytest.skip(reason)
+
+
+def unavailable(what: str, exc: BaseException) -> None:
+    """Skip, or fail under CI, because a service the test needs is not there."""
+    skip_or_fail(f"{what} is unreachable ({type(exc).__name__}: {exc})")
 
 
 def with_database(url: str, name: str) -> str:

@@ -21,6 +21,7 @@ from sysevents import ConfigurationError, StoreUnavailableError
 from sysevents.cli import main
 from sysevents.migrate import downgrade, find_migrations, upgrade
 from sysevents.schema import metadata
+from tests.conftest import skip_or_fail
 
 pytestmark = pytest.mark.postgres
 
@@ -236,15 +237,15 @@ def test_missing_migrations(tmp_path: Path) -> None:
 def test_migrations_run_from_the_wheel(fresh_url: str, tmp_path: Path) -> None:
     uv = shutil.which("uv")
     if uv is None:
-        pytest.skip("uv is needed to build the wheel")
+        skip_or_fail("uv is needed to build the wheel")
+        return
     built = subprocess.run(
         [uv, "build", "--wheel", "--out-dir", str(tmp_path / "dist"), str(ROOT)],
         capture_output=True,
         text=True,
         timeout=300,
     )
-    if built.returncode != 0:
-        pytest.skip(f"cannot build the wheel here: {built.stderr[-500:]}")
+    assert built.returncode == 0, built.stderr[-2000:]
     (wheel,) = (tmp_path / "dist").glob("sysevents-*.whl")
     site = tmp_path / "site"
     with zipfile.ZipFile(wheel) as archive:

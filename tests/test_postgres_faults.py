@@ -12,6 +12,7 @@ import pytest
 from sysevents import EventPatch, EventQuery, NewEvent, StoreUnavailableError
 from sysevents.migrate import upgrade
 from sysevents.postgres import PostgresEventRepository
+from tests.conftest import skip_or_fail
 from tests.private_postgres import PrivatePostgres
 
 pytestmark = [pytest.mark.fault, pytest.mark.postgres]
@@ -26,7 +27,7 @@ RECOVERY = 45.0
 def server() -> Iterator[PrivatePostgres]:
     reason = PrivatePostgres.unavailable_reason()
     if reason:
-        pytest.skip(reason)
+        skip_or_fail(reason)
     with PrivatePostgres() as pg:
         upgrade(pg.url)
         yield pg
