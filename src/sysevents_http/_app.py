@@ -44,8 +44,8 @@ class SyseventsPlugin(InitPlugin):
         service = EventService(self.settings, self.options, self.repository)
         app.state.sysevents = service
         app.state.sysevents_limits = self.settings.limits
+        await service.start()  # raises only for a misconfiguration: nothing to close then
         try:
-            await service.start()
             yield
         finally:
             await service.stop()
