@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
@@ -20,13 +21,14 @@ from hypothesis.stateful import (
 import sysevents
 from sysevents import Event, EventFilter, EventPatch, EventQuery, MemoryEventRepository, NewEvent
 from sysevents.model import MAX_EVENT_ID
+from tests.conftest import RUN_ID
 from tests.strategies import event_filters, new_events, patches, queries
 
 T = TypeVar("T")
 
 MACHINE_SETTINGS = settings(
-    max_examples=20,
-    stateful_step_count=25,
+    max_examples=40,
+    stateful_step_count=30,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
@@ -167,3 +169,23 @@ def test_postgres_answers_like_memory(postgres_url: str) -> None:
             conn.execute("TRUNCATE system_events RESTART IDENTITY")
 
     run_machine(lambda: sysevents.connect(postgres_url), empty)
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+def test_cached_postgres_answers_like_memory(postgres_url: str, redis_server_url: str) -> None:
+    import psycopg
+
+    prefixes = iter(range(10**6))
+    run_id = uuid.uuid4().hex[:8]
+
+    def empty() -> None:
+        with psycopg.connect(postgres_url, autocommit=True) as conn:
+            conn.execute("TRUNCATE system_events RESTART IDENTITY")
+
+    def open_cached() -> sysevents.EventRepository:
+        # A fresh prefix per run: ids restart, so an old run's entries must not be seen.
+        prefix = f"sysevents-test-{RUN_ID}-stateful-{run_id}-{next(prefixes)}"
+        return sysevents.connect(postgres_url, redis_url=redis_server_url, cache_prefix=prefix)
+
+    run_machine(open_cached, empty)
