@@ -74,10 +74,55 @@ def test_upgrade_downgrade_upgrade(fresh_url: str) -> None:
     assert "system_events" in _tables(fresh_url)
     with psycopg.connect(fresh_url) as conn:
         row = conn.execute(f"SELECT version_num FROM {VERSION_TABLE}").fetchone()
-    assert row == ("0002",)
+    assert row == ("0003",)
+    downgrade(fresh_url, "0002")
+    assert "system_event_rollups" not in _tables(fresh_url)
+    assert _triggers(fresh_url) == set()
     downgrade(fresh_url, "0001")
     assert "system_events" in _tables(fresh_url)
     upgrade(fresh_url)
+    assert "system_event_rollups" in _tables(fresh_url)
+    assert _triggers(fresh_url) == {
+        "system_events_rollup_insert",
+        "system_events_rollup_update",
+        "system_events_rollup_delete",
+        "system_events_rollup_truncate",
+    }
+
+
+def _triggers(url: str) -> set[str]:
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT tgname FROM pg_trigger WHERE NOT tgisinternal "
+            "AND tgrelid = 'system_events'::regclass"
+        ).fetchall()
+    return {r[0] for r in rows}
+
+
+def test_upgrade_counts_the_events_already_stored(fresh_url: str) -> None:
+    upgrade(fresh_url, "0002")
+    with psycopg.connect(fresh_url, autocommit=True) as conn:
+        conn.execute(
+            'INSERT INTO system_events (event_type, severity, message, source, "timestamp") '
+            "SELECT 't' || (i % 3), 'info', 'm', CASE WHEN i % 2 = 0 THEN 's' END, "
+            "'2024-05-01T00:00:00Z'::timestamptz - i * interval '5 hours' "
+            "FROM generate_series(1, 500) AS i"
+        )
+    upgrade(fresh_url)
+    with psycopg.connect(fresh_url) as conn:
+        by_level = conn.execute(
+            "SELECT level, sum(n) FROM system_event_rollups GROUP BY level ORDER BY level"
+        ).fetchall()
+        hours = conn.execute(
+            "SELECT bucket, event_type, source, n FROM system_event_rollups "
+            "WHERE level = 0 ORDER BY 1, 2, 3"
+        ).fetchall()
+        expected = conn.execute(
+            "SELECT date_trunc('hour', \"timestamp\", 'UTC'), event_type, "
+            "coalesce(source, ''), count(*) FROM system_events GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
+        ).fetchall()
+    assert by_level == [(0, 500), (1, 500), (2, 500), (3, 500)]
+    assert hours == expected
 
 
 def test_migrations_match_the_metadata(fresh_url: str, engine: sa.Engine) -> None:
@@ -144,6 +189,19 @@ def test_severity_is_restricted_to_the_five_names(fresh_url: str) -> None:
         for bad in ("INFO", "fatal", ""):
             with pytest.raises(psycopg.errors.CheckViolation):
                 conn.execute(insert + "VALUES ('t', %s, 'm', now())", (bad,))
+
+
+def test_rollup_indexes(fresh_url: str) -> None:
+    upgrade(fresh_url)
+    with psycopg.connect(fresh_url) as conn:
+        rows = conn.execute(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'system_event_rollups'"
+        ).fetchall()
+    defs = {name: d.split(" USING btree ", 1)[1] for name, d in rows}
+    assert defs == {
+        "pk_system_event_rollups": "(level, bucket, event_type, severity, source, stripe)",
+        "ix_system_event_rollups_stripe": "(stripe) WHERE (stripe > 0)",
+    }
 
 
 def test_indexes(fresh_url: str) -> None:

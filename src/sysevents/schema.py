@@ -10,6 +10,8 @@ from sqlalchemy import (
     Identity,
     Index,
     MetaData,
+    PrimaryKeyConstraint,
+    SmallInteger,
     String,
     Table,
     Text,
@@ -71,4 +73,41 @@ Index(
     _c.idempotency_key,
     unique=True,
     postgresql_where=_c.idempotency_key.isnot(None),
+)
+
+
+ROLLUP_LEVELS = {"hour": 0, "day": 1, "month": 2, "all": 3}
+"""The bucket widths of ``system_event_rollups``: each event is counted once at every level."""
+
+ROLLUP_ALL_BUCKET = "1970-01-01 00:00:00+00"
+"""The one bucket of the ``all`` level."""
+
+ROLLUP_NO_SOURCE = ""
+"""The ``source`` of rollup rows counting events without a source (a source is never empty)."""
+
+system_event_rollups = Table(
+    "system_event_rollups",
+    metadata,
+    Column("level", SmallInteger, nullable=False),
+    Column("bucket", DateTime(timezone=True), nullable=False),
+    Column("event_type", String(MAX_EVENT_TYPE_LENGTH), nullable=False),
+    Column("severity", String(10), nullable=False),
+    Column("source", String(MAX_SOURCE_LENGTH), nullable=False),
+    Column("stripe", SmallInteger, nullable=False),
+    Column("n", BigInteger, nullable=False),
+    PrimaryKeyConstraint("level", "bucket", "event_type", "severity", "source", "stripe"),
+)
+"""Event counts per (level, bucket, event_type, severity, source), kept exact by triggers.
+
+Statement-level triggers on ``system_events`` (migration 0003) add each
+statement's aggregated changes to the stripe of the writing backend (1–8), so
+concurrent writers never wait on one row; now and then a writer folds the
+stripes into stripe 0. A count is the sum over stripes and may be 0.
+"""
+
+# Finds the unfolded stripes without reading the folded rows.
+Index(
+    "ix_system_event_rollups_stripe",
+    system_event_rollups.c.stripe,
+    postgresql_where=system_event_rollups.c.stripe > 0,
 )

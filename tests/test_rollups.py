@@ -1,0 +1,222 @@
+"""The rollups behind PostgreSQL statistics stay exact through every kind of write."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import sysevents
+from sysevents import EventFilter, EventPatch, MemoryEventRepository, NewEvent
+from sysevents.postgres import _LOWEST, rollup_cover
+
+pytestmark = pytest.mark.postgres
+
+LEVELS = {0: "hour", 1: "day", 2: "month"}
+NOW = datetime.now(UTC)
+
+
+def rollups_are_exact(url: str) -> None:
+    """Every level of system_event_rollups counts exactly the events in system_events."""
+    with psycopg.connect(url) as conn:
+        for level, unit in LEVELS.items():
+            kept = conn.execute(
+                "SELECT bucket, event_type, severity, source, sum(n) FROM system_event_rollups "
+                "WHERE level = %s GROUP BY 1, 2, 3, 4 HAVING sum(n) <> 0 ORDER BY 1, 2, 3, 4",
+                (level,),
+            ).fetchall()
+            counted = conn.execute(
+                "SELECT date_trunc(%s, \"timestamp\", 'UTC'), event_type, severity, "
+                "coalesce(source, ''), count(*) FROM system_events "
+                "GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4",
+                (unit,),
+            ).fetchall()
+            assert kept == counted, unit
+        overall = conn.execute(
+            "SELECT event_type, severity, source, sum(n) FROM system_event_rollups "
+            "WHERE level = 3 GROUP BY 1, 2, 3 HAVING sum(n) <> 0 ORDER BY 1, 2, 3"
+        ).fetchall()
+        counted = conn.execute(
+            "SELECT event_type, severity, coalesce(source, ''), count(*) FROM system_events "
+            "GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
+        ).fetchall()
+        assert overall == counted
+
+
+def fold(url: str) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("SELECT system_event_rollups_fold()")
+        left = conn.execute("SELECT count(*) FROM system_event_rollups WHERE stripe > 0")
+        assert left.fetchone() == (0,)
+
+
+def spread(count: int, *, step: timedelta = timedelta(minutes=37)) -> list[NewEvent]:
+    return [
+        NewEvent(
+            event_type=f"type-{i % 4}",
+            severity=["debug", "info", "warning", "error", "critical"][i % 5],
+            message=f"event {i}",
+            source=None if i % 3 == 0 else f"source-{i % 7}",
+            timestamp=NOW - step * i,
+        )
+        for i in range(count)
+    ]
+
+
+async def test_inserts(empty_postgres_url: str) -> None:
+    async with sysevents.connect(empty_postgres_url) as repo:
+        for new in spread(20):
+            await repo.add(new)
+        await repo.add_many(spread(300))
+    rollups_are_exact(empty_postgres_url)
+    fold(empty_postgres_url)
+    rollups_are_exact(empty_postgres_url)
+
+
+async def test_updates_move_events_between_buckets(empty_postgres_url: str) -> None:
+    async with sysevents.connect(empty_postgres_url) as repo:
+        events = await repo.add_many(spread(60))
+        fold(empty_postgres_url)
+        for i, event in enumerate(events[:40]):
+            patch = [
+                EventPatch(timestamp=event.timestamp - timedelta(days=33, minutes=5)),
+                EventPatch(event_type="moved"),
+                EventPatch(severity="critical"),
+                EventPatch(source="elsewhere"),
+                EventPatch(source=None),
+                EventPatch(message="only the message"),
+                EventPatch(event_type="moved", severity="debug", source="x", timestamp=NOW),
+            ][i % 7]
+            await repo.update(event.id, patch)
+            rollups_are_exact(empty_postgres_url)
+    fold(empty_postgres_url)
+    rollups_are_exact(empty_postgres_url)
+
+
+async def test_deletes_and_truncate(empty_postgres_url: str) -> None:
+    async with sysevents.connect(empty_postgres_url) as repo:
+        events = await repo.add_many(spread(50))
+        for event in events[::3]:
+            await repo.delete(event.id)
+        rollups_are_exact(empty_postgres_url)
+        fold(empty_postgres_url)
+        rollups_are_exact(empty_postgres_url)
+        with psycopg.connect(empty_postgres_url, autocommit=True) as conn:
+            conn.execute("DELETE FROM system_events WHERE id % 2 = 0")
+            rollups_are_exact(empty_postgres_url)
+            conn.execute("TRUNCATE system_events")
+            assert conn.execute("SELECT count(*) FROM system_event_rollups").fetchone() == (0,)
+        assert (await repo.stats()).total == 0
+
+
+async def test_a_failed_statement_changes_no_count(empty_postgres_url: str) -> None:
+    async with sysevents.connect(empty_postgres_url) as repo:
+        await repo.add_many(spread(10))
+
+    def fail_after_writing(conn: psycopg.Connection) -> None:
+        with conn.transaction():
+            conn.execute("UPDATE system_events SET event_type = 'gone'")
+            conn.execute(
+                'INSERT INTO system_events (event_type, message, "timestamp", severity) '
+                "SELECT 'x', 'y', now(), 'info' FROM generate_series(1, 100)"
+            )
+            conn.execute("SELECT 1 / 0")
+
+    with (
+        psycopg.connect(empty_postgres_url) as conn,
+        pytest.raises(psycopg.errors.DivisionByZero),
+    ):
+        fail_after_writing(conn)
+    rollups_are_exact(empty_postgres_url)
+
+
+async def test_concurrent_writers_on_several_connections(empty_postgres_url: str) -> None:
+    async with sysevents.connect(empty_postgres_url, pool_min_size=8, pool_max_size=8) as repo:
+        news = spread(400, step=timedelta(seconds=1))
+
+        async def writer(k: int) -> None:
+            for i, new in enumerate(news[k::8]):
+                if i % 10 == 0:
+                    await repo.add_many(news[k : k + 5])
+                else:
+                    event = await repo.add(new)
+                    if i % 7 == 0:
+                        await repo.update(event.id, EventPatch(severity="error"))
+                    if i % 11 == 0:
+                        await repo.delete(event.id)
+
+        await asyncio.gather(*(writer(k) for k in range(8)))
+        with psycopg.connect(empty_postgres_url) as conn:
+            stripes = conn.execute("SELECT count(DISTINCT stripe) FROM system_event_rollups")
+            assert stripes.fetchone()[0] >= 1
+        rollups_are_exact(empty_postgres_url)
+        fold(empty_postgres_url)
+        rollups_are_exact(empty_postgres_url)
+
+
+async def test_stats_edges_are_exact(empty_postgres_url: str) -> None:
+    """Ranges that start and end inside hours, days and months agree with memory."""
+    news = spread(500, step=timedelta(minutes=131, seconds=7))
+    memory = MemoryEventRepository()
+    await memory.add_many(news)
+    async with sysevents.connect(empty_postgres_url) as repo:
+        await repo.add_many(news)
+        times = sorted({n.timestamp for n in news})
+        points = [
+            None,
+            times[0],
+            times[1] + timedelta(microseconds=1),
+            times[17],
+            times[len(times) // 2].replace(minute=0, second=0, microsecond=0),
+            times[len(times) // 2].replace(hour=0, minute=0, second=0, microsecond=0),
+            times[-40].replace(day=1, hour=0, minute=0, second=0, microsecond=0),
+            times[-3],
+            NOW - timedelta(minutes=59),
+            NOW - timedelta(hours=23, minutes=1),
+            NOW + timedelta(hours=2),
+        ]
+        for since in points:
+            for until in points:
+                for filters in ({}, {"event_type": "type-1"}, {"source": "source-3"}):
+                    query = EventFilter(since=since, until=until, **filters)
+                    assert await repo.stats(query) == await memory.stats(query), query
+
+
+LOW = datetime(1, 1, 1, tzinfo=UTC)
+HIGH = datetime(9999, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC)
+bounds = st.one_of(st.none(), st.datetimes(timezones=st.just(UTC)))
+
+
+def test_cover_of_the_whole_table_and_of_minutes() -> None:
+    assert rollup_cover(None, None) == ([], [(3, _LOWEST, HIGH)])
+    t = datetime(2024, 3, 5, 10, 15, tzinfo=UTC)
+    assert rollup_cover(t, t + timedelta(minutes=5)) == ([(t, t + timedelta(minutes=5))], [])
+
+
+@given(bounds, bounds)
+def test_cover_tiles_the_range(lo: datetime | None, hi: datetime | None) -> None:
+    if lo is not None and hi is not None and lo >= hi:
+        return
+    raw, buckets = rollup_cover(lo, hi)
+    pieces = sorted([*raw, *((start, end) for _, start, end in buckets)])
+    start, end = lo or LOW, hi or HIGH
+    if lo is None and hi is None:
+        return
+    assert pieces[0][0] == start
+    assert pieces[-1][1] == end
+    for (_, a_end), (b_start, _) in itertools.pairwise(pieces):
+        assert a_end == b_start
+    for r_lo, r_hi in raw:
+        assert r_hi - r_lo < timedelta(hours=2)
+    for level, b_lo, b_hi in buckets:
+        assert b_lo == LOW or b_lo.minute == b_lo.second == b_lo.microsecond == 0
+        if level >= 1:
+            assert b_lo == LOW or b_lo.hour == 0
+        if level >= 2:
+            assert b_lo == LOW or b_lo.day == 1
+        assert b_hi == HIGH or b_hi.minute == b_hi.second == b_hi.microsecond == 0
