@@ -55,7 +55,7 @@ def postgres_server_url() -> str:
     return POSTGRES_URL
 
 
-class TestDatabases:
+class FreshDatabases:
     """Creates fresh databases on the shared server and drops them afterwards."""
 
     def __init__(self, server_url: str) -> None:
@@ -86,15 +86,15 @@ class TestDatabases:
 
 
 @pytest.fixture(scope="session")
-def test_databases(postgres_server_url: str) -> Iterator[TestDatabases]:
+def test_databases(postgres_server_url: str) -> Iterator[FreshDatabases]:
     """A factory of fresh databases, all dropped at the end of the run."""
-    dbs = TestDatabases(postgres_server_url)
+    dbs = FreshDatabases(postgres_server_url)
     yield dbs
     dbs.drop_all()
 
 
 @pytest.fixture(scope="session")
-def postgres_url(test_databases: TestDatabases) -> str:
+def postgres_url(test_databases: FreshDatabases) -> str:
     """One migrated database for the whole run; tests empty it as they need."""
     return test_databases.create()
 

@@ -22,6 +22,8 @@ _BACKENDS: dict[str, tuple[str, str, str | None]] = {
     "memory": ("sysevents.memory", "MemoryEventRepository", None),
     "postgresql": ("sysevents.postgres", "PostgresEventRepository", "postgres"),
     "postgres": ("sysevents.postgres", "PostgresEventRepository", "postgres"),
+    "http": ("sysevents.http_client", "HttpEventRepository", "http"),
+    "https": ("sysevents.http_client", "HttpEventRepository", "http"),
 }
 
 
@@ -45,8 +47,9 @@ def connect(
 ) -> EventRepository:
     """Create the repository that ``url`` names; open it with ``async with``.
 
-    ``url`` is ``memory://`` or ``postgresql://…`` (``postgres://`` too); when it
-    is omitted, ``SYSEVENTS_DATABASE_URL`` (default ``memory://``) is used.
+    ``url`` is ``memory://``, ``postgresql://…`` (``postgres://`` too) or the
+    ``http://``/``https://`` root of a sysevents REST API; when it is omitted,
+    ``SYSEVENTS_DATABASE_URL`` (default ``memory://``) is used.
     With ``redis_url`` (or ``SYSEVENTS_REDIS_URL``) the Redis cache wraps it.
     Other keyword arguments override any field of :class:`Settings`.
     """

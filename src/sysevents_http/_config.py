@@ -12,7 +12,9 @@ _ENV = {
     "max_body_size": "SYSEVENTS_HTTP_MAX_BODY_SIZE",
     "health_log_interval": "SYSEVENTS_HTTP_HEALTH_LOG_INTERVAL",
     "store_timeout": "SYSEVENTS_HTTP_STORE_TIMEOUT",
+    "max_batch_size": "SYSEVENTS_HTTP_MAX_BATCH_SIZE",
 }
+_INTEGERS = {"max_body_size", "max_batch_size"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,12 +25,14 @@ class HttpOptions:
     ``health_log_interval`` seconds between two recorded health events of one
     kind while the state stays the same; ``store_timeout`` seconds a request
     waits for the store before it answers 503 (``None``: the library's
-    ``timeout`` plus one second).
+    ``timeout`` plus one second); ``max_batch_size`` events at most in one
+    ``POST /api/events/batch``.
     """
 
     max_body_size: int = 1024 * 1024
     health_log_interval: float = 60.0
     store_timeout: float | None = None
+    max_batch_size: int = 1000
 
     def __post_init__(self) -> None:
         if self.max_body_size < 1:
@@ -37,6 +41,8 @@ class HttpOptions:
             raise ConfigurationError("health_log_interval must not be negative")
         if self.store_timeout is not None and not self.store_timeout > 0:
             raise ConfigurationError("store_timeout must be positive")
+        if self.max_batch_size < 1:
+            raise ConfigurationError("max_batch_size must be at least 1")
 
     @classmethod
     def from_env(
@@ -49,7 +55,7 @@ class HttpOptions:
             raw = env.get(_ENV[field.name], "")
             if raw:
                 try:
-                    values[field.name] = int(raw) if field.name == "max_body_size" else float(raw)
+                    values[field.name] = int(raw) if field.name in _INTEGERS else float(raw)
                 except ValueError:
                     raise ConfigurationError(
                         f"{_ENV[field.name]} must be a number, not {raw!r}"

@@ -10,8 +10,9 @@ from litestar.datastructures import ResponseHeader, State
 from litestar.di import NamedDependency, Provide
 from litestar.exceptions import ValidationException
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import JSONBody, PathParameter, QueryParameter
+from litestar.params import HeaderParameter, JSONBody, PathParameter, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_204_NO_CONTENT
+from pydantic import TypeAdapter, ValidationError
 
 import sysevents
 from sysevents import (
@@ -25,10 +26,10 @@ from sysevents import (
     Severity,
     StoreUnavailableError,
 )
-from sysevents.model import MAX_EVENT_ID, CountMode, Order
+from sysevents.model import MAX_EVENT_ID, CountMode, IdempotencyKey, Order
 
 from ._problems import PROBLEM_JSON, problem
-from ._schemas import DatabaseHealth, Health, Problem
+from ._schemas import DatabaseHealth, EventBatch, Health, Problem, StoredBatch
 from ._service import EventService
 
 
@@ -40,6 +41,9 @@ _400 = {400: _spec("A parameter or the body is invalid; `errors` names each bad 
 _404 = {404: _spec("No event has this id.")}
 _413 = {413: _spec("The request body is larger than the configured limit.")}
 _415 = {415: _spec("The body is not sent as application/json.")}
+_422 = {
+    422: _spec("The Idempotency-Key was used before with a different request body."),
+}
 _503 = {503: _spec("The event store is unavailable; retry later.")}
 _500 = {500: _spec("An unexpected error (logged with its traceback).")}
 
@@ -138,26 +142,132 @@ def _filters(
     return {k: v for k, v in values.items() if v is not None}
 
 
+IdempotencyKeyHeader = Annotated[
+    str | None,
+    HeaderParameter(
+        name="Idempotency-Key",
+        description="A key of the client's choosing (1-100 characters): a retried request "
+        "with the same key stores nothing new and returns the event first stored; the same "
+        "key with a different body is a 422.",
+        required=False,
+    ),
+]
+_KEY = TypeAdapter(IdempotencyKey)
+
+
+def _keyed(data: NewEvent, header: str | None) -> NewEvent:
+    """The event with the header's idempotency key, which must agree with the body's."""
+    if header is None:
+        return data
+    try:
+        key = _KEY.validate_python(header)
+    except ValidationError as exc:
+        raise ValidationException(
+            detail="invalid Idempotency-Key header",
+            extra=[
+                {"key": "Idempotency-Key", "message": exc.errors()[0]["msg"], "source": "header"}
+            ],
+        ) from None
+    if data.idempotency_key not in (None, key):
+        raise ValidationException(
+            detail="two different idempotency keys",
+            extra=[
+                {
+                    "key": "idempotency_key",
+                    "message": "differs from the Idempotency-Key header",
+                    "source": "body",
+                }
+            ],
+        )
+    keyed = data.model_copy(update={"idempotency_key": key})
+    # model_copy keeps the fields set by the client, which the replay check compares.
+    object.__setattr__(
+        keyed, "__pydantic_fields_set__", {*data.model_fields_set, "idempotency_key"}
+    )
+    return keyed
+
+
+def _replay_differs(sent: NewEvent, stored: Event) -> list[str]:
+    """The fields the client sent that differ from the event stored under the same key."""
+    return [
+        name
+        for name in sorted(sent.model_fields_set - {"idempotency_key"})
+        if getattr(sent, name) != getattr(stored, name)
+    ]
+
+
 @post(
     "/api/events",
     status_code=201,
     summary="Record an event",
-    description="Stores one event and returns it with its `id` and `created_at`.",
+    description="Stores one event and returns it with its `id` and `created_at`. With an "
+    "`Idempotency-Key` header, a retry stores nothing new and returns the event first stored, "
+    "and the same key with a different body is a 422. An `idempotency_key` in the body only "
+    "deduplicates: the event first stored under it is returned.",
     response_headers=[
         ResponseHeader(
             name="Location", description="The URL of the new event.", documentation_only=True
         )
     ],
-    responses={**_400, **_413, **_415, **_503, **_500},
+    responses={**_400, **_413, **_415, **_422, **_503, **_500},
     opt={"body_model": NewEvent},
     tags=["events"],
 )
 async def create_event(
-    data: JSONBody[NewEvent], service: NamedDependency[EventService]
+    data: JSONBody[NewEvent],
+    service: NamedDependency[EventService],
+    idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response[Event]:
     """Store one event."""
-    event = await service.call(service.repository.add, data)
+    new = _keyed(data, idempotency_key)
+    event = await service.call(service.repository.add, new)
+    if idempotency_key is not None:
+        differing = _replay_differs(new, event)
+        if differing:
+            return problem(  # type: ignore[return-value]
+                422,
+                f"Idempotency-Key {new.idempotency_key!r} was used before with another "
+                f"{', '.join(differing)}",
+                errors=[
+                    {
+                        "field": name,
+                        "message": "differs from the first request with this key",
+                        "type": "idempotency_conflict",
+                    }
+                    for name in differing
+                ],
+            )
     return Response(event, status_code=201, headers={"Location": f"/api/events/{event.id}"})
+
+
+@post(
+    "/api/events/batch",
+    status_code=201,
+    summary="Record several events",
+    description="Stores every event of the batch in one round trip, or none: one bad event "
+    "is a 400 naming its index and field. At most the configured batch size (default 1000).",
+    responses={**_400, **_413, **_415, **_503, **_500},
+    opt={"body_model": EventBatch},
+    tags=["events"],
+)
+async def create_events(
+    data: JSONBody[EventBatch], service: NamedDependency[EventService]
+) -> StoredBatch:
+    """Store several events, all or none."""
+    limit = service.options.max_batch_size
+    if len(data.events) > limit:
+        raise ValidationException(
+            detail="too many events",
+            extra=[
+                {
+                    "key": "events",
+                    "message": f"at most {limit} events in one batch, not {len(data.events)}",
+                    "source": "body",
+                }
+            ],
+        )
+    events = await service.call(service.repository.add_many, data.events)
+    return StoredBatch(events=events)
 
 
 @get(
@@ -325,6 +435,7 @@ api_router = Router(
         options_events,
         options_event,
         create_event,
+        create_events,
         list_events,
         event_stats,
         get_event,

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
+
+from sysevents import Event, NewEvent
 
 
 class FieldError(BaseModel):
@@ -43,3 +45,17 @@ class DatabaseHealth(BaseModel):
 
     status: Literal["ok"] = "ok"
     latency_ms: float = Field(description="Round-trip time of the ping, in milliseconds.")
+
+
+class EventBatch(BaseModel):
+    """Several events stored together: all of them, or none."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    events: list[NewEvent] = Field(description="The events, in order.")
+
+
+class StoredBatch(BaseModel):
+    """The stored events of a batch, in the order sent."""
+
+    events: list[Event]

@@ -1,0 +1,250 @@
+"""The repository protocol over the REST API: ``connect("http://host:port")``.
+
+A service switches from writing to the database directly to going through the
+API by changing a URL; answers and errors are the same as any other backend's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Self
+
+import httpx
+
+from .errors import (
+    ConflictError,
+    InvalidCursorError,
+    InvalidEventError,
+    NotFoundError,
+    StoreError,
+    StoreUnavailableError,
+)
+from .model import (
+    MAX_EVENT_ID,
+    Event,
+    EventFilter,
+    EventPage,
+    EventPatch,
+    EventQuery,
+    EventStats,
+    NewEvent,
+)
+
+if TYPE_CHECKING:
+    from .settings import Settings
+
+_Params = list[tuple[str, Any]]
+
+
+class HttpEventRepository:
+    """Talks to a sysevents REST API; every ``EventRepository`` method is one request.
+
+    ``base_url`` is the API's root (``http://host:port``). ``timeout`` bounds
+    each request; a server that cannot be reached, times out or answers 503
+    raises ``StoreUnavailableError``.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeout: float = 5.0,
+        headers: Mapping[str, str] | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self._headers = dict(headers or {})
+        self._transport = transport
+        self._client: httpx.AsyncClient | None = None
+        self._closed = False
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> HttpEventRepository:
+        """A repository for ``settings.database_url``, with its ``timeout``."""
+        return cls(settings.database_url, timeout=settings.timeout)
+
+    async def open(self) -> None:
+        """Create the HTTP client (connections open on first use)."""
+        if self._client is None:
+            self._client = httpx.AsyncClient(
+                base_url=self.base_url,
+                timeout=self.timeout,
+                headers=self._headers,
+                transport=self._transport,
+            )
+        self._closed = False
+
+    async def close(self) -> None:
+        """Close the client; safe to call twice."""
+        self._closed = True
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose()
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # -- the protocol -------------------------------------------------------------
+
+    async def add(self, new: NewEvent) -> Event:
+        """Store one event (``POST /api/events``)."""
+        body = await self._request("POST", "/api/events", json=new.model_dump(mode="json"))
+        return Event.model_validate(body)
+
+    async def add_many(self, news: Sequence[NewEvent]) -> list[Event]:
+        """Store several events, all or none (``POST /api/events/batch``)."""
+        if not news:
+            return []
+        payload = {"events": [new.model_dump(mode="json") for new in news]}
+        body = await self._request("POST", "/api/events/batch", json=payload, batch=True)
+        return [Event.model_validate(item) for item in body["events"]]
+
+    async def get(self, event_id: int) -> Event | None:
+        """The event, or ``None`` (``GET /api/events/{id}``)."""
+        if not 0 < event_id <= MAX_EVENT_ID:
+            self._ensure_open()
+            return None
+        try:
+            body = await self._request("GET", f"/api/events/{event_id}", event_id=event_id)
+        except NotFoundError:
+            return None
+        return Event.model_validate(body)
+
+    async def list(self, query: EventQuery | None = None) -> EventPage:
+        """One page of matching events (``GET /api/events``)."""
+        query = query or EventQuery()
+        params = _filter_params(query)
+        params += [("order", query.order), ("limit", str(query.limit)), ("count", query.count)]
+        if query.offset:
+            params.append(("offset", str(query.offset)))
+        if query.cursor is not None:
+            params.append(("cursor", query.cursor))
+        body = await self._request("GET", "/api/events", params=params)
+        return EventPage.model_validate(body)
+
+    async def update(self, event_id: int, patch: EventPatch) -> Event:
+        """Change the given fields (``PUT /api/events/{id}``)."""
+        if not 0 < event_id <= MAX_EVENT_ID:
+            self._ensure_open()
+            raise NotFoundError(event_id)
+        body = await self._request(
+            "PUT",
+            f"/api/events/{event_id}",
+            json=patch.model_dump(mode="json", exclude_unset=True),
+            event_id=event_id,
+        )
+        return Event.model_validate(body)
+
+    async def delete(self, event_id: int) -> None:
+        """Remove the event (``DELETE /api/events/{id}``)."""
+        if not 0 < event_id <= MAX_EVENT_ID:
+            self._ensure_open()
+            raise NotFoundError(event_id)
+        await self._request("DELETE", f"/api/events/{event_id}", event_id=event_id)
+
+    async def stats(self, query: EventFilter | None = None) -> EventStats:
+        """Counts over matching events (``GET /api/events/stats``)."""
+        params = _filter_params(query or EventFilter())
+        body = await self._request("GET", "/api/events/stats", params=params)
+        return EventStats.model_validate(body)
+
+    async def ping(self) -> None:
+        """Check the API and its store answer (``GET /api/health/db``)."""
+        await self._request("GET", "/api/health/db")
+
+    # -- plumbing -------------------------------------------------------------------
+
+    def _ensure_open(self) -> httpx.AsyncClient:
+        if self._closed:
+            raise StoreUnavailableError("the repository is closed")
+        if self._client is None:
+            raise StoreUnavailableError("the repository is not open: use `async with`")
+        return self._client
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: _Params | None = None,
+        event_id: int | None = None,
+        batch: bool = False,
+    ) -> Any:
+        client = self._ensure_open()
+        try:
+            response = await client.request(
+                method, path, json=json, params=httpx.QueryParams(params or [])
+            )
+        except httpx.TimeoutException as exc:
+            raise StoreUnavailableError(f"{self.base_url} did not answer in time") from exc
+        except httpx.TransportError as exc:
+            raise StoreUnavailableError(f"cannot reach {self.base_url}: {exc}") from exc
+        if response.status_code < 300:
+            return response.json() if response.content else None
+        raise _error(response, event_id, batch)
+
+
+def _filter_params(query: EventFilter) -> _Params:
+    params: _Params = []
+    params += [("event_type", t) for t in query.event_type or ()]
+    params += [("severity", s.value) for s in query.severity or ()]
+    if query.min_severity is not None:
+        params.append(("min_severity", query.min_severity.value))
+    if query.source is not None:
+        params.append(("source", query.source))
+    if query.since is not None:
+        params.append(("since", query.since.isoformat()))
+    if query.until is not None:
+        params.append(("until", query.until.isoformat()))
+    return params
+
+
+def _loc(field: str, batch: bool) -> tuple[int | str, ...]:
+    parts: list[int | str] = [int(p) if p.isdigit() else p for p in field.split(".")]
+    if batch and parts and parts[0] == "events":
+        parts = parts[1:]
+    return tuple(parts)
+
+
+def _error(response: httpx.Response, event_id: int | None, batch: bool) -> Exception:
+    """The library error for an error response (problem details, RFC 9457)."""
+    try:
+        problem = response.json()
+    except ValueError:
+        problem = {}
+    if not isinstance(problem, dict):
+        problem = {}
+    detail = str(problem.get("detail") or response.reason_phrase)
+    status = response.status_code
+    if status == 404 and event_id is not None:
+        return NotFoundError(event_id)
+    if status in (400, 413):
+        errors = [
+            {
+                "loc": _loc(str(e.get("field", "body")), batch),
+                "msg": str(e.get("message", "is not valid")),
+                "type": str(e.get("type", "value_error")),
+            }
+            for e in problem.get("errors") or ()
+            if isinstance(e, dict)
+        ] or [{"loc": ("body",), "msg": detail, "type": f"http_{status}"}]
+        if any(e["loc"] == ("cursor",) for e in errors):
+            return InvalidCursorError(str(errors[0]["msg"]))
+        return InvalidEventError(errors)
+    if status in (409, 422):
+        return ConflictError(detail)
+    if status in (502, 503, 504):
+        return StoreUnavailableError(f"the API's store is unavailable: {detail}")
+    return StoreError(f"{response.request.method} {response.request.url.path}: {status} {detail}")
