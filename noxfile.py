@@ -36,3 +36,14 @@ def typecheck(session: nox.Session) -> None:
     """mypy --strict over both packages."""
     install(session, "typecheck")
     session.run("mypy")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Benchmarks against the raw drivers; ``-- --smoke`` for a seconds-long check.
+
+    Needs PostgreSQL and Redis (``SYSEVENTS_BENCH_POSTGRES_URL``,
+    ``SYSEVENTS_BENCH_REDIS_URL``); installs wrk from the distribution if missing.
+    """
+    install(session, "bench")
+    session.run("python", "bench/run.py", *session.posargs)

@@ -172,6 +172,7 @@ async def test_stats_edges_are_exact(empty_postgres_url: str) -> None:
             times[0],
             times[1] + timedelta(microseconds=1),
             times[17],
+            times[17] + timedelta(minutes=10),  # with times[17]: raw rows only
             times[len(times) // 2].replace(minute=0, second=0, microsecond=0),
             times[len(times) // 2].replace(hour=0, minute=0, second=0, microsecond=0),
             times[-40].replace(day=1, hour=0, minute=0, second=0, microsecond=0),

@@ -579,49 +579,48 @@ class PostgresEventRepository(RepositoryBase):
         for back in (timedelta(days=1), timedelta(hours=1)):
             start = now - back if since is None else max(since, now - back)
             ranges.append((start, until))
-        b_part: list[int] = []
-        b_level: list[int] = []
-        b_lo: list[datetime] = []
-        b_hi: list[datetime] = []
-        w_part: list[int] = []
-        w_lo: list[datetime] = []
-        w_hi: list[datetime] = []
-        for part, (lo, hi) in enumerate(ranges):
+        # One branch per range, each with its bounds as parameters, so that the
+        # planner sees how narrow it is (an index range scan, never a table scan).
+        filters: LiteralString = "".join(" AND " + c for c in clauses)
+        branches: list[LiteralString] = []
+        args: list[Any] = []
+        parts: tuple[LiteralString, ...] = ("0", "1", "2")
+        for part, (lo, hi) in zip(parts, ranges, strict=True):
             if lo is not None and hi is not None and lo >= hi:
                 continue
             raw, buckets = rollup_cover(lo, hi)
             for level, start, end in buckets:
-                b_part.append(part)
-                b_level.append(level)
-                b_lo.append(start)
-                b_hi.append(end)
+                branches.append(
+                    "SELECT " + part + " AS part, event_type, severity, source, n "
+                    "FROM system_event_rollups WHERE level = %s AND bucket >= %s "
+                    "AND bucket < %s" + filters
+                )
+                args += [level, start, end, *params]
             for start, end in raw:
-                w_part.append(part)
-                w_lo.append(start)
-                w_hi.append(end)
-        filters: LiteralString = "".join(" AND " + c for c in clauses)
+                branches.append(
+                    "SELECT "
+                    + part
+                    + " AS part, event_type, severity, coalesce(source, '') AS source, 1 AS n "
+                    'FROM system_events WHERE "timestamp" >= %s AND "timestamp" < %s' + filters
+                )
+                args += [start, end, *params]
         time_clauses, time_params = _where(query)
-        sql: LiteralString = (
-            "WITH b AS (SELECT * FROM unnest(%s::int[], %s::smallint[], %s::timestamptz[], "
-            "%s::timestamptz[]) AS b(part, lvl, lo, hi)), "
-            "w AS (SELECT * FROM unnest(%s::int[], %s::timestamptz[], %s::timestamptz[]) "
-            "AS w(part, lo, hi)), "
-            "c AS MATERIALIZED ("
-            "SELECT b.part, r.event_type, r.severity, r.source, r.n FROM b "
-            "JOIN system_event_rollups r ON r.level = b.lvl AND r.bucket >= b.lo "
-            "AND r.bucket < b.hi WHERE true" + filters + " UNION ALL "
-            "SELECT w.part, e.event_type, e.severity, coalesce(e.source, ''), 1 FROM w "
-            'JOIN system_events e ON e."timestamp" >= w.lo AND e."timestamp" < w.hi '
-            "WHERE true" + filters + ") "
-            "SELECT 0, event_type, severity, source, sum(n), NULL::timestamptz, "
-            "NULL::timestamptz FROM c WHERE part = 0 GROUP BY event_type, severity, source "
-            "HAVING sum(n) <> 0 UNION ALL "
-            "SELECT part, NULL, NULL, NULL, sum(n), NULL, NULL FROM c WHERE part > 0 "
-            "GROUP BY part UNION ALL "
+        span: LiteralString = (
             'SELECT -1, NULL, NULL, NULL, NULL, min("timestamp"), max("timestamp") '
             "FROM system_events" + _sql_where(time_clauses)
         )
-        args = [b_part, b_level, b_lo, b_hi, w_part, w_lo, w_hi, *params, *params, *time_params]
+        if branches:
+            sql: LiteralString = (
+                "WITH c AS MATERIALIZED (" + " UNION ALL ".join(branches) + ") "
+                "SELECT 0, event_type, severity, source, sum(n), NULL::timestamptz, "
+                "NULL::timestamptz FROM c WHERE part = 0 GROUP BY event_type, severity, source "
+                "HAVING sum(n) <> 0 UNION ALL "
+                "SELECT part, NULL, NULL, NULL, sum(n), NULL, NULL FROM c WHERE part > 0 "
+                "GROUP BY part UNION ALL " + span
+            )
+        else:
+            sql = span
+        args += time_params
         async with self._connection() as conn:
             cur = await conn.execute(sql, args)
             rows = await cur.fetchall()
