@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import json
 import subprocess
@@ -279,3 +280,51 @@ def test_policies_are_checked(policy: str) -> None:
     EventLogger(MemoryEventRepository(), overflow=policy)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="overflow"):
         EventLogger(MemoryEventRepository(), overflow="sometimes")  # type: ignore[arg-type]
+
+
+async def test_a_cancelled_writer_hands_its_batch_to_stdout() -> None:
+    repo = GatedRepository()
+    repo.failures_left = 10**6
+    out = io.StringIO()
+    emitter = EventLogger(repo, retry_window=30, fallback=out)
+    await emitter.start()
+    for i in range(5):
+        emitter.emit("t", str(i))
+    await asyncio.sleep(0.2)  # the writer took the batch and is retrying it
+    assert emitter._task is not None
+    emitter._task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await emitter._task
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert sorted(line["message"] for line in lines) == [str(i) for i in range(5)]
+    assert all(line["fallback_reason"] == "emitter cancelled" for line in lines)
+    assert emitter.counters.pending == 0
+
+
+def test_exit_during_an_outage_loses_nothing() -> None:
+    script = textwrap.dedent(
+        """
+        import asyncio
+        from sysevents import EventLogger, MemoryEventRepository, StoreUnavailableError
+
+        class Down(MemoryEventRepository):
+            async def add_many(self, news):
+                raise StoreUnavailableError("down")
+
+        async def main():
+            emitter = EventLogger(Down(), retry_window=30)
+            await emitter.start()
+            for i in range(5):
+                emitter.emit("t", str(i), timestamp="2024-01-01T00:00:00Z")
+            await asyncio.sleep(0.2)
+            # asyncio.run() cancels the writer: no aclose(), no flush().
+
+        asyncio.run(main())
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    messages = sorted(json.loads(line)["message"] for line in result.stdout.splitlines())
+    assert messages == [str(i) for i in range(5)]

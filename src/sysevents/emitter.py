@@ -20,7 +20,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Coroutine
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, Self, TextIO
 
@@ -108,6 +108,7 @@ class EventLogger:
         self._queued = self._written = self._retried = self._dropped = 0
         self._invalid = self._to_stdout = self._evicted = 0
         self._outage = False
+        self._in_flight: list[NewEvent] = []
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
@@ -209,7 +210,8 @@ class EventLogger:
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
         self._task = None
-        atexit.unregister(self._at_exit)
+        # The exit hook stays registered: events emitted after closing still
+        # reach stdout at exit instead of vanishing.
         self._drain_to_fallback("emitter closed")
 
     async def __aenter__(self) -> Self:
@@ -221,7 +223,14 @@ class EventLogger:
 
     def _at_exit(self) -> None:
         # The loop is gone at interpreter exit: whatever is left goes to stdout.
+        self._abandon_in_flight("interpreter exit")
         self._drain_to_fallback("interpreter exit")
+
+    def _abandon_in_flight(self, why: str) -> None:
+        """Send the batch being written to stdout: the writer will not finish it."""
+        events, self._in_flight = self._in_flight, []
+        if events:
+            self._fallback_events(events, why)
 
     # -- the writer ---------------------------------------------------------------
 
@@ -236,6 +245,7 @@ class EventLogger:
                 batch = self._take_batch()
                 await self._write(batch)
         except asyncio.CancelledError:
+            self._abandon_in_flight("emitter cancelled")
             self._drain_to_fallback("emitter cancelled")
             raise
 
@@ -269,13 +279,21 @@ class EventLogger:
                 )
             except ValidationError as exc:
                 self._invalid += 1
-                self._print_raw(batch_item=(event_type, message, severity, source, when), why=exc)
+                self._print_raw(
+                    batch_item=(event_type, message, severity, details, source, when), why=exc
+                )
         return events
 
     async def _write(self, batch: list[_Item]) -> None:
         events = self._validate(batch)
         if not events:
             return
+        # Kept until stored, so that a cancelled writer can still hand it to stdout.
+        self._in_flight = events
+        await self._store(events)
+        self._in_flight = []
+
+    async def _store(self, events: list[NewEvent]) -> None:
         first_failure: float | None = None
         backoff = 0.05
         while True:
@@ -311,11 +329,12 @@ class EventLogger:
             return
 
     async def _write_one_by_one(self, events: list[NewEvent]) -> None:
-        for event in events:
+        for index, event in enumerate(events):
+            self._in_flight = events[index:]
             try:
                 await self.repo.add(event)
                 self._written += 1
-            except SyseventsError as exc:
+            except Exception as exc:  # never let one event stop the writer
                 self._fallback_events([event], f"refused by the store: {exc}")
 
     # -- the fallback -------------------------------------------------------------
@@ -332,13 +351,14 @@ class EventLogger:
         self._to_stdout += len(events)
 
     def _print_raw(self, batch_item: tuple[Any, ...], why: ValidationError) -> None:
-        event_type, message, severity, source, when = batch_item
+        event_type, message, severity, details, source, when = batch_item
         line = {
             "event_type": repr(event_type) if not isinstance(event_type, str) else event_type,
             "severity": str(severity),
             "message": message if isinstance(message, str) else repr(message),
             "source": source if isinstance(source, str) else None,
-            "timestamp": when.isoformat() if isinstance(when, datetime) else repr(when),
+            "timestamp": _iso(when),
+            "details": details,
             "fallback_reason": "invalid event: "
             + "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in why.errors()),
         }
@@ -361,7 +381,7 @@ class EventLogger:
                     "message": message,
                     "details": details,
                     "source": source if source is not None else self.source,
-                    "timestamp": when.isoformat(),
+                    "timestamp": _iso(when),
                     "idempotency_key": key,
                     "fallback_reason": why,
                 },
@@ -380,6 +400,10 @@ class EventLogger:
         example ``lambda: sysevents.connect(url)``.
         """
         return ThreadedEventLogger(open_repo, **options)
+
+
+def _iso(when: Any) -> str:
+    return when.isoformat() if isinstance(when, datetime) else str(when)
 
 
 def _print_line(out: TextIO, line: dict[str, Any]) -> None:
@@ -456,9 +480,6 @@ class ThreadedEventLogger:
         finally:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join()
+            self._loop.close()
             atexit.unregister(self.close)
 
-
-def counters_dict(counters: EmitterCounters) -> dict[str, int]:
-    """The counters as a plain dict (for health endpoints and logs)."""
-    return asdict(counters)
