@@ -491,3 +491,51 @@ async def test_cancelled_reads_never_mix_up_values(
     for event_id, event in by_id.items():
         assert await cache.get(event_id) == event
     assert cache.cache_stats().breaker == "closed"
+
+
+async def test_a_write_cancelled_after_commit_still_invalidates(
+    cache: CachedEventRepository, inner: GatedRepository, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    event = await cache.add(NewEvent(event_type="t", message="old"))
+    assert await cache.get(event.id) == event  # cached
+    entered, release = asyncio.Event(), asyncio.Event()
+    invalidate = cache._invalidate
+
+    async def slow_invalidate(ids: Any) -> None:
+        entered.set()
+        await release.wait()
+        await invalidate(ids)
+
+    monkeypatch.setattr(cache, "_invalidate", slow_invalidate)
+    writer = asyncio.create_task(cache.update(event.id, EventPatch(message="new")))
+    await entered.wait()  # the store has committed; the invalidation is under way
+    writer.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await writer
+    release.set()
+    for _ in range(100):
+        await asyncio.sleep(0.01)
+        if not cache._tasks:
+            break
+    fetched = await cache.get(event.id)
+    assert fetched is not None
+    assert fetched.message == "new"
+
+
+async def test_coalesced_readers_get_their_own_copies(
+    cache: CachedEventRepository, inner: GatedRepository
+) -> None:
+    event = await cache.add(NewEvent(event_type="t", message="m", details={"a": [1]}))
+    hold = inner.hold("get")
+    readers = [asyncio.create_task(cache.get(event.id)) for _ in range(3)]
+    await hold.reached.wait()  # one load under way; the other readers join it
+    await asyncio.sleep(0.01)
+    hold.release.set()
+    first, second, third = await asyncio.gather(*readers)
+    assert cache.cache_stats().coalesced == 2
+    assert first is not None
+    assert second is not None
+    assert third is not None
+    first.details["a"].append(2)  # type: ignore[index]
+    assert second.details == {"a": [1]}
+    assert third.details == {"a": [1]}

@@ -22,7 +22,9 @@ from tests.private_redis import PrivateRedis, private_redis
 pytestmark = [pytest.mark.fault, pytest.mark.redis]
 
 BUDGET = 0.25
-SLACK = 0.15  # a loaded 2-core CI machine; a hang would be seconds
+# A bound on a hang, not a benchmark: redis-py's defaults take ~4 s to fail a call,
+# the cache spends at most 0.2 s; the slack absorbs a loaded 2-core CI machine.
+SLACK = 0.5
 
 
 @pytest.fixture

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, Self, TypeVar, cast
 
+from pydantic import BaseModel
 from redis.exceptions import RedisError
 
 from .errors import InvalidEventError, NotFoundError
@@ -281,25 +282,32 @@ class CachedEventRepository:
     async def add(self, new: NewEvent) -> Event:
         """Store one event, then invalidate its id (it may be cached as missing)."""
         event = await self._write(self.inner.add(new), None)
-        await self._invalidate([event.id])
+        await self._invalidate_shielded([event.id])
         return event
 
     async def add_many(self, news: Sequence[NewEvent]) -> builtins.list[Event]:
         """Store several events, then invalidate their ids."""
         events = await self._write(self.inner.add_many(news), None)
-        await self._invalidate([e.id for e in events])
+        await self._invalidate_shielded([e.id for e in events])
         return events
 
     async def update(self, event_id: int, patch: EventPatch) -> Event:
         """Change the event, then invalidate it and all stats."""
         event = await self._write(self.inner.update(event_id, patch), [event_id])
-        await self._invalidate([event_id])
+        await self._invalidate_shielded([event_id])
         return event
 
     async def delete(self, event_id: int) -> None:
         """Remove the event, then invalidate it and all stats."""
         await self._write(self.inner.delete(event_id), [event_id])
-        await self._invalidate([event_id])
+        await self._invalidate_shielded([event_id])
+
+    async def _invalidate_shielded(self, ids: Sequence[int]) -> None:
+        """Invalidate after a committed write, even if the caller is cancelled meanwhile."""
+        task = asyncio.get_running_loop().create_task(self._invalidate(ids))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        await asyncio.shield(task)
 
     async def _write(self, write: Awaitable[T], ids: Sequence[int] | None) -> T:
         """Run an inner write; if its outcome is unknown, invalidate anyway."""
@@ -369,10 +377,12 @@ class CachedEventRepository:
             )
             self._flights[flight_key] = flight
             flight.add_done_callback(lambda f: self._land(flight_key, f))
-        else:
-            self._coalesced += 1
-        result: T = await asyncio.shield(flight)
-        return result
+            result: T = await asyncio.shield(flight)
+            return result
+        self._coalesced += 1
+        shared: T = await asyncio.shield(flight)
+        # Waiters share the loaded object: each gets its own copy of its mutable parts.
+        return shared.model_copy(deep=True) if isinstance(shared, BaseModel) else shared
 
     def _land(self, key: tuple[str, bytes, bytes], flight: asyncio.Future[Any]) -> None:
         if self._flights.get(key) is flight:
