@@ -14,7 +14,14 @@ import pytest_asyncio
 import uvicorn
 
 import sysevents
-from sysevents import ConfigurationError, NewEvent, StoreUnavailableError
+from sysevents import (
+    ConfigurationError,
+    ConflictError,
+    InvalidEventError,
+    NewEvent,
+    StoreError,
+    StoreUnavailableError,
+)
 from sysevents.http_client import HttpEventRepository
 from sysevents.testing import EventRepositoryConformance
 from sysevents_http import create_app
@@ -103,3 +110,32 @@ async def test_not_opened_is_a_clear_error() -> None:
     repo = HttpEventRepository("http://127.0.0.1:1")
     with pytest.raises(StoreUnavailableError, match="not open"):
         await repo.get(1)
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "headers", "error"),
+    [
+        (200, b"<html>a proxy page</html>", {"content-type": "text/html"}, StoreError),
+        (200, b'{"unexpected": true}', {"content-type": "application/json"}, StoreError),
+        (200, b"not gzip", {"content-encoding": "gzip"}, StoreError),
+        (429, b"", {}, StoreUnavailableError),
+        (502, b"bad gateway", {}, StoreUnavailableError),
+        (500, b'{"detail": "boom"}', {"content-type": "application/json"}, StoreError),
+        (422, b'{"detail": "reused key"}', {}, ConflictError),
+        (400, b"garbage", {}, InvalidEventError),
+    ],
+)
+async def test_odd_answers_become_library_errors(
+    status: int, body: bytes, headers: dict[str, str], error: type[Exception]
+) -> None:
+    transport = httpx.MockTransport(
+        lambda request: httpx.Response(status, content=body, headers=headers)
+    )
+    async with HttpEventRepository("http://api.test", transport=transport) as repo:
+        with pytest.raises(error):
+            await repo.add(NewEvent(event_type="t", message="m"))
+
+
+async def test_a_malformed_url_is_a_configuration_error() -> None:
+    with pytest.raises(ConfigurationError):
+        await HttpEventRepository("http://[::1").open()

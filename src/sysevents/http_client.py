@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 import httpx
+from pydantic import BaseModel, ValidationError
 
 from .errors import (
+    ConfigurationError,
     ConflictError,
     InvalidCursorError,
     InvalidEventError,
@@ -68,12 +70,15 @@ class HttpEventRepository:
     async def open(self) -> None:
         """Create the HTTP client (connections open on first use)."""
         if self._client is None:
-            self._client = httpx.AsyncClient(
-                base_url=self.base_url,
-                timeout=self.timeout,
-                headers=self._headers,
-                transport=self._transport,
-            )
+            try:
+                self._client = httpx.AsyncClient(
+                    base_url=self.base_url,
+                    timeout=self.timeout,
+                    headers=self._headers,
+                    transport=self._transport,
+                )
+            except (httpx.InvalidURL, ValueError) as exc:
+                raise ConfigurationError(f"not a usable API URL: {self.base_url!r}") from exc
         self._closed = False
 
     async def close(self) -> None:
@@ -100,7 +105,7 @@ class HttpEventRepository:
     async def add(self, new: NewEvent) -> Event:
         """Store one event (``POST /api/events``)."""
         body = await self._request("POST", "/api/events", json=new.model_dump(mode="json"))
-        return Event.model_validate(body)
+        return _parse(Event, body)
 
     async def add_many(self, news: Sequence[NewEvent]) -> list[Event]:
         """Store several events, all or none (``POST /api/events/batch``)."""
@@ -108,7 +113,7 @@ class HttpEventRepository:
             return []
         payload = {"events": [new.model_dump(mode="json") for new in news]}
         body = await self._request("POST", "/api/events/batch", json=payload, batch=True)
-        return [Event.model_validate(item) for item in body["events"]]
+        return _parse(_StoredBatch, body).events
 
     async def get(self, event_id: int) -> Event | None:
         """The event, or ``None`` (``GET /api/events/{id}``)."""
@@ -119,7 +124,7 @@ class HttpEventRepository:
             body = await self._request("GET", f"/api/events/{event_id}", event_id=event_id)
         except NotFoundError:
             return None
-        return Event.model_validate(body)
+        return _parse(Event, body)
 
     async def list(self, query: EventQuery | None = None) -> EventPage:
         """One page of matching events (``GET /api/events``)."""
@@ -131,7 +136,7 @@ class HttpEventRepository:
         if query.cursor is not None:
             params.append(("cursor", query.cursor))
         body = await self._request("GET", "/api/events", params=params)
-        return EventPage.model_validate(body)
+        return _parse(EventPage, body)
 
     async def update(self, event_id: int, patch: EventPatch) -> Event:
         """Change the given fields (``PUT /api/events/{id}``)."""
@@ -144,7 +149,7 @@ class HttpEventRepository:
             json=patch.model_dump(mode="json", exclude_unset=True),
             event_id=event_id,
         )
-        return Event.model_validate(body)
+        return _parse(Event, body)
 
     async def delete(self, event_id: int) -> None:
         """Remove the event (``DELETE /api/events/{id}``)."""
@@ -157,7 +162,7 @@ class HttpEventRepository:
         """Counts over matching events (``GET /api/events/stats``)."""
         params = _filter_params(query or EventFilter())
         body = await self._request("GET", "/api/events/stats", params=params)
-        return EventStats.model_validate(body)
+        return _parse(EventStats, body)
 
     async def ping(self) -> None:
         """Check the API and its store answer (``GET /api/health/db``)."""
@@ -191,9 +196,31 @@ class HttpEventRepository:
             raise StoreUnavailableError(f"{self.base_url} did not answer in time") from exc
         except httpx.TransportError as exc:
             raise StoreUnavailableError(f"cannot reach {self.base_url}: {exc}") from exc
-        if response.status_code < 300:
-            return response.json() if response.content else None
-        raise _error(response, event_id, batch)
+        except httpx.HTTPError as exc:  # a bad encoding, too many redirects, ...
+            raise StoreError(f"{method} {path}: {exc}") from exc
+        if response.status_code >= 300:
+            raise _error(response, event_id, batch)
+        if not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise StoreError(f"{method} {path}: the answer is not JSON") from exc
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class _StoredBatch(BaseModel):
+    events: list[Event]
+
+
+def _parse(model: type[M], body: Any) -> M:
+    """The answer as ``model``; an answer of another shape is a ``StoreError``."""
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        raise StoreError(f"the API answered with an unexpected {model.__name__}: {exc}") from exc
 
 
 def _filter_params(query: EventFilter) -> _Params:
@@ -245,6 +272,6 @@ def _error(response: httpx.Response, event_id: int | None, batch: bool) -> Excep
         return InvalidEventError(errors)
     if status in (409, 422):
         return ConflictError(detail)
-    if status in (502, 503, 504):
+    if status in (429, 502, 503, 504):
         return StoreUnavailableError(f"the API's store is unavailable: {detail}")
     return StoreError(f"{response.request.method} {response.request.url.path}: {status} {detail}")
