@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import RedocRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Tag
 from litestar.router import Router
+from litestar.routes import BaseRoute
 from litestar.static_files import create_static_files_router
 
 import sysevents
@@ -26,6 +28,20 @@ def _swagger_dir() -> Path:
 _FAVICON = f"<link rel='icon' type='image/png' href='{SWAGGER_ASSETS}/favicon-32x32.png'>"
 
 
+class _DocsRouter(Router):
+    """The router of the doc pages, without Litestar's HTML page for unknown paths.
+
+    That page would answer every unknown top-level path with HTML; without it
+    they are 404 problem details like every other error.
+    """
+
+    def register(self, value: Any) -> list[BaseRoute]:
+        """Register a handler, except the HTML not-found page."""
+        if getattr(value, "handler_name", "") == "handle_schema_path_not_found":
+            return []
+        return super().register(value)
+
+
 def openapi_config() -> OpenAPIConfig:
     """``/openapi.json``, Swagger UI at ``/docs`` and ReDoc at ``/redoc``."""
     return OpenAPIConfig(
@@ -37,6 +53,7 @@ def openapi_config() -> OpenAPIConfig:
             Tag(name="health", description="Liveness of the service and of its store."),
         ],
         path="/",
+        openapi_router=_DocsRouter("/", route_handlers=[], include_in_schema=False),
         render_plugins=[
             SwaggerRenderPlugin(
                 path="/docs",

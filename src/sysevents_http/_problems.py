@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -19,6 +20,7 @@ from pydantic import ValidationError
 
 from sysevents import (
     ConflictError,
+    InvalidCursorError,
     InvalidEventError,
     NotFoundError,
     StoreError,
@@ -98,10 +100,20 @@ def _conflict(_: Request[Any, Any, Any], exc: ConflictError) -> Response[dict[st
     return problem(HTTP_409_CONFLICT, str(exc))
 
 
+_UNAVAILABLE_LOG_INTERVAL = 10.0
+
+
 def _unavailable(
     request: Request[Any, Any, Any], exc: StoreUnavailableError
 ) -> Response[dict[str, Any]]:
-    logger.warning("store unavailable for %s %s: %s", request.method, request.url.path, exc)
+    # One warning per interval, not one per request: an outage must not flood the log.
+    state = request.app.state
+    now = time.monotonic()
+    if now - state.get("sysevents_unavailable_logged", -_UNAVAILABLE_LOG_INTERVAL) >= (
+        _UNAVAILABLE_LOG_INTERVAL
+    ):
+        state["sysevents_unavailable_logged"] = now
+        logger.warning("store unavailable for %s %s: %s", request.method, request.url.path, exc)
     return problem(
         HTTP_503_SERVICE_UNAVAILABLE,
         "the event store is unavailable; try again shortly",
@@ -178,6 +190,7 @@ QUIET_EXCEPTIONS: set[int | type[Exception]] = {
     415,
     ValidationError,
     InvalidEventError,
+    InvalidCursorError,
     NotFoundError,
     ConflictError,
     StoreUnavailableError,
