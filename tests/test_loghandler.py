@@ -186,3 +186,20 @@ def test_errors_inside_the_handler_are_handled(monkeypatch: pytest.MonkeyPatch) 
     finally:
         logger.removeHandler(handler)
     assert [r.getMessage() for r in handled] == ["this must not raise"]
+
+
+async def test_oversized_details_are_trimmed_not_lost(stored: Any, log: logging.Logger) -> None:
+    repo, emitter = stored
+    extra = {f"big{i}": "x" * 3_900 for i in range(20)}
+    extra["small"] = "kept"
+    try:
+        raise RuntimeError("deep " * 2_000)
+    except RuntimeError:
+        log.exception("with everything", extra=extra, stack_info=True)
+    (event,) = await events(repo, emitter)
+    assert emitter.counters.invalid == 0
+    details = event.details
+    assert details["small"] == "kept"
+    assert details["exception"]["type"] == "RuntimeError"
+    assert "big0" in details["truncated"]
+    assert len(json.dumps(details, ensure_ascii=False).encode()) <= 60_000

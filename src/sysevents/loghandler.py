@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import re
@@ -65,11 +66,13 @@ class EventLogHandler(logging.Handler):
         level: int = logging.NOTSET,
         event_type: str = "log",
         max_message_chars: int = 16_000,
+        max_details_bytes: int = 60_000,
     ) -> None:
         super().__init__(level)
         self.emitter = emitter
         self.event_type = event_type
         self.max_message_chars = max_message_chars
+        self.max_details_bytes = max_details_bytes
         self._busy = threading.local()
 
     def emit(self, record: logging.LogRecord) -> None:
@@ -111,6 +114,7 @@ class EventLogHandler(logging.Handler):
         if record.stack_info:
             details["stack"] = _text(record.stack_info[-_MAX_TRACEBACK_CHARS:])
         details["location"] = f"{record.pathname}:{record.lineno}"
+        _fit(details, self.max_details_bytes)
         message = _text(record.getMessage())[: self.max_message_chars] or "(empty message)"
         return {
             "event_type": event_type,
@@ -120,6 +124,47 @@ class EventLogHandler(logging.Handler):
             "source": _label(record.name or "root", 100),
             "timestamp": datetime.fromtimestamp(record.created, UTC),
         }
+
+
+_KEEP = ("exception", "stack", "location")
+
+
+def _size(value: Any) -> int:
+    return len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode())
+
+
+def _fit(details: dict[str, Any], limit: int) -> None:
+    """Shrink ``details`` in place to at most ``limit`` bytes of JSON.
+
+    The largest ``extra`` values go first (their names are kept in
+    ``truncated``); the traceback and stack lose their oldest lines last.
+    """
+    if _size(details) <= limit:
+        return
+    dropped: list[str] = []
+    extras = sorted((k for k in details if k not in _KEEP), key=lambda k: -_size(details[k]))
+    for key in extras:
+        dropped.append(key)
+        del details[key]
+        details["truncated"] = dropped
+        if _size(details) <= limit:
+            return
+    for key, field in (("stack", None), ("exception", "traceback")):
+        holder = details.get(key)
+        text = holder.get(field) if isinstance(holder, dict) and field else holder
+        if not isinstance(text, str):
+            continue
+        excess = _size(details) - limit
+        if excess <= 0:
+            return
+        shorter = "…" + text[min(len(text), excess + 16) :]
+        if isinstance(holder, dict) and field:
+            holder[field] = shorter
+        else:
+            details[key] = shorter
+    if _size(details) > limit:  # pathological: keep only what always fits
+        details.clear()
+        details["truncated"] = ["everything"]
 
 
 def _text(value: str) -> str:
