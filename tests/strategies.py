@@ -9,8 +9,9 @@ from hypothesis import strategies as st
 
 from sysevents import EventFilter, EventPatch, EventQuery, NewEvent, Severity
 
-# Printable text of every script; no NUL, no surrogates, no control characters.
-label_chars = st.characters(exclude_categories=("Cc", "Cs"))
+# Printable text of every script; no NUL, no surrogates, no control, format or
+# separator characters in labels.
+label_chars = st.characters(exclude_categories=("Cc", "Cs", "Cf", "Zl", "Zp"))
 text_chars = st.characters(exclude_categories=("Cs",), exclude_characters="\x00")
 
 EVENT_TYPES = ["deploy", "login", "crash", "health_check"]

@@ -60,7 +60,7 @@ def connect(
         settings = Settings.from_env(**overrides)
     else:
         changed = {k: v for k, v in overrides.items() if v is not None}
-        settings = Settings.model_validate({**settings.model_dump(), **changed})
+        settings = settings.updated(**changed)
     scheme = urlsplit(settings.database_url).scheme.lower()
     try:
         module, name, extra = _BACKENDS[scheme]

@@ -8,6 +8,7 @@ import math
 import re
 import threading
 import traceback
+import unicodedata
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -173,7 +174,12 @@ def _text(value: str) -> str:
 
 
 def _label(value: str, size: int) -> str:
-    cleaned = _CONTROL.sub("?", _text(value))[:size]
+    cleaned = _CONTROL.sub("?", _text(value))
+    if not cleaned.isascii():
+        cleaned = "".join(
+            "?" if unicodedata.category(c) in ("Cf", "Zl", "Zp") else c for c in cleaned
+        )
+    cleaned = cleaned[:size]
     return cleaned if cleaned.strip() else "?"
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -31,13 +32,17 @@ MAX_EVENT_ID = 2**63 - 1
 """The largest id a store can assign (PostgreSQL ``bigint``)."""
 
 MAX_EVENT_TYPE_LENGTH = 50
+"""The longest ``event_type``, in characters."""
 MAX_SOURCE_LENGTH = 100
+"""The longest ``source``, in characters."""
 MAX_FUTURE = timedelta(days=1)
+"""How far ahead of now a ``timestamp`` may be."""
 # Integers in details are bounded so that every JSON library (and Python's own
 # int/str conversion limit) can read them back.
 _MAX_DETAILS_INT = 10**1000
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_INVISIBLE = frozenset({"Cf", "Zl", "Zp"})
 _FORBIDDEN_ANYWHERE = re.compile(r"[\x00\ud800-\udfff]")
 
 
@@ -121,9 +126,15 @@ def _no_nul_or_surrogate(value: str) -> str:
 
 
 def _label(value: str) -> str:
-    """Rules shared by ``event_type`` and ``source``: no control characters, not blank."""
+    """Rules shared by ``event_type`` and ``source``: no control characters, not blank.
+
+    Invisible format characters (zero-width space, bidi marks) and line or
+    paragraph separators count as control characters here.
+    """
     _no_nul_or_surrogate(value)
-    if _CONTROL.search(value):
+    if _CONTROL.search(value) or (
+        not value.isascii() and any(unicodedata.category(c) in _INVISIBLE for c in value)
+    ):
         raise ValueError("must not contain control characters")
     if not value.strip():
         raise ValueError("must not be blank")
@@ -370,7 +381,9 @@ def _one_or_many(value: Any) -> Any:
 
 
 Order = Literal["newest", "oldest"]
+"""Listing order by (timestamp, id): newest first or oldest first."""
 CountMode = Literal["capped", "exact", "none"]
+"""How a listing counts its total: up to the cap, exactly, or not at all."""
 
 
 class EventFilter(BaseModel):

@@ -12,6 +12,7 @@ from .errors import ConfigurationError
 from .model import EventLimits
 
 ENV_PREFIX = "SYSEVENTS_"
+"""Environment variables named ``SYSEVENTS_<FIELD>`` configure :class:`Settings`."""
 
 
 class Settings(BaseModel):
@@ -58,6 +59,13 @@ class Settings(BaseModel):
         return EventLimits(
             max_message_bytes=self.max_message_bytes, max_details_bytes=self.max_details_bytes
         )
+
+    def updated(self, **changes: Any) -> Settings:
+        """A copy with ``changes`` applied and checked (``ConfigurationError`` if invalid)."""
+        try:
+            return type(self).model_validate({**self.model_dump(), **changes})
+        except ValidationError as exc:
+            raise ConfigurationError(_describe(exc)) from None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

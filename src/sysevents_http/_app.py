@@ -76,7 +76,7 @@ def create_app(
     if settings is None:
         settings = Settings.from_env(**overrides)
     elif overrides:
-        settings = Settings.model_validate({**settings.model_dump(), **overrides})
+        settings = settings.updated(**overrides)
     if options is None:
         options = HttpOptions.from_env()
     return Litestar(
