@@ -24,9 +24,14 @@ REDIS_URL = os.environ.get("SYSEVENTS_TEST_REDIS_URL", "redis://127.0.0.1:6379/0
 RUN_ID = uuid.uuid4().hex[:10]
 
 
+def under_ci() -> bool:
+    """Whether the tests run under CI (``CI`` set to anything but empty, 0 or false)."""
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
 def skip_or_fail(reason: str) -> None:
     """Skip for ``reason``, except under CI, where a missing service is a failure."""
-    if os.environ.get("CI"):
+    if under_ci():
         pytest.fail(f"{reason}; CI requires it", pytrace=False)
     pytest.skip(reason)
 

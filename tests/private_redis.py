@@ -16,7 +16,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 
-import pytest
+from tests.conftest import skip_or_fail
 
 
 def free_port() -> int:
@@ -108,9 +108,7 @@ class PrivateRedis:
 def private_redis() -> Iterator[PrivateRedis]:
     """A running private Redis, killed and removed afterwards; skips without the binary."""
     if shutil.which("redis-server") is None:
-        if os.environ.get("CI"):
-            pytest.fail("redis-server is not on PATH; CI requires it", pytrace=False)
-        pytest.skip("redis-server is not on PATH")
+        skip_or_fail("redis-server is not on PATH")
     directory = tempfile.mkdtemp(prefix="sysevents-redis-")
     server = PrivateRedis(directory)
     try:

@@ -33,6 +33,7 @@ from .repository import EventRepository
 logger = logging.getLogger("sysevents.emitter")
 
 Overflow = Literal["drop_newest", "drop_oldest", "block"]
+"""What ``emit()`` does when the queue is full (see :class:`EventLogger`)."""
 
 # What emit() queues: validated later, off the caller's path.
 _Item = tuple[str, str, str, Any, str | None, datetime, str]
@@ -482,4 +483,3 @@ class ThreadedEventLogger:
             self._thread.join()
             self._loop.close()
             atexit.unregister(self.close)
-

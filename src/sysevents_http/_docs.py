@@ -15,7 +15,9 @@ from litestar.static_files import create_static_files_router
 import sysevents
 
 SWAGGER_ASSETS = "/static/swagger-ui"
+"""Where the Swagger UI files are served."""
 REDOC_ASSETS = "/static/redoc"
+"""Where the ReDoc files are served."""
 _HERE = Path(__file__).parent
 
 

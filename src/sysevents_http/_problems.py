@@ -28,6 +28,7 @@ from sysevents import (
 )
 
 PROBLEM_JSON = "application/problem+json"
+"""The media type of RFC 9457 problem details."""
 logger = logging.getLogger("sysevents_http")
 
 _TITLES = {

@@ -11,7 +11,6 @@ import socket
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import sysevents
@@ -23,6 +22,7 @@ T = TypeVar("T")
 logger = logging.getLogger("sysevents_http")
 
 SOURCE = "sysevents_http"
+"""The ``source`` of the lifecycle events the service records."""
 
 
 class EventService:
@@ -184,8 +184,3 @@ class EventService:
             return dataclasses.asdict(value)
         dump = getattr(value, "_asdict", None) or getattr(value, "model_dump", None)
         return dict(dump()) if callable(dump) else None
-
-
-def now_utc() -> datetime:
-    """The current time, aware, in UTC."""
-    return datetime.now(UTC)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import skip_or_fail
 
 from .served import serve
 
@@ -18,9 +19,7 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 @pytest.fixture(scope="module")
 def chromium() -> str:
     if CHROMIUM is None:
-        if os.environ.get("CI"):
-            pytest.fail("chromium is not installed; CI requires it", pytrace=False)
-        pytest.skip("chromium is not installed (apt-get install chromium)")
+        skip_or_fail("chromium is not installed (apt-get install chromium)")
     return CHROMIUM
 
 

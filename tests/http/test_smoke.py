@@ -7,13 +7,17 @@ import subprocess
 
 import pytest
 
+from tests.conftest import skip_or_fail
+
 from .served import ROOT, serve
 
 SMOKE = ROOT / "scripts" / "smoke.sh"
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("curl") is None or shutil.which("bash") is None, reason="needs bash and curl"
-)
+
+@pytest.fixture(autouse=True)
+def _tools() -> None:
+    if shutil.which("curl") is None or shutil.which("bash") is None:
+        skip_or_fail("the smoke script needs bash and curl")
 
 
 def run_smoke(url: str) -> subprocess.CompletedProcess[str]:
