@@ -12,7 +12,29 @@ from .errors import InvalidEventError, StoreUnavailableError
 from .model import DEFAULT_LIMITS, Event, EventLimits, EventPage, EventPatch, EventQuery, NewEvent
 
 
-class RepositoryBase:
+class Lifecycle:
+    """``async with`` for anything with ``open()`` and ``close()``."""
+
+    async def open(self) -> None:
+        """Acquire resources (nothing to do by default)."""
+
+    async def close(self) -> None:
+        """Release resources; safe to call twice."""
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+
+class RepositoryBase(Lifecycle):
     """Shared plumbing; backends implement the storage methods."""
 
     def __init__(
@@ -27,24 +49,9 @@ class RepositoryBase:
         self._secret = cursor_secret.encode()
         self._closed = False
 
-    async def open(self) -> None:
-        """Acquire resources (nothing to do by default)."""
-
     async def close(self) -> None:
         """Release resources; safe to call twice."""
         self._closed = True
-
-    async def __aenter__(self) -> Self:
-        await self.open()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     def _ensure_open(self) -> None:
         if self._closed:

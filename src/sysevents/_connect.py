@@ -5,10 +5,10 @@ from __future__ import annotations
 import contextlib
 import importlib
 from collections.abc import Iterator, Sequence
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 from urllib.parse import urlsplit
 
+from ._base import Lifecycle
 from .errors import ConfigurationError
 from .model import Event, EventFilter, EventPage, EventPatch, EventQuery, EventStats, NewEvent
 from .repository import EventRepository
@@ -89,7 +89,7 @@ def default_repository(repo: EventRepository) -> Iterator[EventRepository]:
         _default = previous
 
 
-class _Borrowed:
+class _Borrowed(Lifecycle):
     """A repository lent out by ``default_repository``: its owner opens and closes it."""
 
     def __init__(self, repo: EventRepository) -> None:
@@ -100,17 +100,6 @@ class _Borrowed:
 
     async def close(self) -> None:
         """Nothing to do: the owner closes it."""
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        return None
 
     async def add(self, new: NewEvent) -> Event:
         """Store one event."""

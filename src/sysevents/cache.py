@@ -31,12 +31,12 @@ import logging
 import secrets
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal, Self, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
 from pydantic import BaseModel
 from redis.exceptions import RedisError
 
+from ._base import Lifecycle
 from .errors import InvalidEventError, NotFoundError
 from .model import (
     MAX_EVENT_ID,
@@ -139,7 +139,7 @@ class _Keys:
     entry: str
 
 
-class CachedEventRepository:
+class CachedEventRepository(Lifecycle):
     """An :class:`EventRepository` that caches events and stats in Redis.
 
     Redis failures never reach the caller: the Redis commands of one call take
@@ -217,18 +217,6 @@ class CachedEventRepository:
             await self.inner.close()
         finally:
             await self.redis.aclose()
-
-    async def __aenter__(self) -> Self:
-        await self.open()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     def cache_stats(self) -> CacheStats:
         """The cache counters and the breaker state."""

@@ -7,12 +7,12 @@ API by changing a URL; answers and errors are the same as any other backend's.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 from pydantic import BaseModel, ValidationError
 
+from ._base import Lifecycle
 from .errors import (
     ConfigurationError,
     ConflictError,
@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 _Params = list[tuple[str, Any]]
 
 
-class HttpEventRepository:
+class HttpEventRepository(Lifecycle):
     """Talks to a sysevents REST API; every ``EventRepository`` method is one request.
 
     ``base_url`` is the API's root (``http://host:port``). ``timeout`` bounds
@@ -87,18 +87,6 @@ class HttpEventRepository:
         client, self._client = self._client, None
         if client is not None:
             await client.aclose()
-
-    async def __aenter__(self) -> Self:
-        await self.open()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     # -- the protocol -------------------------------------------------------------
 
