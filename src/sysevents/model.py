@@ -312,9 +312,15 @@ class _Validated(BaseModel):
     @property
     def details_json(self) -> str | None:
         """The details as compact JSON text (what the store keeps), or ``None``."""
-        if self._details_json is None:
-            self._details_json = dump_details(getattr(self, "details", None))
-        return self._details_json
+        # The private dict itself: ``self._details_json`` goes through
+        # BaseModel.__getattr__, several times slower, twice per event written.
+        private = self.__pydantic_private__
+        text = private.get("_details_json") if private is not None else None
+        if text is None:
+            text = dump_details(getattr(self, "details", None))
+            if private is not None:
+                private["_details_json"] = text
+        return text
 
 
 class NewEvent(_Validated):
