@@ -1,0 +1,92 @@
+"""Large batches go to PostgreSQL by COPY: what add_many returns is exactly what is stored."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+import sysevents
+from sysevents import Event, MemoryEventRepository, NewEvent
+from sysevents.postgres import _COPY_FROM
+
+pytestmark = pytest.mark.postgres
+
+NOW = datetime.now(UTC)
+
+
+def batch(size: int, tag: str = "") -> list[NewEvent]:
+    details = [
+        None,
+        {},
+        {"flat": 1, "text": "é\u2028", "ok": True, "none": None, "x": 1.5},
+        {"nested": {"list": [1, 2, {"deep": "yes"}]}, "big": 10**30},
+        {"float": 1e300, "neg": -0.0, "unicode": "\U0001f600"},
+    ]
+    return [
+        NewEvent(
+            event_type=f"type-{i % 3}",
+            severity=["debug", "info", "warning", "error", "critical"][i % 5],
+            message=f"event {tag}{i} " + "x" * (i % 7),
+            details=details[i % len(details)],
+            source=None if i % 4 == 0 else f"source-{i % 5}",
+            timestamp=NOW - timedelta(minutes=i, microseconds=i),
+        )
+        for i in range(size)
+    ]
+
+
+def same(a: Event, b: Event) -> bool:
+    return a.model_dump(exclude={"created_at"}) == b.model_dump(exclude={"created_at"})
+
+
+async def test_a_copied_batch_reads_back_as_returned(empty_postgres_url: str) -> None:
+    news = batch(_COPY_FROM * 3)
+    memory = MemoryEventRepository()
+    expected = await memory.add_many(news)
+    async with sysevents.connect(empty_postgres_url) as repo:
+        stored = await repo.add_many(news)
+        assert [e.id for e in stored] == sorted(e.id for e in stored)
+        assert len({e.created_at for e in stored}) == 1
+        for mine, theirs in zip(expected, stored, strict=True):
+            assert same(mine, theirs)
+            assert await repo.get(theirs.id) == theirs
+        stored[2].details["flat"] = "changed"  # type: ignore[index]
+        stored[3].details["nested"]["list"].append(4)  # type: ignore[index]
+        assert news[2].details == {"flat": 1, "text": "é\u2028", "ok": True, "none": None, "x": 1.5}
+        assert news[3].details == {"nested": {"list": [1, 2, {"deep": "yes"}]}, "big": 10**30}
+        assert (await repo.stats()).total == len(news)
+
+
+async def test_a_failing_copy_stores_nothing(empty_postgres_url: str) -> None:
+    async with sysevents.connect(empty_postgres_url) as repo:
+        news = batch(_COPY_FROM * 2)
+        before = await repo.add_many(news)
+        # Past the model (as no caller should): PostgreSQL refuses the last row.
+        bad = NewEvent.model_construct(
+            event_type="x", severity=sysevents.Severity.INFO, message="nul \x00", timestamp=NOW
+        )
+        with pytest.raises(sysevents.StoreError):
+            await repo.add_many([*news, bad])
+        assert (await repo.stats()).total == len(before)
+
+
+async def test_concurrent_batches_get_increasing_ids_of_their_own(
+    empty_postgres_url: str,
+) -> None:
+    async with sysevents.connect(empty_postgres_url, pool_max_size=8) as repo:
+        results = await asyncio.gather(
+            *(repo.add_many(batch(_COPY_FROM + 7 * k, tag=f"{k}-")) for k in range(8)),
+            repo.add(NewEvent(event_type="single", message="between")),
+        )
+        batches = results[:-1]
+        ids = [e.id for stored in batches for e in stored]  # type: ignore[union-attr]
+        assert len(set(ids)) == len(ids)
+        for stored in batches:
+            got = [e.id for e in stored]  # type: ignore[union-attr]
+            assert got == sorted(got)
+            for event in stored[:5]:  # type: ignore[index]
+                assert await repo.get(event.id) == event
+        page = await repo.list(sysevents.EventQuery(limit=1000, count="exact"))
+        assert page.total == len(ids) + 1
