@@ -55,14 +55,16 @@ COPY_SQL = (
 BACKFILL = (
     "INSERT INTO system_event_rollups "
     "(level, bucket, event_type, severity, source, stripe, n) "
-    "SELECT l.level, CASE l.level WHEN 0 THEN date_trunc('hour', e.\"timestamp\", 'UTC') "
-    "WHEN 1 THEN date_trunc('day', e.\"timestamp\", 'UTC') "
-    "WHEN 2 THEN date_trunc('month', e.\"timestamp\", 'UTC') "
-    "ELSE '1970-01-01 00:00:00+00'::timestamptz END, "
-    "e.event_type, e.severity, coalesce(e.source, ''), 0, count(*) "
+    "SELECT l.level, CASE WHEN l.level IN (0, 4) THEN date_trunc('hour', e.\"timestamp\", 'UTC') "
+    "WHEN l.level IN (1, 5) THEN date_trunc('day', e.\"timestamp\", 'UTC') "
+    "WHEN l.level = 2 THEN date_trunc('month', e.\"timestamp\", 'UTC') "
+    "ELSE '1970-01-01 00:00:00+00'::timestamptz END, e.event_type, e.severity, "
+    "CASE WHEN l.level >= 4 THEN '' ELSE coalesce(e.source, '') END, 0, count(*) "
     "FROM system_events e CROSS JOIN (VALUES (0::smallint), (1::smallint), (2::smallint), "
-    "(3::smallint)) AS l(level) GROUP BY 1, 2, 3, 4, 5"
+    "(3::smallint), (4::smallint), (5::smallint)) AS l(level) GROUP BY 1, 2, 3, 4, 5 "
+    "ORDER BY 1, 2, 3, 4, 5"
 )
+"""The rollups of every stored event, as migration 0003 counts them."""
 
 
 class Events:

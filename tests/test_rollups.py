@@ -18,6 +18,7 @@ from sysevents.postgres import _LOWEST, rollup_cover
 pytestmark = pytest.mark.postgres
 
 LEVELS = {0: "hour", 1: "day", 2: "month"}
+NO_SOURCE = {4: "hour", 5: "day"}
 NOW = datetime.now(UTC)
 
 
@@ -37,6 +38,18 @@ def rollups_are_exact(url: str) -> None:
                 (unit,),
             ).fetchall()
             assert kept == counted, unit
+        for level, unit in NO_SOURCE.items():
+            kept = conn.execute(
+                "SELECT bucket, event_type, severity, source, sum(n) FROM system_event_rollups "
+                "WHERE level = %s GROUP BY 1, 2, 3, 4 HAVING sum(n) <> 0 ORDER BY 1, 2, 3, 4",
+                (level,),
+            ).fetchall()
+            counted = conn.execute(
+                "SELECT date_trunc(%s, \"timestamp\", 'UTC'), event_type, severity, '', "
+                "count(*) FROM system_events GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
+                (unit,),
+            ).fetchall()
+            assert kept == counted, f"{unit} without source"
         overall = conn.execute(
             "SELECT event_type, severity, source, sum(n) FROM system_event_rollups "
             "WHERE level = 3 GROUP BY 1, 2, 3 HAVING sum(n) <> 0 ORDER BY 1, 2, 3"
@@ -199,11 +212,12 @@ def test_cover_of_the_whole_table_and_of_minutes() -> None:
     assert rollup_cover(t, t + timedelta(minutes=5)) == ([(t, t + timedelta(minutes=5))], [])
 
 
-@given(bounds, bounds)
-def test_cover_tiles_the_range(lo: datetime | None, hi: datetime | None) -> None:
+@given(bounds, bounds, st.booleans())
+def test_cover_tiles_the_range(lo: datetime | None, hi: datetime | None, by_source: bool) -> None:
     if lo is not None and hi is not None and lo >= hi:
         return
-    raw, buckets = rollup_cover(lo, hi)
+    raw, buckets = rollup_cover(lo, hi, by_source=by_source)
+    assert {level for level, _, _ in buckets} <= ({0, 1, 2, 3} if by_source else {2, 3, 4, 5})
     pieces = sorted([*raw, *((start, end) for _, start, end in buckets)])
     start, end = lo or LOW, hi or HIGH
     if lo is None and hi is None:
@@ -216,8 +230,8 @@ def test_cover_tiles_the_range(lo: datetime | None, hi: datetime | None) -> None
         assert r_hi - r_lo < timedelta(hours=2)
     for level, b_lo, b_hi in buckets:
         assert b_lo == LOW or b_lo.minute == b_lo.second == b_lo.microsecond == 0
-        if level >= 1:
+        if level in (1, 2, 5):
             assert b_lo == LOW or b_lo.hour == 0
-        if level >= 2:
+        if level == 2:
             assert b_lo == LOW or b_lo.day == 1
         assert b_hi == HIGH or b_hi.minute == b_hi.second == b_hi.microsecond == 0

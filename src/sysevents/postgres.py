@@ -202,6 +202,7 @@ def _where(f: EventFilter, *, times: bool = True) -> tuple[list[LiteralString], 
 # The levels of system_event_rollups (sysevents.schema.ROLLUP_LEVELS; kept out of
 # here so that the store does not import SQLAlchemy) and its "no source" value.
 _HOUR, _DAY, _MONTH, _ALL = 0, 1, 2, 3
+_WITHOUT_SOURCE = {_HOUR: 4, _DAY: 5}  # the same buckets, counted by type and severity only
 _NO_SOURCE = ""
 _LOWEST = datetime.min.replace(tzinfo=UTC)
 _HIGHEST = datetime.max.replace(tzinfo=UTC)
@@ -234,13 +235,14 @@ def _ceil(t: datetime, level: int) -> datetime | None:
 
 
 def rollup_cover(
-    lo: datetime | None, hi: datetime | None
+    lo: datetime | None, hi: datetime | None, *, by_source: bool = True
 ) -> tuple[list[tuple[datetime, datetime]], list[tuple[int, datetime, datetime]]]:
     """Cover ``[lo, hi)`` (``None``: unbounded) with whole rollup buckets and raw edges.
 
     Returns the raw time ranges (each within one partial hour at an edge) and
     the bucket ranges ``(level, first bucket, end)``: months in the middle, then
-    days, then hours towards the edges.
+    days, then hours towards the edges. ``by_source=False`` takes hours and days
+    from the levels without the source (enough for counts not filtered by it).
     """
     if lo is None and hi is None:
         return [], [(_ALL, _LOWEST, _HIGHEST)]
@@ -255,8 +257,10 @@ def rollup_cover(
         if start < end:
             if finer is None:
                 raw.append((start, end))
-            else:
+            elif by_source:
                 buckets.append((finer, start, end))
+            else:
+                buckets.append((_WITHOUT_SOURCE.get(finer, finer), start, end))
 
     for level in (_HOUR, _DAY, _MONTH):
         start = None if lo is None else _ceil(lo, level)
@@ -722,20 +726,33 @@ class PostgresEventRepository(RepositoryBase):
         for part, (lo, hi) in zip(parts, ranges, strict=True):
             if lo is not None and hi is not None and lo >= hi:
                 continue
-            raw, buckets = rollup_cover(lo, hi)
+            # Part 0 needs the counts by source; the others are totals only.
+            raw, buckets = rollup_cover(lo, hi, by_source=part == "0" or query.source is not None)
+            # Each branch is aggregated on its own, over the real table's statistics
+            # (a hash of at most types x severities x sources groups); only those
+            # few groups are merged below, compared byte-wise (COLLATE "C").
+            keys: LiteralString = "event_type, severity, " if part == "0" else "NULL, NULL, "
+            by: LiteralString = " GROUP BY 2, 3, 4" if part == "0" else ""
             for level, start, end in buckets:
                 branches.append(
-                    "SELECT " + part + " AS part, event_type, severity, source, n "
-                    "FROM system_event_rollups WHERE level = %s AND bucket >= %s "
-                    "AND bucket < %s" + filters
+                    "SELECT "
+                    + part
+                    + " AS part, "
+                    + keys
+                    + ("source" if part == "0" else "NULL")
+                    + " AS source, sum(n) AS n FROM system_event_rollups WHERE level = %s "
+                    "AND bucket >= %s AND bucket < %s" + filters + by
                 )
                 args += [level, start, end, *params]
             for start, end in raw:
                 branches.append(
                     "SELECT "
                     + part
-                    + " AS part, event_type, severity, coalesce(source, '') AS source, 1 AS n "
-                    'FROM system_events WHERE "timestamp" >= %s AND "timestamp" < %s' + filters
+                    + " AS part, "
+                    + keys
+                    + ("coalesce(source, '')" if part == "0" else "NULL")
+                    + ' AS source, count(*) AS n FROM system_events WHERE "timestamp" >= %s '
+                    'AND "timestamp" < %s' + filters + by
                 )
                 args += [start, end, *params]
         time_clauses, time_params = _where(query)
@@ -746,9 +763,9 @@ class PostgresEventRepository(RepositoryBase):
         if branches:
             sql: LiteralString = (
                 "WITH c AS MATERIALIZED (" + " UNION ALL ".join(branches) + ") "
-                "SELECT 0, event_type, severity, source, sum(n), NULL::timestamptz, "
-                "NULL::timestamptz FROM c WHERE part = 0 GROUP BY event_type, severity, source "
-                "HAVING sum(n) <> 0 UNION ALL "
+                'SELECT 0, event_type::text COLLATE "C", severity::text COLLATE "C", '
+                'source::text COLLATE "C", sum(n), NULL::timestamptz, NULL::timestamptz '
+                "FROM c WHERE part = 0 GROUP BY 2, 3, 4 HAVING sum(n) <> 0 UNION ALL "
                 "SELECT part, NULL, NULL, NULL, sum(n), NULL, NULL FROM c WHERE part > 0 "
                 "GROUP BY part UNION ALL " + span
             )

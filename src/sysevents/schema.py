@@ -76,8 +76,12 @@ Index(
 )
 
 
-ROLLUP_LEVELS = {"hour": 0, "day": 1, "month": 2, "all": 3}
-"""The bucket widths of ``system_event_rollups``: each event is counted once at every level."""
+ROLLUP_LEVELS = {"hour": 0, "day": 1, "month": 2, "all": 3, "hour_no_source": 4, "day_no_source": 5}
+"""The levels of ``system_event_rollups``: each event is counted once at every level.
+
+The ``_no_source`` levels count by type and severity only (``source`` is
+empty): counts over recent hours read far fewer rows from them.
+"""
 
 ROLLUP_ALL_BUCKET = "1970-01-01 00:00:00+00"
 """The one bucket of the ``all`` level."""
