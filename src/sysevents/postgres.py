@@ -59,21 +59,19 @@ _INSERT_ONE = (
 )
 # One statement, so one round trip and atomic; ORDER BY ord makes the identity
 # values follow the input order. Within the batch the first event of a key wins;
-# a key already stored yields the stored event (read by the second SELECT, whose
-# snapshot predates the insert, so the two halves never overlap).
+# a key already stored is read afterwards (rare: a retried batch), which costs
+# less than looking every key up in the same statement.
 _INSERT_MANY = (
     "WITH input AS (SELECT t.*, row_number() OVER (PARTITION BY t.key ORDER BY t.ord) AS nth "
     "FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], "
     "%s::timestamptz[], %s::text[]) WITH ORDINALITY "
-    "AS t(event_type, severity, message, details, source, ts, key, ord)), "
-    "ins AS (INSERT INTO system_events "
+    "AS t(event_type, severity, message, details, source, ts, key, ord)) "
+    "INSERT INTO system_events "
     '(event_type, severity, message, details, source, "timestamp", idempotency_key) '
     "SELECT event_type, severity, message, details::jsonb, source, ts, key FROM input "
     "WHERE key IS NULL OR nth = 1 ORDER BY ord "
     "ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING "
-    "RETURNING " + _COLUMNS + ") "
-    "SELECT " + _COLUMNS + " FROM ins UNION ALL "
-    "SELECT " + _COLUMNS + " FROM system_events WHERE idempotency_key = ANY(%s::text[])"
+    "RETURNING " + _COLUMNS
 )
 # Batches this large (and without idempotency keys) go by COPY: faster than a
 # multi-row INSERT once the rows outnumber the extra round trips.
@@ -91,8 +89,8 @@ _COPY = (
     '(id, event_type, severity, message, details, source, "timestamp") FROM STDIN'
 )
 _BY_KEYS = "SELECT " + _COLUMNS + " FROM system_events WHERE idempotency_key = ANY(%s::text[])"
-# A key stored by a concurrent writer during the insert is seen by neither half
-# of _INSERT_MANY; it is read again (and, if deleted meanwhile, inserted again).
+# A key already stored, or stored by a concurrent writer during the insert, is
+# not returned by _INSERT_MANY: it is read (and, if deleted meanwhile, inserted again).
 _KEY_ATTEMPTS = 5
 
 
@@ -526,7 +524,6 @@ class PostgresEventRepository(RepositoryBase):
             [n.source for n in news],
             [n.timestamp for n in news],
             [n.idempotency_key for n in news],
-            keys,
         )
         async with self._connection() as conn:
             cur = await conn.execute(_INSERT_MANY, params)
@@ -554,7 +551,6 @@ class PostgresEventRepository(RepositoryBase):
                             [n.details_json for n in retry],
                             [n.source for n in retry],
                             [n.timestamp for n in retry],
-                            [n.idempotency_key for n in retry],
                             [n.idempotency_key for n in retry],
                         ),
                     )
