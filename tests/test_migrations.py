@@ -276,8 +276,16 @@ def test_postgres_scheme_is_accepted(fresh_url: str) -> None:
 # -- where the migrations are found ---------------------------------------------
 
 
-def test_checkout_location() -> None:
-    assert find_migrations() == ROOT / "migrations"
+def test_found_where_the_package_is() -> None:
+    import sysevents
+
+    package = Path(sysevents.__file__).resolve().parent
+    shipped = package / "migrations"
+    # Installed from a wheel, the package carries them; run from a source
+    # checkout (an editable install), the top-level folder is used.
+    expected = shipped if shipped.is_dir() else ROOT / "migrations"
+    assert find_migrations() == expected
+    assert (expected / "env.py").is_file()
 
 
 def test_installed_location_wins(tmp_path: Path) -> None:
