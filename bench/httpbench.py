@@ -11,6 +11,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -69,6 +70,20 @@ def _server(
             proc.wait(10)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+def _fetch(request: urllib.request.Request | str, attempts: int = 60) -> bytes:
+    """The body of a successful response, retrying while the app's store warms up (503)."""
+    for attempt in range(attempts):
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return bytes(response.read())
+        except urllib.error.HTTPError as exc:
+            body = exc.read()[:500]
+            if exc.code != 503 or attempt == attempts - 1:
+                raise RuntimeError(f"{exc.code}: {body!r}") from exc
+            time.sleep(0.5)
+    raise AssertionError("unreachable")
 
 
 def ensure_wrk() -> str | None:

@@ -72,3 +72,19 @@ def write_reports(out: Path, info: dict[str, Any], figures: list[Figure], *, smo
     if NOTES.is_file() and not smoke:
         lines += [NOTES.read_text().rstrip(), ""]
     (out / "results.md").write_text("\n".join(lines))
+
+
+def rerender(json_path: Path) -> None:
+    """Write results.md again from results.json (after editing notes.md)."""
+    data = json.loads(json_path.read_text())
+    figures = []
+    for raw in data.pop("figures"):
+        raw.pop("ratio", None)
+        figures.append(Figure(**raw))
+    write_reports(json_path.parent, data, figures, smoke=False)
+
+
+if __name__ == "__main__":
+    import sys
+
+    rerender(Path(sys.argv[1]) if len(sys.argv) > 1 else HERE / "results.json")
