@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 import sysevents
 from sysevents import EventFilter, EventPatch, MemoryEventRepository, NewEvent
-from sysevents.postgres import _LOWEST, rollup_cover
+from sysevents._rollups import _LOWEST, rollup_cover
 
 pytestmark = pytest.mark.postgres
 
