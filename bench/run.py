@@ -150,6 +150,17 @@ async def library_workloads(ctx: library.Context, url: str, rows: int, only: set
         await library.bench_emitter(ctx)
 
 
+def forget_keys(redis_url: str, prefix: str) -> None:
+    """Delete every key this run wrote (all under its own prefix)."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+    for start in range(0, len(keys), 500):
+        client.delete(*keys[start : start + 500])
+    client.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     only = {s for s in args.only.split(",") if s}
@@ -184,6 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if not (args.keep or args.reuse):
             drop_database(args.postgres_url, args.database)
+        forget_keys(args.redis_url, ctx.prefix)
     info["seconds"] = round((datetime.now(UTC) - started).total_seconds())
     info["machine"]["load_after"] = os.getloadavg()[0]
     write_reports(args.out, info, ctx.figures, smoke=args.smoke)
