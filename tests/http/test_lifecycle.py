@@ -97,7 +97,13 @@ async def test_a_state_change_is_always_recorded(capsys: pytest.CaptureFixture[s
             repo.down = down
             expected = 503 if down else 200
             assert (await client.get("/api/health/db")).status_code == expected
-            await asyncio.sleep(0.01)  # let the background record run in this state
+            # The record runs in the background on the app's loop: let it finish
+            # in this state before the next one is switched on.
+            service = app.state.sysevents
+            for _ in range(500):
+                if not service._tasks:
+                    break
+                await asyncio.sleep(0.01)
         repo.down = False
     states = [
         e.details["state"] if e.details else None
