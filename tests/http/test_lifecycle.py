@@ -14,7 +14,10 @@ from litestar.testing import AsyncTestClient
 
 import sysevents
 from sysevents import EventQuery, MemoryEventRepository, Settings, StoreUnavailableError
+from sysevents.migrate import upgrade
 from sysevents_http import HttpOptions, create_app
+from tests.conftest import skip_or_fail
+from tests.private_postgres import PrivatePostgres
 
 from .tcp_proxy import TcpProxy, free_port
 
@@ -190,3 +193,34 @@ async def test_postgres_comes_back_without_a_restart(
     assert stdout_events(capsys.readouterr().out)[0]["event_type"] == "system_startup"
     async with sysevents.connect(empty_postgres_url) as repo:
         assert "system_shutdown" in kinds(await lifecycle_events(repo))
+
+
+@pytest.mark.fault
+async def test_app_started_on_a_stopped_private_postgres_recovers(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    reason = PrivatePostgres.unavailable_reason()
+    if reason:
+        skip_or_fail(reason)
+    with PrivatePostgres() as pg:
+        upgrade(pg.url)
+        pg.stop("fast")
+        settings = Settings(database_url=pg.url, timeout=1.0)
+        async with AsyncTestClient(create_app(settings, options=HttpOptions())) as client:
+            assert (await client.get("/api/health")).status_code == 200
+            event = {"event_type": "x", "message": "while down"}
+            assert (await client.post("/api/events", json=event)).status_code == 503
+            assert (await client.get("/api/health/db")).status_code == 503
+            await asyncio.to_thread(pg.start)
+            deadline = time.monotonic() + 40
+            while (await client.post("/api/events", json=event)).status_code != 201:
+                assert time.monotonic() < deadline, "the app did not recover"
+                await asyncio.sleep(0.5)
+            assert (await client.get("/api/health/db")).status_code == 200
+        printed = stdout_events(capsys.readouterr().out)
+        assert printed[0]["event_type"] == "system_startup"
+        assert printed[0]["stored"] is False
+        async with sysevents.connect(pg.url) as repo:
+            stored = kinds(await lifecycle_events(repo))
+            assert "system_shutdown" in stored
+            assert (await repo.stats(sysevents.EventFilter(event_type="x"))).total == 1
