@@ -22,6 +22,7 @@ from sysevents import (
     StoreUnavailableError,
 )
 from sysevents.postgres import PostgresEventRepository
+from tests.conftest import FreshDatabases
 
 pytestmark = pytest.mark.postgres
 
@@ -172,7 +173,9 @@ async def test_driver_errors_are_translated(test_databases: Any) -> None:
     async with PostgresEventRepository(url, timeout=TIMEOUT) as repo:
         added = await repo.add(_new())
         with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute("DROP TABLE system_events")
+            # Every query (and the rollup triggers) now fails inside PostgreSQL.
+            conn.execute("ALTER TABLE system_events RENAME COLUMN severity TO level")
+            conn.execute("ALTER TABLE system_event_rollups RENAME COLUMN severity TO sev")
         calls = [
             repo.add(_new()),
             repo.add_many([_new()]),
@@ -290,3 +293,14 @@ async def test_idempotency_keys_across_connections(empty_postgres_url: str) -> N
     finally:
         for repo in repos:
             await repo.close()
+
+
+async def test_an_unmigrated_database_says_to_migrate(test_databases: FreshDatabases) -> None:
+    url = test_databases.create(migrate=False)
+    async with PostgresEventRepository(url, timeout=2.0) as repo:
+        with pytest.raises(StoreUnavailableError, match="sysevents migrate"):
+            await repo.ping()
+        with pytest.raises(StoreUnavailableError, match="sysevents migrate"):
+            await repo.add(NewEvent(event_type="t", message="m"))
+        with pytest.raises(StoreUnavailableError, match="sysevents migrate"):
+            await repo.stats()

@@ -105,3 +105,15 @@ def test_import_sysevents_imports_no_optional_driver() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_cli_refuses_bad_urls_in_one_line(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sysevents.cli import main
+
+    monkeypatch.delenv("SYSEVENTS_DATABASE_URL", raising=False)
+    assert main(["serve", "--database-url", "mysql://x/y"]) == 2
+    assert "unknown database URL scheme mysql://" in capsys.readouterr().err
+    assert main(["migrate"]) == 2
+    assert "--database-url" in capsys.readouterr().err

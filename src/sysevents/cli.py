@@ -40,6 +40,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "migrate":
             from .migrate import upgrade
 
+            if args.database_url is None and settings.database_url == "memory://":
+                raise ConfigurationError(
+                    "which database? pass --database-url postgresql://... "
+                    "or set SYSEVENTS_DATABASE_URL"
+                )
+
             upgrade(settings.database_url, args.revision)
             print(f"migrated {settings.database_url.split('@')[-1]} to {args.revision}")
             return 0

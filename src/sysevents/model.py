@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -25,7 +25,6 @@ from pydantic import (
     PrivateAttr,
     ValidationInfo,
     field_validator,
-    model_validator,
 )
 
 MAX_EVENT_ID = 2**63 - 1
@@ -443,11 +442,12 @@ class EventQuery(EventFilter):
     cursor: str | None = Field(default=None, min_length=1, max_length=512)
     count: CountMode = "capped"
 
-    @model_validator(mode="after")
-    def _one_way_of_paging(self) -> Self:
-        if self.cursor is not None and self.offset:
+    @field_validator("cursor")
+    @classmethod
+    def _one_way_of_paging(cls, cursor: str | None, info: ValidationInfo) -> str | None:
+        if cursor is not None and info.data.get("offset"):
             raise ValueError("give either offset or cursor, not both")
-        return self
+        return cursor
 
 
 class EventPage(BaseModel):

@@ -351,6 +351,13 @@ class PostgresEventRepository(RepositoryBase):
             raise StoreUnavailableError(
                 f"PostgreSQL did not answer within {self.timeout:g} s"
             ) from exc
+        except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedFunction) as exc:
+            # A database nobody migrated: unusable until someone does, and the
+            # one thing to say is how.
+            raise StoreUnavailableError(
+                "the sysevents tables are missing or out of date in this database: "
+                "run `sysevents migrate --database-url ...`"
+            ) from exc
         except psycopg.Error as exc:
             raise StoreError(f"PostgreSQL failed: {type(exc).__name__}: {exc}") from exc
         except OSError as exc:
@@ -638,6 +645,7 @@ class PostgresEventRepository(RepositoryBase):
         return stats_from_rows(rows)
 
     async def ping(self) -> None:
-        """Run ``SELECT 1``; raise ``StoreUnavailableError`` if the database does not answer."""
+        """Check the database answers and is migrated; ``StoreUnavailableError`` if not."""
         async with self._connection() as conn:
-            await conn.execute("SELECT 1")
+            # Reads no row, but fails on a database without the table.
+            await conn.execute("SELECT 1 FROM system_events LIMIT 0")

@@ -72,7 +72,7 @@ def field_errors(raw: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
     return [
         {
             "field": _field(err.get("loc", ())),
-            "message": str(err.get("msg", "is not valid")),
+            "message": str(err.get("msg", "is not valid")).removeprefix("Value error, "),
             "type": str(err.get("type", "value_error")),
         }
         for err in raw
