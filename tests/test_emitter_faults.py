@@ -42,7 +42,7 @@ def produce(emitter: EventLogger, producer: int, count: int, started: threading.
     started.wait()
     for i in range(count):
         emitter.emit("ingest", f"{producer}-{i}", details={"producer": producer, "i": i})
-        if i % 50 == 0:
+        if i % 10 == 0:
             threading.Event().wait(0.005)  # spread the load over the restart
 
 
