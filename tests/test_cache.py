@@ -422,8 +422,9 @@ async def test_connect_honours_the_cache_settings(redis_server_url: str, cache_p
         event = await repo.add(new())
         assert await repo.get(event.id) == event
         await repo.stats()
+        assert repo.command_timeout == 0.05
         kwargs = repo.redis.connection_pool.connection_kwargs
-        assert kwargs["socket_timeout"] == 0.05
+        assert kwargs["socket_connect_timeout"] == 0.05
         assert kwargs["retry"].get_retries() == 1
         ttl = await repo.redis.pttl(f"{repo.namespace}:ev:{event.id}")
         assert 50_000 < ttl <= 60_000

@@ -142,10 +142,12 @@ class _Keys:
 class CachedEventRepository(Lifecycle):
     """An :class:`EventRepository` that caches events and stats in Redis.
 
-    Redis failures never reach the caller: the Redis commands of one call take
-    at most ``call_budget`` seconds in all; a failure opens a circuit breaker
-    that skips Redis until a probe every ``cooldown`` seconds succeeds, and is
-    logged once per outage on the ``sysevents.cache`` logger.
+    Redis failures never reach the caller: one Redis command may take at most
+    ``command_timeout`` seconds and the commands of one call ``call_budget``
+    seconds in all; a failure opens a circuit breaker that skips Redis until a
+    probe every ``cooldown`` seconds succeeds, and is logged once per outage on
+    the ``sysevents.cache`` logger. At most ``max_concurrency`` commands (and
+    never more than the client's connection pool holds) run at once.
     """
 
     def __init__(
@@ -157,6 +159,7 @@ class CachedEventRepository(Lifecycle):
         event_ttl: float = 300.0,
         stats_ttl: float = 30.0,
         call_budget: float = 0.2,
+        command_timeout: float = 0.1,
         cooldown: float = 1.0,
         max_concurrency: int = 32,
         version: str | None = None,
@@ -166,12 +169,16 @@ class CachedEventRepository(Lifecycle):
         self._event_ttl_ms = max(1, round(event_ttl * 1000))
         self._stats_ttl_ms = max(1, round(stats_ttl * 1000))
         self._budget = call_budget
+        self.command_timeout = command_timeout
         self._cooldown = cooldown
         ns = f"{prefix}:c{CACHE_FORMAT}-{version or _model_fingerprint()}"
         self.namespace = ns
         self._epoch_key = f"{ns}:epoch"
         self._stats_generation_key = f"{ns}:stats:gen"
         self._fill = redis.register_script(_FILL)
+        pool_size = getattr(redis.connection_pool, "max_connections", None)
+        if isinstance(pool_size, int):
+            max_concurrency = min(max_concurrency, pool_size)
         self._slots = asyncio.Semaphore(max_concurrency)
         self._flights: dict[tuple[str, bytes, bytes], asyncio.Future[Any]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -190,6 +197,7 @@ class CachedEventRepository(Lifecycle):
             inner,
             cache_client(settings.redis_url, timeout=settings.cache_timeout),
             prefix=settings.cache_prefix,
+            command_timeout=settings.cache_timeout,
             event_ttl=settings.cache_event_ttl,
             stats_ttl=settings.cache_stats_ttl,
         )
@@ -442,7 +450,7 @@ class CachedEventRepository(Lifecycle):
             self._fail(exc)
 
     async def _call(self, budget: _Budget, command: Callable[[], Awaitable[T]]) -> T:
-        """Run one Redis command within what is left of the call's budget.
+        """Run one Redis command within ``command_timeout`` and what is left of the budget.
 
         At most ``max_concurrency`` commands run at once. A caller that cannot
         get a slot within its budget gets ``_Busy``: that is load, not an
@@ -451,13 +459,18 @@ class CachedEventRepository(Lifecycle):
         loop = asyncio.get_running_loop()
         start = loop.time()
         try:
+            if self._slots.locked():
+                try:
+                    async with asyncio.timeout(budget.left):
+                        await self._slots.acquire()
+                except TimeoutError:
+                    raise _Busy from None
+            else:
+                await self._slots.acquire()  # a free slot: returns without waiting
             try:
-                async with asyncio.timeout(budget.left):
-                    await self._slots.acquire()
-            except TimeoutError:
-                raise _Busy from None
-            try:
-                async with asyncio.timeout(budget.left - (loop.time() - start)):
+                # The only timer of the command: the client sets no socket timeout.
+                left = budget.left - (loop.time() - start)
+                async with asyncio.timeout(min(left, self.command_timeout)):
                     return await command()
             finally:
                 self._slots.release()
@@ -515,24 +528,26 @@ class CachedEventRepository(Lifecycle):
 
 
 def cache_client(url: str, *, timeout: float = 0.1, max_connections: int = 64) -> Redis:
-    """A Redis client tuned for a cache: fail fast rather than wait.
+    """A Redis client for :class:`CachedEventRepository`: fail fast rather than wait.
 
-    redis-py's defaults retry ten times with 5 s timeouts; here every socket
-    operation times out after ``timeout`` and a failed command is retried once,
-    immediately, which rides over a connection left dead by a Redis restart.
-    Callers beyond ``max_connections`` queue for a connection (at most
-    ``timeout``) instead of failing at once; keep it above the cache's
-    ``max_concurrency``.
+    redis-py's defaults retry ten times with 5 s timeouts. Here connecting times
+    out after ``timeout``, and a failed command is retried once, immediately,
+    which rides over a connection left dead by a Redis restart. There is no
+    socket timeout: the cache bounds every command itself (its
+    ``command_timeout`` and ``call_budget``), and a second timer on every read
+    would cost about a sixth of a cache hit. The cache never runs more
+    commands at once than ``max_connections``; its other callers wait for a
+    slot within their budget. Use it only behind the cache, or with your own
+    timeouts around each command.
     """
-    from redis.asyncio import BlockingConnectionPool, Redis
+    from redis.asyncio import ConnectionPool, Redis
     from redis.asyncio.retry import Retry
     from redis.backoff import NoBackoff
 
-    pool = BlockingConnectionPool.from_url(
+    pool = ConnectionPool.from_url(
         url,
         max_connections=max_connections,
-        timeout=timeout,
-        socket_timeout=timeout,
+        socket_timeout=None,  # redis-py 8 would default to 5 s
         socket_connect_timeout=timeout,
         retry=Retry(NoBackoff(), 1),
     )

@@ -36,7 +36,9 @@ class Settings(BaseModel):
     cache_stats_ttl: float = Field(default=30.0, gt=0, description="Seconds stats are cached.")
     cache_prefix: str = Field(default="sysevents", min_length=1, description="Redis key prefix.")
     cache_timeout: float = Field(
-        default=0.1, gt=0, description="Seconds a Redis call may take before the cache is skipped."
+        default=0.1,
+        gt=0,
+        description="Seconds one Redis command may take before the cache is skipped.",
     )
     max_message_bytes: int = Field(default=64 * 1024, ge=1)
     max_details_bytes: int = Field(default=64 * 1024, ge=2)
