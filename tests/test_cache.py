@@ -339,6 +339,7 @@ async def test_concurrent_stats_misses_cost_one_query(
         cache_client(redis_server_url, timeout=5.0, max_connections=128),
         prefix=cache_prefix,
         call_budget=10.0,
+        command_timeout=5.0,
         max_concurrency=100,
     )
     async with cache:
@@ -508,20 +509,45 @@ async def test_cancelled_reads_never_mix_up_values(
     assert cache.cache_stats().breaker == "closed"
 
 
+async def test_concurrent_writes_share_invalidations_and_none_is_lost(
+    cache: CachedEventRepository, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    events = await cache.add_many([NewEvent(event_type="t", message="old") for _ in range(40)])
+    for event in events:
+        assert await cache.get(event.id) == event  # cached
+    await cache.stats()
+    sent: list[int] = []
+    send = cache._send_invalidation
+
+    async def counting_send(ids: Any) -> None:
+        sent.append(len(ids))
+        await send(ids)
+
+    monkeypatch.setattr(cache, "_send_invalidation", counting_send)
+    updated = await asyncio.gather(
+        *(cache.update(e.id, EventPatch(message=f"new {e.id}")) for e in events)
+    )
+    assert sum(sent) == len(events)
+    assert len(sent) < len(events), "every write paid its own round trip"
+    for event in updated:
+        assert await cache.get(event.id) == event
+    assert (await cache.stats()).total == len(events)
+
+
 async def test_a_write_cancelled_after_commit_still_invalidates(
     cache: CachedEventRepository, inner: GatedRepository, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     event = await cache.add(NewEvent(event_type="t", message="old"))
     assert await cache.get(event.id) == event  # cached
     entered, release = asyncio.Event(), asyncio.Event()
-    invalidate = cache._invalidate
+    send = cache._send_invalidation
 
-    async def slow_invalidate(ids: Any) -> None:
+    async def slow_send(ids: Any) -> None:
         entered.set()
         await release.wait()
-        await invalidate(ids)
+        await send(ids)
 
-    monkeypatch.setattr(cache, "_invalidate", slow_invalidate)
+    monkeypatch.setattr(cache, "_send_invalidation", slow_send)
     writer = asyncio.create_task(cache.update(event.id, EventPatch(message="new")))
     await entered.wait()  # the store has committed; the invalidation is under way
     writer.cancel()

@@ -93,6 +93,19 @@ redis.call('SET', KEYS[3], epoch .. '|' .. gen .. '|' .. ARGV[5], 'PX', ttl)
 return 1
 """
 
+# KEYS: event generations..., then the stats generation.  ARGV: a fresh token
+# (one for all: each key only needs a value no older entry carries), the TTL
+# of event generations (ms). One script is one round trip and far less client
+# work than a pipeline.
+_INVALIDATE = """
+local last = #KEYS
+for i = 1, last - 1 do
+  redis.call('SET', KEYS[i], ARGV[1], 'PX', ARGV[2])
+end
+redis.call('SET', KEYS[last], ARGV[1])
+return last
+"""
+
 
 @functools.cache
 def _model_fingerprint() -> str:
@@ -176,12 +189,17 @@ class CachedEventRepository(Lifecycle):
         self._epoch_key = f"{ns}:epoch"
         self._stats_generation_key = f"{ns}:stats:gen"
         self._fill = redis.register_script(_FILL)
+        self._bump = redis.register_script(_INVALIDATE)
         pool_size = getattr(redis.connection_pool, "max_connections", None)
         if isinstance(pool_size, int):
             max_concurrency = min(max_concurrency, pool_size)
         self._slots = asyncio.Semaphore(max_concurrency)
         self._flights: dict[tuple[str, bytes, bytes], asyncio.Future[Any]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        # Invalidations waiting for the next script; one runs at a time.
+        self._bump_ids: builtins.list[int] = []
+        self._bump_next: asyncio.Future[None] | None = None
+        self._bumping = False
         self._repair_task: asyncio.Task[None] | None = None
         self._breaker_open = False
         self._missed = 0  # invalidations that did not reach Redis since the last epoch
@@ -278,32 +296,25 @@ class CachedEventRepository(Lifecycle):
     async def add(self, new: NewEvent) -> Event:
         """Store one event, then invalidate its id (it may be cached as missing)."""
         event = await self._write(self.inner.add(new), None)
-        await self._invalidate_shielded([event.id])
+        await self._invalidate([event.id])
         return event
 
     async def add_many(self, news: Sequence[NewEvent]) -> builtins.list[Event]:
         """Store several events, then invalidate their ids."""
         events = await self._write(self.inner.add_many(news), None)
-        await self._invalidate_shielded([e.id for e in events])
+        await self._invalidate([e.id for e in events])
         return events
 
     async def update(self, event_id: int, patch: EventPatch) -> Event:
         """Change the event, then invalidate it and all stats."""
         event = await self._write(self.inner.update(event_id, patch), [event_id])
-        await self._invalidate_shielded([event_id])
+        await self._invalidate([event_id])
         return event
 
     async def delete(self, event_id: int) -> None:
         """Remove the event, then invalidate it and all stats."""
         await self._write(self.inner.delete(event_id), [event_id])
-        await self._invalidate_shielded([event_id])
-
-    async def _invalidate_shielded(self, ids: Sequence[int]) -> None:
-        """Invalidate after a committed write, even if the caller is cancelled meanwhile."""
-        task = asyncio.get_running_loop().create_task(self._invalidate(ids))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        await asyncio.shield(task)
+        await self._invalidate([event_id])
 
     async def _write(self, write: Awaitable[T], ids: Sequence[int] | None) -> T:
         """Run an inner write; if its outcome is unknown, invalidate anyway."""
@@ -315,7 +326,10 @@ class CachedEventRepository(Lifecycle):
             # The store may have committed before failing (or being cancelled):
             # invalidate in the background, since this task may not await again.
             # Unknown new ids of an add can only be covered by a new epoch.
-            self._spawn(self._invalidate(ids) if ids is not None else self._invalidate_all())
+            if ids is not None:
+                self._queue_invalidation(ids)
+            else:
+                self._spawn(self._invalidate_all())
             raise
 
     # -- the cache machinery -------------------------------------------------------
@@ -421,17 +435,62 @@ class CachedEventRepository(Lifecycle):
         return value
 
     async def _invalidate(self, ids: Sequence[int]) -> None:
-        """Give each event and the stats new generations; remember it on failure."""
+        """Give each event and the stats new generations, after a committed write.
+
+        The ids are queued before anything is awaited, so a caller cancelled
+        now still has them invalidated.
+        """
+        await asyncio.shield(self._queue_invalidation(ids))
+
+    def _queue_invalidation(self, ids: Sequence[int]) -> asyncio.Future[None]:
+        """Queue ``ids`` for the next invalidation script; its future ends when it has run.
+
+        Writers that finish while a script is on its way share the next one:
+        under concurrent writes that is one round trip for many of them, and
+        each one's script still starts after its commit.
+        """
+        future = self._bump_next
+        if future is None:
+            future = self._bump_next = asyncio.get_running_loop().create_future()
+        self._bump_ids.extend(ids)
+        if not self._bumping:
+            self._bumping = True
+            self._spawn(self._run_invalidations())
+        return future
+
+    async def _run_invalidations(self) -> None:
+        """Send queued invalidations, one script at a time, until none are left."""
+        future: asyncio.Future[None] | None = None
+        try:
+            while self._bump_next is not None:
+                # One turn of the loop lets writers resumed in the same turn join.
+                await asyncio.sleep(0)
+                future, ids = self._bump_next, self._bump_ids
+                self._bump_next, self._bump_ids = None, []
+                try:
+                    await self._send_invalidation(ids)
+                except Exception as exc:  # not Redis's failure, but still a missed one
+                    self._missed += 1
+                    self._fail(exc)
+                future.set_result(None)
+                future = None
+        finally:
+            self._bumping = False
+            for left in (future, self._bump_next):  # only when cancelled by close()
+                if left is not None and not left.done():
+                    self._missed += 1
+                    left.set_result(None)
+
+    async def _send_invalidation(self, ids: Sequence[int]) -> None:
+        """One script giving ``ids`` and the stats new tokens; remember it on failure."""
         if self._breaker_open:
             self._missed += 1
             return
-        ttl = 2 * self._event_ttl_ms
-        pipe = self.redis.pipeline(transaction=False)
-        for event_id in ids:
-            pipe.set(self._event_keys(event_id).generation, _token(), px=ttl)
-        pipe.set(self._stats_generation_key, _token())
+        keys = [self._event_keys(event_id).generation for event_id in ids]
+        keys.append(self._stats_generation_key)
+        args = [_token(), 2 * self._event_ttl_ms]
         try:
-            await self._call(_Budget(self._budget), pipe.execute)
+            await self._call(_Budget(self._budget), lambda: self._bump(keys=keys, args=args))
         except _FAILURES as exc:
             self._missed += 1
             self._fail(exc)

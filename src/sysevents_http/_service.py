@@ -107,7 +107,8 @@ class EventService:
         if not self._opened and not await self._try_open():
             raise StoreUnavailableError("the event store is not open")
         try:
-            return await asyncio.wait_for(operation(*args), self.store_timeout)
+            async with asyncio.timeout(self.store_timeout):  # no task per call, unlike wait_for
+                return await operation(*args)
         except TimeoutError:
             raise StoreUnavailableError(
                 f"the event store did not answer within {self.store_timeout:g} s"
