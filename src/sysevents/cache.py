@@ -488,7 +488,7 @@ class CachedEventRepository(Lifecycle):
             return
         keys = [self._event_keys(event_id).generation for event_id in ids]
         keys.append(self._stats_generation_key)
-        args = [_token(), 2 * self._event_ttl_ms]
+        args: builtins.list[bytes | int] = [_token(), 2 * self._event_ttl_ms]
         try:
             await self._call(_Budget(self._budget), lambda: self._bump(keys=keys, args=args))
         except _FAILURES as exc:
