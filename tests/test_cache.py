@@ -8,6 +8,7 @@ which forces the slow-reader interleavings deterministically.
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
@@ -151,6 +152,43 @@ async def test_missing_event_is_cached_until_added(
     event = await cache.add(new("now it exists"))
     assert event.id == 1
     assert await cache.get(1) == event
+
+
+async def test_json_reads_share_entries_with_model_reads_and_are_invalidated(
+    cache: CachedEventRepository, inner: GatedRepository, other: CachedEventRepository
+) -> None:
+    assert await cache.get_json(1) is None
+    assert await cache.get(1) is None  # the same entry: no second query
+    assert inner.calls["get"] == 1
+    event = await cache.add(new("v1", details={"n": 1.5}))
+    assert await cache.get_json(event.id) == event.model_dump_json().encode()
+    assert await other.get(event.id) == event  # a hit on the entry the JSON read filled
+    assert inner.calls["get"] == 2
+    await cache.update(event.id, patch("v2"))
+    changed = await other.get_json(event.id)
+    assert changed is not None
+    assert json.loads(changed)["message"] == "v2"
+    stats = await cache.stats_json()
+    assert EventStats.model_validate_json(stats) == await other.stats()
+    assert inner.calls["stats"] == 1
+    await other.delete(event.id)
+    assert await cache.get_json(event.id) is None
+    assert EventStats.model_validate_json(await cache.stats_json()).total == 0
+
+
+async def test_json_and_model_misses_do_not_share_a_load(
+    cache: CachedEventRepository, inner: GatedRepository
+) -> None:
+    event = await cache.add(new())
+    hold = inner.hold("get")
+    as_model = asyncio.create_task(cache.get(event.id))
+    await hold.reached.wait()
+    as_json = asyncio.create_task(cache.get_json(event.id))
+    await _wait_for(lambda: inner.calls["get"] == 2, "the JSON read loaded on its own")
+    hold.release.set()
+    assert await as_model == event
+    assert await as_json == event.model_dump_json().encode()
+    assert cache.cache_stats().coalesced == 0
 
 
 async def test_add_many_invalidates_every_new_id(cache: CachedEventRepository) -> None:

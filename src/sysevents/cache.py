@@ -194,7 +194,7 @@ class CachedEventRepository(Lifecycle):
         if isinstance(pool_size, int):
             max_concurrency = min(max_concurrency, pool_size)
         self._slots = asyncio.Semaphore(max_concurrency)
-        self._flights: dict[tuple[str, bytes, bytes], asyncio.Future[Any]] = {}
+        self._flights: dict[tuple[str, str, bytes, bytes], asyncio.Future[Any]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         # Invalidations waiting for the next script; one runs at a time.
         self._bump_ids: builtins.list[int] = []
@@ -270,17 +270,47 @@ class CachedEventRepository(Lifecycle):
             2 * self._event_ttl_ms,
         )
 
+    async def get_json(self, event_id: int) -> bytes | None:
+        """What ``get`` returns, as the JSON of ``Event.model_dump_json()``; ``None`` if missing.
+
+        A hit returns the cached bytes as they are, without building an ``Event``:
+        the fast path for a service that sends the event on.
+        """
+        if not 0 < event_id <= MAX_EVENT_ID:
+            event = await self.inner.get(event_id)
+            return None if event is None else _encode_event(event)
+        payload = await self._read(
+            self._event_keys(event_id),
+            lambda: _load_json(self.inner.get(event_id), _encode_event),
+            _same,
+            _same,
+            self._event_ttl_ms,
+            2 * self._event_ttl_ms,
+            kind="json",
+        )
+        return None if payload == _NONE else payload
+
     async def stats(self, query: EventFilter | None = None) -> EventStats:
         """Stats for the filters of ``query``, cached per filter."""
-        digest = hashlib.sha256((query or EventFilter()).filter_key().encode()).hexdigest()[:32]
-        keys = _Keys(self._stats_generation_key, f"{self.namespace}:stats:{digest}")
         return await self._read(
-            keys,
+            self._stats_keys(query),
             lambda: self.inner.stats(query),
             _encode_stats,
             EventStats.model_validate_json,
             self._stats_ttl_ms,
             0,
+        )
+
+    async def stats_json(self, query: EventFilter | None = None) -> bytes:
+        """What ``stats`` returns, as the JSON of ``EventStats.model_dump_json()``."""
+        return await self._read(
+            self._stats_keys(query),
+            lambda: _load_json(self.inner.stats(query), _encode_stats),
+            _same,
+            _same,
+            self._stats_ttl_ms,
+            0,
+            kind="json",
         )
 
     async def list(self, query: EventQuery | None = None) -> EventPage:
@@ -338,6 +368,10 @@ class CachedEventRepository(Lifecycle):
         base = f"{self.namespace}:ev:{event_id}"
         return _Keys(f"{base}:gen", base)
 
+    def _stats_keys(self, query: EventFilter | None) -> _Keys:
+        digest = hashlib.sha256((query or EventFilter()).filter_key().encode()).hexdigest()[:32]
+        return _Keys(self._stats_generation_key, f"{self.namespace}:stats:{digest}")
+
     async def _read(
         self,
         keys: _Keys,
@@ -346,6 +380,8 @@ class CachedEventRepository(Lifecycle):
         decode: Callable[[bytes], T],
         ttl_ms: int,
         generation_ttl_ms: int,
+        *,
+        kind: str = "model",
     ) -> T:
         if self._breaker_open:
             self._bypassed += 1
@@ -377,7 +413,7 @@ class CachedEventRepository(Lifecycle):
         self._misses += 1
         # Callers that saw the same tokens may share one load: any write that
         # returned before they looked had already changed the tokens.
-        flight_key = (keys.entry, epoch, generation)
+        flight_key = (kind, keys.entry, epoch, generation)
         flight = self._flights.get(flight_key)
         if flight is None:
             flight = asyncio.ensure_future(
@@ -394,7 +430,7 @@ class CachedEventRepository(Lifecycle):
         # Waiters share the loaded object: each gets its own copy of its mutable parts.
         return shared.model_copy(deep=True) if isinstance(shared, BaseModel) else shared
 
-    def _land(self, key: tuple[str, bytes, bytes], flight: asyncio.Future[Any]) -> None:
+    def _land(self, key: tuple[str, str, bytes, bytes], flight: asyncio.Future[Any]) -> None:
         if self._flights.get(key) is flight:
             del self._flights[key]
         if not flight.cancelled():
@@ -623,3 +659,11 @@ def _decode_event(payload: bytes) -> Event | None:
 
 def _encode_stats(stats: EventStats) -> bytes:
     return stats.model_dump_json().encode()
+
+
+def _same(payload: bytes) -> bytes:
+    return payload
+
+
+async def _load_json(load: Awaitable[T], encode: Callable[[T], bytes]) -> bytes:
+    return encode(await load)

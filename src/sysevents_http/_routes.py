@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Annotated, Any
 
-from litestar import Response, Router, delete, get, post, put, route
+from litestar import MediaType, Response, Router, delete, get, post, put, route
 from litestar.datastructures import ResponseHeader, State
 from litestar.di import NamedDependency, Provide
 from litestar.exceptions import ValidationException
@@ -55,6 +55,18 @@ EventId = Annotated[
         schema_extra={"type": "integer", "format": "int64", "minimum": 1, "maximum": MAX_EVENT_ID},
     ),
 ]
+
+
+def json_response(
+    payload: bytes, status_code: int = HTTP_200_OK, headers: dict[str, str] | None = None
+) -> Response[Any]:
+    """A response of JSON already encoded by the model (``model_dump_json``).
+
+    Handlers still declare the model they send, for the OpenAPI schema; the
+    bytes skip the framework's second serialization, and cached ones pass
+    through without being decoded at all.
+    """
+    return Response(payload, status_code=status_code, headers=headers, media_type=MediaType.JSON)
 
 
 def parse_event_id(raw: str) -> int:
@@ -237,7 +249,9 @@ async def create_event(
                     for name in differing
                 ],
             )
-    return Response(event, status_code=201, headers={"Location": f"/api/events/{event.id}"})
+    return json_response(
+        event.model_dump_json().encode(), 201, {"Location": f"/api/events/{event.id}"}
+    )
 
 
 @post(
@@ -291,7 +305,7 @@ async def list_events(
     offset: Offset = 0,
     cursor: Cursor = None,
     count: CountParam = "capped",
-) -> EventPage:
+) -> Response[EventPage]:
     """One page of matching events."""
     query = EventQuery(
         **_filters(event_type, severity, min_severity, source, since, until),
@@ -301,7 +315,8 @@ async def list_events(
         cursor=cursor,
         count=count,
     )
-    return await service.call(service.repository.list, query)
+    page = await service.call(service.repository.list, query)
+    return json_response(page.model_dump_json().encode())
 
 
 @get(
@@ -319,10 +334,10 @@ async def event_stats(
     source: SourceFilter = None,
     since: Since = None,
     until: Until = None,
-) -> EventStats:
+) -> Response[EventStats]:
     """Counts over matching events."""
     query = EventFilter(**_filters(event_type, severity, min_severity, source, since, until))
-    return await service.call(service.repository.stats, query)
+    return json_response(await service.stats_json(query))
 
 
 @get(
@@ -331,13 +346,13 @@ async def event_stats(
     responses={**_400, **_404, **_503, **_500},
     tags=["events"],
 )
-async def get_event(event_id: EventId, service: NamedDependency[EventService]) -> Event:
+async def get_event(event_id: EventId, service: NamedDependency[EventService]) -> Response[Event]:
     """One event by id."""
     wanted = parse_event_id(event_id)
-    event = await service.call(service.repository.get, wanted)
-    if event is None:
+    payload = await service.event_json(wanted)
+    if payload is None:
         raise sysevents.NotFoundError(wanted)
-    return event
+    return json_response(payload)
 
 
 @put(
@@ -351,9 +366,10 @@ async def get_event(event_id: EventId, service: NamedDependency[EventService]) -
 )
 async def update_event(
     event_id: EventId, data: JSONBody[EventPatch], service: NamedDependency[EventService]
-) -> Event:
+) -> Response[Event]:
     """Apply a patch."""
-    return await service.call(service.repository.update, parse_event_id(event_id), data)
+    event = await service.call(service.repository.update, parse_event_id(event_id), data)
+    return json_response(event.model_dump_json().encode())
 
 
 @delete(

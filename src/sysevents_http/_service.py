@@ -14,7 +14,15 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import sysevents
-from sysevents import EventRepository, NewEvent, Settings, Severity, StoreUnavailableError
+from sysevents import (
+    EventFilter,
+    EventRepository,
+    NewEvent,
+    Settings,
+    Severity,
+    StoreUnavailableError,
+)
+from sysevents.cache import CachedEventRepository
 
 from ._config import HttpOptions
 
@@ -113,6 +121,22 @@ class EventService:
             raise StoreUnavailableError(
                 f"the event store did not answer within {self.store_timeout:g} s"
             ) from None
+
+    async def event_json(self, event_id: int) -> bytes | None:
+        """The event as JSON, straight from the cache's bytes when there is a cache."""
+        repository = self.repository
+        if isinstance(repository, CachedEventRepository):
+            return await self.call(repository.get_json, event_id)
+        event = await self.call(repository.get, event_id)
+        return None if event is None else event.model_dump_json().encode()
+
+    async def stats_json(self, query: EventFilter) -> bytes:
+        """The stats as JSON, straight from the cache's bytes when there is a cache."""
+        repository = self.repository
+        if isinstance(repository, CachedEventRepository):
+            return await self.call(repository.stats_json, query)
+        stats = await self.call(repository.stats, query)
+        return stats.model_dump_json().encode()
 
     # -- lifecycle events ---------------------------------------------------------
 
