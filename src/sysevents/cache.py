@@ -114,6 +114,15 @@ def _model_fingerprint() -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:8]
 
 
+_NO_FILTER = EventFilter().filter_key()
+
+
+@functools.lru_cache(maxsize=1024)
+def _digest(filter_key: str) -> str:
+    """The stats entry's name for a filter: dashboards ask for the same few again and again."""
+    return hashlib.sha256(filter_key.encode()).hexdigest()[:32]
+
+
 def _token() -> bytes:
     return secrets.token_hex(8).encode()
 
@@ -369,7 +378,7 @@ class CachedEventRepository(Lifecycle):
         return _Keys(f"{base}:gen", base)
 
     def _stats_keys(self, query: EventFilter | None) -> _Keys:
-        digest = hashlib.sha256((query or EventFilter()).filter_key().encode()).hexdigest()[:32]
+        digest = _digest(query.filter_key() if query is not None else _NO_FILTER)
         return _Keys(self._stats_generation_key, f"{self.namespace}:stats:{digest}")
 
     async def _read(
