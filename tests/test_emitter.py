@@ -144,17 +144,18 @@ async def test_block_waits_for_room_then_drops() -> None:
     await emitter.start()
     results: list[bool] = []
     thread = threading.Thread(
-        target=lambda: results.extend(emitter.emit("t", str(i)) for i in range(12))
+        target=lambda: results.extend(emitter.emit("t", str(i)) for i in range(17))
     )
     thread.start()
     await asyncio.to_thread(thread.join)
-    # The writer took one batch of 5 off the queue, the next 5 filled it again,
-    # and the rest waited their 300 ms for room and were dropped.
-    assert results.count(True) == 10
+    # The writer took one batch of 5 off the queue to store and the next 5 to
+    # validate meanwhile, the next 5 filled the queue again, and the rest
+    # waited their 300 ms for room and were dropped.
+    assert results.count(True) == 15
     assert emitter.counters.dropped == 2
     repo.gate.set()
     await emitter.aclose()
-    assert await count(repo) == 10
+    assert await count(repo) == 15
 
 
 async def test_retries_while_the_store_is_unavailable() -> None:
@@ -328,3 +329,49 @@ def test_exit_during_an_outage_loses_nothing() -> None:
     assert result.returncode == 0, result.stderr
     messages = sorted(json.loads(line)["message"] for line in result.stdout.splitlines())
     assert messages == [str(i) for i in range(5)]
+
+
+async def test_the_next_batch_is_validated_while_one_is_stored() -> None:
+    repo = GatedRepository()
+    repo.gate.clear()
+    out = io.StringIO()
+    emitter = EventLogger(repo, batch_size=10, fallback=out)
+    await emitter.start()
+    for i in range(10):
+        emitter.emit("first", str(i))
+    await asyncio.sleep(0.05)  # the writer took the first batch; its store waits at the gate
+    for i in range(10):
+        emitter.emit("second", str(i))
+    emitter.emit("", "invalid: empty type")  # in the third batch: not validated yet
+    for _ in range(100):
+        await asyncio.sleep(0.01)
+        if len(emitter._validated) == 10:
+            break
+    # The second batch is validated and waits: one store at a time.
+    assert [e.event_type for e in emitter._validated] == ["second"] * 10
+    assert repo.batches == []
+    assert emitter.counters.invalid == 0
+    assert emitter._task is not None
+    emitter._task.cancel()  # neither batch may be lost
+    with contextlib.suppress(asyncio.CancelledError):
+        await emitter._task
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert sorted((line["event_type"], line["message"]) for line in lines) == sorted(
+        [("first", str(i)) for i in range(10)]
+        + [("second", str(i)) for i in range(10)]
+        + [("", "invalid: empty type")]
+    )
+    assert await count(repo) == 0
+
+
+async def test_batches_are_stored_in_order_one_at_a_time() -> None:
+    repo = GatedRepository()
+    async with EventLogger(repo, batch_size=7) as emitter:
+        for i in range(100):
+            emitter.emit("t", str(i))
+        await emitter.flush()
+    page = await repo.list(_all())
+    assert [e.message for e in sorted(page.items, key=lambda e: e.id)] == [
+        str(i) for i in range(100)
+    ]
+    assert sum(repo.batches) == 100

@@ -109,7 +109,8 @@ class EventLogger:
         self._queued = self._written = self._retried = self._dropped = 0
         self._invalid = self._to_stdout = self._evicted = 0
         self._outage = False
-        self._in_flight: list[NewEvent] = []
+        self._in_flight: list[NewEvent] = []  # the batch being stored
+        self._validated: list[NewEvent] = []  # the next one, waiting for its turn
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
@@ -228,27 +229,52 @@ class EventLogger:
         self._drain_to_fallback("interpreter exit")
 
     def _abandon_in_flight(self, why: str) -> None:
-        """Send the batch being written to stdout: the writer will not finish it."""
-        events, self._in_flight = self._in_flight, []
+        """Send the batches being written to stdout: the writer will not finish them."""
+        events = [*self._in_flight, *self._validated]
+        self._in_flight, self._validated = [], []
         if events:
             self._fallback_events(events, why)
 
     # -- the writer ---------------------------------------------------------------
 
     async def _run(self) -> None:
+        # While one batch is being stored (the database works on the other
+        # core), the next one is validated here: one store at a time, in order.
+        storing: asyncio.Task[None] | None = None
         try:
             while True:
                 if not self._queue:
+                    if storing is not None:
+                        if storing.done():
+                            await storing
+                            storing = None
+                        else:  # until it is stored, or more events come to validate
+                            await asyncio.wait({storing}, timeout=self.interval)
+                        continue
                     if self._stopping:
                         return
                     await asyncio.sleep(self.interval)
                     continue
-                batch = self._take_batch()
-                await self._write(batch)
+                self._validated = self._validate(self._take_batch())
+                if storing is not None:
+                    await storing
+                    storing = None
+                if self._validated:
+                    self._in_flight, self._validated = self._validated, []
+                    storing = asyncio.get_running_loop().create_task(self._store_in_flight())
+                    await asyncio.sleep(0)  # it sends its statement before we validate more
         except asyncio.CancelledError:
+            if storing is not None:
+                storing.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await storing
             self._abandon_in_flight("emitter cancelled")
             self._drain_to_fallback("emitter cancelled")
             raise
+
+    async def _store_in_flight(self) -> None:
+        await self._store(self._in_flight)
+        self._in_flight = []
 
     def _take_batch(self) -> list[_Item]:
         batch: list[_Item] = []
@@ -284,15 +310,6 @@ class EventLogger:
                     batch_item=(event_type, message, severity, details, source, when), why=exc
                 )
         return events
-
-    async def _write(self, batch: list[_Item]) -> None:
-        events = self._validate(batch)
-        if not events:
-            return
-        # Kept until stored, so that a cancelled writer can still hand it to stdout.
-        self._in_flight = events
-        await self._store(events)
-        self._in_flight = []
 
     async def _store(self, events: list[NewEvent]) -> None:
         first_failure: float | None = None
