@@ -101,10 +101,14 @@ def stats_statement(
     params: list[Any],
     span_from: LiteralString,
     span_params: list[Any],
+    edge_clauses: list[LiteralString] | None = None,
+    edge_params: list[Any] | None = None,
 ) -> tuple[LiteralString, list[Any]]:
     """The one statement (one snapshot) that reads every figure of ``query``'s stats.
 
     ``clauses`` and ``params`` are the filters other than the time range;
+    ``edge_clauses`` and ``edge_params``, if given, replace them where raw
+    events are counted (the same filters, worded for the events' indexes);
     ``span_from`` is ``FROM system_events WHERE …`` with every filter, for the
     first and last timestamps.
     """
@@ -117,6 +121,9 @@ def stats_statement(
     # One branch per range, each with its bounds as parameters, so that the
     # planner sees how narrow it is (an index range scan, never a table scan).
     filters: LiteralString = "".join(" AND " + c for c in clauses)
+    if edge_clauses is None or edge_params is None:
+        edge_clauses, edge_params = clauses, params
+    edge_filters: LiteralString = "".join(" AND " + c for c in edge_clauses)
     branches: list[LiteralString] = []
     args: list[Any] = []
     parts: tuple[LiteralString, ...] = ("0", "1", "2")
@@ -149,9 +156,9 @@ def stats_statement(
                 + keys
                 + ("coalesce(source, '')" if part == "0" else "NULL")
                 + ' AS source, count(*) AS n FROM system_events WHERE "timestamp" >= %s '
-                'AND "timestamp" < %s' + filters + by
+                'AND "timestamp" < %s' + edge_filters + by
             )
-            args += [start, end, *params]
+            args += [start, end, *edge_params]
     span: LiteralString = (
         'SELECT -1, NULL, NULL, NULL, NULL, min("timestamp"), max("timestamp") ' + span_from
     )
