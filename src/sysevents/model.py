@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import threading
 import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -219,7 +220,13 @@ def _details(value: dict[str, Any] | None, info: ValidationInfo) -> dict[str, An
     text = dump_details(copied) or ""
     if len(text) * 4 > limits.max_details_bytes and len(text.encode()) > limits.max_details_bytes:
         raise ValueError(f"must be at most {limits.max_details_bytes} bytes as JSON")
+    _dumped.last = (copied, text)  # the model keeps the text: stores need it again
     return copied
+
+
+# The details text a validator just produced, for the model being built to keep
+# (a field validator cannot set the model's private attributes itself).
+_dumped = threading.local()
 
 
 def dump_details(details: dict[str, Any] | None) -> str | None:
@@ -307,6 +314,15 @@ class _Validated(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, validate_default=False)
 
     _details_json: str | None = PrivateAttr(default=None)
+
+    def model_post_init(self, context: Any, /) -> None:
+        """Keep the details text the validator produced, if it was for these details."""
+        last = getattr(_dumped, "last", None)
+        if last is not None:
+            _dumped.last = None
+            private = self.__pydantic_private__
+            if last[0] is getattr(self, "details", None) and private is not None:
+                private["_details_json"] = last[1]
 
     @property
     def details_json(self) -> str | None:
