@@ -90,3 +90,38 @@ async def test_concurrent_batches_get_increasing_ids_of_their_own(
                 assert await repo.get(event.id) == event
         page = await repo.list(sysevents.EventQuery(limit=1000, count="exact"))
         assert page.total == len(ids) + 1
+
+
+def keyed(news: list[NewEvent], prefix: str) -> list[NewEvent]:
+    return [n.model_copy(update={"idempotency_key": f"{prefix}-{i}"}) for i, n in enumerate(news)]
+
+
+async def test_a_keyed_batch_goes_by_copy_and_reads_back_as_returned(
+    empty_postgres_url: str,
+) -> None:
+    news = keyed(batch(_COPY_FROM * 2), "k")
+    expected = await MemoryEventRepository().add_many(news)
+    async with sysevents.connect(empty_postgres_url) as repo:
+        stored = await repo.add_many(news)
+        assert len({e.created_at for e in stored}) == 1  # one COPY, one transaction
+        for mine, theirs in zip(expected, stored, strict=True):
+            assert same(mine, theirs)
+            assert theirs.idempotency_key is not None
+            assert await repo.get(theirs.id) == theirs
+
+
+async def test_a_retried_keyed_batch_stores_only_what_is_new(empty_postgres_url: str) -> None:
+    first = keyed(batch(_COPY_FROM * 2), "r")
+    async with sysevents.connect(empty_postgres_url) as repo:
+        stored = await repo.add_many(first[:_COPY_FROM])  # as if the first try had committed
+        again = await repo.add_many(first)  # the COPY meets a stored key: the slow path
+        assert again[:_COPY_FROM] == stored
+        assert len({e.id for e in again}) == len(first)
+        assert (await repo.stats()).total == len(first)
+        # A batch repeating a key within itself keeps the first event of the key.
+        twice = keyed(batch(_COPY_FROM, tag="t"), "t")
+        twice.append(twice[0].model_copy(update={"message": "second of the key"}))
+        result = await repo.add_many(twice)
+        assert result[-1] == result[0]
+        assert result[0].message != "second of the key"
+        assert (await repo.stats()).total == len(first) + _COPY_FROM

@@ -12,7 +12,7 @@ import math
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, LiteralString
 from urllib.parse import urlsplit, urlunsplit
 
@@ -72,7 +72,8 @@ _INSERT_MANY = (
     "SELECT event_type, severity, message, details::jsonb, source, ts, key FROM input "
     "WHERE key IS NULL OR nth = 1 ORDER BY ord "
     "ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING "
-    "RETURNING " + _COLUMNS
+    # The rest of each stored event is what was sent: nothing else is read back.
+    "RETURNING id, idempotency_key, created_at"
 )
 # Batches this large (and without idempotency keys) go by COPY: faster than a
 # multi-row INSERT once the rows outnumber the extra round trips.
@@ -87,12 +88,17 @@ _DRAW_IDS = (
 )
 _COPY = (
     "COPY system_events "
-    '(id, event_type, severity, message, details, source, "timestamp") FROM STDIN'
+    '(id, event_type, severity, message, details, source, "timestamp", idempotency_key) '
+    "FROM STDIN"
 )
 _BY_KEYS = "SELECT " + _COLUMNS + " FROM system_events WHERE idempotency_key = ANY(%s::text[])"
 # A key already stored, or stored by a concurrent writer during the insert, is
 # not returned by _INSERT_MANY: it is read (and, if deleted meanwhile, inserted again).
 _KEY_ATTEMPTS = 5
+
+
+class _KeyTaken(Exception):
+    """A COPY met an idempotency key that is already stored."""
 
 
 def _in_range(event_id: int) -> bool:
@@ -161,6 +167,40 @@ def _event(row: Row) -> Event:
             "created_at": row[7],
             "idempotency_key": row[8],
         }
+    )
+
+
+def _as_stored(new: NewEvent, event_id: int, created_at: datetime) -> Event:
+    """The event as stored from ``new``: its values are already as PostgreSQL keeps them.
+
+    The caller gets its own copy of the details, as from a read.
+    """
+    text = new.details_json
+    return _new_event(
+        {
+            "id": event_id,
+            "event_type": new.event_type,
+            "severity": new.severity,
+            "message": new.message,
+            "details": None if text is None else _own_copy(new.details, text, json.loads),
+            "source": new.source,
+            "timestamp": new.timestamp,
+            "created_at": created_at,
+            "idempotency_key": new.idempotency_key,
+        }
+    )
+
+
+def _batch_params(news: Sequence[NewEvent]) -> tuple[list[Any], ...]:
+    """The arrays ``_INSERT_MANY`` unnests, one per column."""
+    return (
+        [n.event_type for n in news],
+        [n.severity.value for n in news],
+        [n.message for n in news],
+        [n.details_json for n in news],
+        [n.source for n in news],
+        [n.timestamp for n in news],
+        [n.idempotency_key for n in news],
     )
 
 
@@ -391,12 +431,23 @@ class PostgresEventRepository(RepositoryBase):
         self._check_sizes(news, loc_prefix=True)
         if not news:
             return []
-        if len(news) < _COPY_FROM or any(n.idempotency_key is not None for n in news):
+        if len(news) < _COPY_FROM:
             return await self._add_batch(news)
-        return await self._copy_batch(news)
+        keys = [n.idempotency_key for n in news if n.idempotency_key is not None]
+        if len(set(keys)) < len(keys):
+            return await self._add_batch(news)  # the first event of a key wins
+        try:
+            return await self._copy_batch(news)
+        except _KeyTaken:
+            # A key is stored already (a retried batch): the slow path returns
+            # the stored events for those keys and stores the rest.
+            return await self._add_batch(news)
 
     async def _copy_batch(self, news: Sequence[NewEvent]) -> list[Event]:
         """COPY the events with ids drawn beforehand: nothing needs to be read back.
+
+        Raises ``_KeyTaken``, having stored nothing, if an idempotency key is
+        already in the table.
 
         The ids come from the table's own identity sequence, in input order; the
         stored values are those of ``news`` (validated as PostgreSQL keeps them)
@@ -409,88 +460,64 @@ class PostgresEventRepository(RepositoryBase):
             assert drawn is not None
             created_at, first, listed = drawn
             ids = range(first, first + len(news)) if listed is None else listed
-            async with conn.cursor() as copy_cur, copy_cur.copy(_COPY) as copy:
-                write = copy.write_row
-                for event_id, n, text in zip(ids, news, texts, strict=True):
-                    await write(
-                        (
-                            event_id,
-                            n.event_type,
-                            n.severity.value,
-                            n.message,
-                            text,
-                            n.source,
-                            n.timestamp,
+            try:
+                async with conn.cursor() as copy_cur, copy_cur.copy(_COPY) as copy:
+                    write = copy.write_row
+                    for event_id, n, text in zip(ids, news, texts, strict=True):
+                        await write(
+                            (
+                                event_id,
+                                n.event_type,
+                                n.severity.value,
+                                n.message,
+                                text,
+                                n.source,
+                                n.timestamp,
+                                n.idempotency_key,
+                            )
                         )
-                    )
-        loads = json.loads
-        # The caller gets its own copy of the details, as from a read.
-        return [
-            _new_event(
-                {
-                    "id": event_id,
-                    "event_type": n.event_type,
-                    "severity": n.severity,
-                    "message": n.message,
-                    "details": None if text is None else _own_copy(n.details, text, loads),
-                    "source": n.source,
-                    "timestamp": n.timestamp,
-                    "created_at": created_at,
-                    "idempotency_key": None,
-                }
-            )
-            for event_id, n, text in zip(ids, news, texts, strict=True)
-        ]
+            except psycopg.errors.UniqueViolation as exc:
+                raise _KeyTaken from exc  # the transaction is rolled back: nothing stored
+        return [_as_stored(n, event_id, created_at) for event_id, n in zip(ids, news, strict=True)]
 
     async def _add_batch(self, news: Sequence[NewEvent]) -> list[Event]:
+        # Within the batch the first event of a key is the one stored.
+        first_of_key = {n.idempotency_key: n for n in reversed(news) if n.idempotency_key}
         keys = list(dict.fromkeys(n.idempotency_key for n in news if n.idempotency_key))
-        params = (
-            [n.event_type for n in news],
-            [n.severity.value for n in news],
-            [n.message for n in news],
-            [n.details_json for n in news],
-            [n.source for n in news],
-            [n.timestamp for n in news],
-            [n.idempotency_key for n in news],
-        )
         async with self._connection() as conn:
-            cur = await conn.execute(_INSERT_MANY, params)
+            cur = await conn.execute(_INSERT_MANY, _batch_params(news))
             rows = await cur.fetchall()
-            by_key = {row[8]: _event(row) for row in rows if row[8] is not None}
+            by_key = {
+                key: _as_stored(first_of_key[key], event_id, created_at)
+                for event_id, key, created_at in rows
+                if key is not None
+            }
             missing = [k for k in keys if k not in by_key]
             for _ in range(_KEY_ATTEMPTS):
                 if not missing:
                     break
                 cur = await conn.execute(_BY_KEYS, (missing,))
                 by_key.update((row[8], _event(row)) for row in await cur.fetchall())
-                lost = [
-                    n
-                    for n in news
-                    if n.idempotency_key in missing and n.idempotency_key not in by_key
-                ]
+                lost = [first_of_key[k] for k in missing if k not in by_key]
                 if lost:
-                    retry = list({n.idempotency_key: n for n in reversed(lost)}.values())
-                    cur = await conn.execute(
-                        _INSERT_MANY,
-                        (
-                            [n.event_type for n in retry],
-                            [n.severity.value for n in retry],
-                            [n.message for n in retry],
-                            [n.details_json for n in retry],
-                            [n.source for n in retry],
-                            [n.timestamp for n in retry],
-                            [n.idempotency_key for n in retry],
-                        ),
+                    cur = await conn.execute(_INSERT_MANY, _batch_params(lost))
+                    by_key.update(
+                        (key, _as_stored(first_of_key[key], event_id, created_at))
+                        for event_id, key, created_at in await cur.fetchall()
                     )
-                    by_key.update((row[8], _event(row)) for row in await cur.fetchall())
                 missing = [k for k in keys if k not in by_key]
             if missing:
                 raise StoreError(f"could not store or read events with keys {missing[:5]}")
-        plain = sorted((row for row in rows if row[8] is None), key=lambda row: row[0])
-        unkeyed = iter(plain)
-        return [
-            by_key[n.idempotency_key] if n.idempotency_key else _event(next(unkeyed)) for n in news
-        ]
+        # Unkeyed events got their ids in input order.
+        plain = iter(sorted((row for row in rows if row[1] is None), key=lambda row: row[0]))
+        events = []
+        for n in news:
+            if n.idempotency_key:
+                events.append(by_key[n.idempotency_key])
+            else:
+                event_id, _, created_at = next(plain)
+                events.append(_as_stored(n, event_id, created_at))
+        return events
 
     async def update(self, event_id: int, patch: EventPatch) -> Event:
         """Change the given fields; ``id`` and ``created_at`` never change."""
