@@ -222,7 +222,8 @@ async def test_write_whose_outcome_is_unknown_still_invalidates(
     inner.fail_after_write = True
     with pytest.raises(StoreUnavailableError):
         await cache.update(event.id, patch("v2"))
-    await asyncio.gather(*cache._tasks)  # the invalidation runs in the background
+    # The invalidation runs in the background.
+    await asyncio.gather(*cache._tasks, *filter(None, [cache._bump_task]))
     got = await cache.get(event.id)
     assert got is not None
     assert got.message == "v2"
@@ -572,6 +573,50 @@ async def test_concurrent_writes_share_invalidations_and_none_is_lost(
     assert (await cache.stats()).total == len(events)
 
 
+async def test_close_lets_a_committed_writers_invalidation_go_out(
+    inner: GatedRepository, make_cache: Callable[..., CachedEventRepository]
+) -> None:
+    cache, other = make_cache(inner), make_cache(inner)
+    await cache.open()
+    event = await cache.add(new("v1"))
+    assert await other.get(event.id) == event  # cached
+    writer = asyncio.create_task(cache.update(event.id, patch("v2")))
+    await asyncio.sleep(0)  # the writer is under way; the cache closes now
+    await asyncio.wait_for(cache.close(), 5)
+    assert (await asyncio.wait_for(writer, 5)).message == "v2"
+    await inner.open()  # closed with the first cache; the other reads through it
+    got = await other.get(event.id)
+    assert got is not None
+    assert got.message == "v2"
+
+
+async def test_close_fails_writers_whose_invalidation_cannot_go_out(
+    inner: GatedRepository,
+    make_cache: Callable[..., CachedEventRepository],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    cache = make_cache(inner, call_budget=0.05)
+    await cache.open()
+    event = await cache.add(new("v1"))
+    stuck = asyncio.Event()
+
+    async def never_sent(ids: Any) -> None:
+        stuck.set()
+        await asyncio.Event().wait()
+
+    monkeypatch.setattr(cache, "_send_invalidation", never_sent)
+    writer = asyncio.create_task(cache.update(event.id, patch("v2")))
+    await stuck.wait()
+    await asyncio.wait_for(cache.close(), 5)
+    # Committed, but not invalidated: the writer must not return as if all were done.
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(writer, 5)
+    monkeypatch.undo()
+    await cache.open()
+    later = await asyncio.wait_for(cache.update(event.id, patch("v3")), 5)
+    assert later.message == "v3"
+
+
 async def test_a_write_cancelled_after_commit_still_invalidates(
     cache: CachedEventRepository, inner: GatedRepository, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -594,7 +639,7 @@ async def test_a_write_cancelled_after_commit_still_invalidates(
     release.set()
     for _ in range(100):
         await asyncio.sleep(0.01)
-        if not cache._tasks:
+        if not cache._tasks and cache._bump_task is None:
             break
     fetched = await cache.get(event.id)
     assert fetched is not None

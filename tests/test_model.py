@@ -257,3 +257,14 @@ def test_filter_key_is_canonical() -> None:
     assert a.filter_key() != EventFilter(event_type=["a"]).filter_key()
     assert EventFilter(source="*").filter_key() != EventFilter().filter_key()
     assert EventFilter(event_type=[]).filter_key() != EventFilter().filter_key()
+
+
+def test_details_json_follows_the_details_of_a_copy() -> None:
+    event = NewEvent(event_type="t", message="m", details={"a": 1})
+    assert event.details_json == '{"a":1}'
+    changed = event.model_copy(update={"details": {"b": 2}})
+    assert changed.details_json == '{"b":2}'
+    assert event.details_json == '{"a":1}'
+    patch = EventPatch(details={"a": 1})
+    assert patch.details_json == '{"a":1}'
+    assert patch.model_copy(update={"details": None}).details_json is None

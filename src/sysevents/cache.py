@@ -66,6 +66,7 @@ T = TypeVar("T")
 
 _FAILURES = (RedisError, OSError, TimeoutError)
 _NONE = b"-"  # the payload of a cached "no such event"
+_IDS_PER_SCRIPT = 1000
 
 # KEYS: epoch, generation, entry.  ARGV: epoch seen, generation seen (both ""
 # when absent), fresh tokens for either if absent, payload, entry TTL (ms),
@@ -208,7 +209,7 @@ class CachedEventRepository(Lifecycle):
         # Invalidations waiting for the next script; one runs at a time.
         self._bump_ids: builtins.list[int] = []
         self._bump_next: asyncio.Future[None] | None = None
-        self._bumping = False
+        self._bump_task: asyncio.Task[None] | None = None
         self._repair_task: asyncio.Task[None] | None = None
         self._breaker_open = False
         self._missed = 0  # invalidations that did not reach Redis since the last epoch
@@ -241,6 +242,15 @@ class CachedEventRepository(Lifecycle):
         if self._closed:
             return
         self._closed = True
+        runner = self._bump_task
+        if runner is not None:
+            # Writers that committed wait for these: let them go out (each
+            # script is bounded by the call budget), then give up on the rest.
+            await asyncio.wait({runner}, timeout=4 * self._budget)
+            runner.cancel()
+            await asyncio.gather(runner, return_exceptions=True)
+            self._bump_task = None
+        self._abandon_invalidations()
         pending = [*self._tasks, *self._flights.values()]
         if self._repair_task is not None:
             pending.append(self._repair_task)
@@ -498,14 +508,12 @@ class CachedEventRepository(Lifecycle):
         if future is None:
             future = self._bump_next = asyncio.get_running_loop().create_future()
         self._bump_ids.extend(ids)
-        if not self._bumping:
-            self._bumping = True
-            self._spawn(self._run_invalidations())
+        if self._bump_task is None:
+            self._bump_task = asyncio.get_running_loop().create_task(self._run_invalidations())
         return future
 
     async def _run_invalidations(self) -> None:
         """Send queued invalidations, one script at a time, until none are left."""
-        future: asyncio.Future[None] | None = None
         try:
             while self._bump_next is not None:
                 # One turn of the loop lets writers resumed in the same turn join.
@@ -514,31 +522,41 @@ class CachedEventRepository(Lifecycle):
                 self._bump_next, self._bump_ids = None, []
                 try:
                     await self._send_invalidation(ids)
+                except asyncio.CancelledError:
+                    # Closed mid-script: the writers must not return as if it had run.
+                    future.cancel()
+                    raise
                 except Exception as exc:  # not Redis's failure, but still a missed one
                     self._missed += 1
                     self._fail(exc)
                 future.set_result(None)
-                future = None
         finally:
-            self._bumping = False
-            for left in (future, self._bump_next):  # only when cancelled by close()
-                if left is not None and not left.done():
-                    self._missed += 1
-                    left.set_result(None)
+            self._bump_task = None
+
+    def _abandon_invalidations(self) -> None:
+        """Fail the writers still waiting for a script that will not run (on close)."""
+        future, self._bump_next, self._bump_ids = self._bump_next, None, []
+        if future is not None and not future.done():
+            future.cancel()
 
     async def _send_invalidation(self, ids: Sequence[int]) -> None:
         """One script giving ``ids`` and the stats new tokens; remember it on failure."""
         if self._breaker_open:
             self._missed += 1
             return
-        keys = [self._event_keys(event_id).generation for event_id in ids]
-        keys.append(self._stats_generation_key)
         args: builtins.list[bytes | int] = [_token(), 2 * self._event_ttl_ms]
-        try:
-            await self._call(_Budget(self._budget), lambda: self._bump(keys=keys, args=args))
-        except _FAILURES as exc:
-            self._missed += 1
-            self._fail(exc)
+        # Scripts of bounded size, so that many writers' ids fit in the time a command has.
+        for start in range(0, max(len(ids), 1), _IDS_PER_SCRIPT):
+            keys = [self._event_keys(i).generation for i in ids[start : start + _IDS_PER_SCRIPT]]
+            keys.append(self._stats_generation_key)
+            try:
+                await self._call(
+                    _Budget(self._budget), functools.partial(self._bump, keys=keys, args=args)
+                )
+            except _FAILURES as exc:
+                self._missed += 1
+                self._fail(exc)
+                return
 
     async def _invalidate_all(self) -> None:
         """Give the epoch a new token, orphaning every entry."""

@@ -266,7 +266,7 @@ class EventLogger:
         except asyncio.CancelledError:
             if storing is not None:
                 storing.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
+                with contextlib.suppress(asyncio.CancelledError, Exception):
                     await storing
             self._abandon_in_flight("emitter cancelled")
             self._drain_to_fallback("emitter cancelled")

@@ -313,7 +313,9 @@ class _Validated(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, validate_default=False)
 
-    _details_json: str | None = PrivateAttr(default=None)
+    # (the details object, its JSON text): valid only while ``details`` is that
+    # very object, so a model_copy with other details never reuses the text.
+    _details_json: tuple[Any, str | None] | None = PrivateAttr(default=None)
 
     def model_post_init(self, context: Any, /) -> None:
         """Keep the details text the validator produced, if it was for these details."""
@@ -322,19 +324,21 @@ class _Validated(BaseModel):
             _dumped.last = None
             private = self.__pydantic_private__
             if last[0] is getattr(self, "details", None) and private is not None:
-                private["_details_json"] = last[1]
+                private["_details_json"] = last
 
     @property
     def details_json(self) -> str | None:
         """The details as compact JSON text (what the store keeps), or ``None``."""
         # The private dict itself: ``self._details_json`` goes through
         # BaseModel.__getattr__, several times slower, twice per event written.
+        details = getattr(self, "details", None)
         private = self.__pydantic_private__
-        text = private.get("_details_json") if private is not None else None
-        if text is None:
-            text = dump_details(getattr(self, "details", None))
-            if private is not None:
-                private["_details_json"] = text
+        kept = private.get("_details_json") if private is not None else None
+        if kept is not None and kept[0] is details:
+            return kept[1]  # type: ignore[no-any-return]
+        text = dump_details(details)
+        if private is not None:
+            private["_details_json"] = (details, text)
         return text
 
 

@@ -22,7 +22,6 @@ from sysevents import (
     Severity,
     StoreUnavailableError,
 )
-from sysevents.cache import CachedEventRepository
 
 from ._config import HttpOptions
 
@@ -123,18 +122,23 @@ class EventService:
             ) from None
 
     async def event_json(self, event_id: int) -> bytes | None:
-        """The event as JSON, straight from the cache's bytes when there is a cache."""
+        """The event as JSON, straight from the cache's bytes when the repository has them."""
         repository = self.repository
-        if isinstance(repository, CachedEventRepository):
-            return await self.call(repository.get_json, event_id)
+        # Duck-typed, so the service needs no Redis client installed.
+        get_json = getattr(repository, "get_json", None)
+        if get_json is not None:
+            payload: bytes | None = await self.call(get_json, event_id)
+            return payload
         event = await self.call(repository.get, event_id)
         return None if event is None else event.model_dump_json().encode()
 
     async def stats_json(self, query: EventFilter) -> bytes:
-        """The stats as JSON, straight from the cache's bytes when there is a cache."""
+        """The stats as JSON, straight from the cache's bytes when the repository has them."""
         repository = self.repository
-        if isinstance(repository, CachedEventRepository):
-            return await self.call(repository.stats_json, query)
+        stats_json = getattr(repository, "stats_json", None)
+        if stats_json is not None:
+            payload: bytes = await self.call(stats_json, query)
+            return payload
         stats = await self.call(repository.stats, query)
         return stats.model_dump_json().encode()
 

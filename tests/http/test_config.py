@@ -60,3 +60,29 @@ async def test_unknown_scheme_stops_the_start() -> None:
         error = error.exceptions[0]
     assert isinstance(error, ConfigurationError)
     assert "mysql://" in str(error)
+
+
+def test_the_service_runs_without_redis_installed() -> None:
+    # `pip install sysevents[http]` brings no Redis client: nothing may import one.
+    script = """
+import sys
+sys.modules["redis"] = None  # any import of it now fails
+from litestar.testing import TestClient
+from sysevents_http import create_app
+with TestClient(create_app(database_url="memory://")) as client:
+    created = client.post("/api/events", json={"event_type": "t", "message": "m"})
+    assert created.status_code == 201, created.text
+    got = client.get(f"/api/events/{created.json()['id']}")
+    assert got.status_code == 200 and got.json() == created.json(), got.text
+    stats = client.get("/api/events/stats")
+    assert stats.status_code == 200 and stats.json()["total"] >= 1, stats.text
+print("ok")
+"""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().endswith("ok")
