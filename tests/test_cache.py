@@ -515,8 +515,12 @@ async def test_model_version_is_part_of_the_namespace(cache: CachedEventReposito
 
 
 async def test_cancelled_reads_never_mix_up_values(
-    cache: CachedEventRepository, inner: GatedRepository
+    inner: GatedRepository, make_cache: Callable[..., CachedEventRepository]
 ) -> None:
+    # Time enough for every command however loaded the machine: a timeout would
+    # open the breaker, and this is about cancellations, which must not.
+    cache = make_cache(inner, call_budget=10.0, command_timeout=5.0)
+    await cache.open()
     events = await cache.add_many([new(f"event {i}") for i in range(50)])
     by_id = {e.id: e for e in events}
     await asyncio.gather(*(cache.get(i) for i in by_id))  # most reads below are hits
