@@ -304,3 +304,29 @@ async def test_an_unmigrated_database_says_to_migrate(test_databases: FreshDatab
             await repo.add(NewEvent(event_type="t", message="m"))
         with pytest.raises(StoreUnavailableError, match="sysevents migrate"):
             await repo.stats()
+
+
+async def test_only_connections_idle_for_a_while_are_checked(
+    empty_postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from psycopg_pool import AsyncConnectionPool
+
+    checks: list[object] = []
+    check = AsyncConnectionPool.check_connection
+
+    async def counting(conn: Any) -> None:
+        checks.append(conn)
+        await check(conn)
+
+    monkeypatch.setattr(AsyncConnectionPool, "check_connection", staticmethod(counting))
+    async with PostgresEventRepository(
+        empty_postgres_url, min_size=1, max_size=1, check_after_idle=0.2
+    ) as repo:
+        await repo.get(1)  # a connection never used through the repository: checked
+        first = len(checks)
+        for _ in range(20):
+            await repo.get(1)  # used moments ago: not checked again
+        assert len(checks) == first
+        await asyncio.sleep(0.3)
+        await repo.get(1)
+        assert len(checks) == first + 1  # idle past check_after_idle: checked

@@ -328,7 +328,9 @@ class PostgresEventRepository(RepositoryBase):
             timeout=self.timeout,
             reconnect_timeout=self.reconnect_timeout,
             check=self._check,
-            reset=self._reset,
+            # No reset callback: with one, the pool hands every returned
+            # connection to a worker task (a queue hop per call, and the
+            # connection comes back later); _connection stamps returns itself.
             configure=self._configure,
             name="sysevents",
             kwargs={
@@ -355,7 +357,7 @@ class PostgresEventRepository(RepositoryBase):
         if returned is None or time.monotonic() - returned > self.check_after_idle:
             await AsyncConnectionPool.check_connection(conn)
 
-    async def _reset(self, conn: Connection) -> None:
+    def _stamp_return(self, conn: Connection) -> None:
         if len(self._returned) > 4 * self.max_size:
             self._returned.clear()  # stamps of connections closed while idle: all checked again
         self._returned[id(conn)] = time.monotonic()
@@ -380,8 +382,10 @@ class PostgresEventRepository(RepositoryBase):
             await self.open()
         pool = self._pool
         assert pool is not None
+        taken: Connection | None = None
         try:
             async with asyncio.timeout(self.timeout), pool.connection() as conn:
+                taken = conn
                 yield conn
         except PoolClosed as exc:
             raise StoreUnavailableError("the repository is closed") from exc
@@ -402,6 +406,10 @@ class PostgresEventRepository(RepositoryBase):
             raise StoreError(f"PostgreSQL failed: {type(exc).__name__}: {exc}") from exc
         except OSError as exc:
             raise StoreUnavailableError(f"PostgreSQL is unreachable: {exc}") from exc
+        finally:
+            if taken is not None:
+                # Back in the pool already (putconn does not wait): used just now.
+                self._stamp_return(taken)
 
     # -- writes ---------------------------------------------------------------
 
