@@ -110,6 +110,7 @@ def versions(url: str, redis_url: str) -> dict[str, str]:
         "psycopg-pool",
         "pydantic",
         "redis",
+        "hiredis",
         "litestar",
         "uvicorn",
         "sqlalchemy",
