@@ -165,9 +165,10 @@ class _Keys:
 class CachedEventRepository(Lifecycle):
     """An :class:`EventRepository` that caches events and stats in Redis.
 
-    Redis failures never reach the caller: one Redis command may take at most
-    ``command_timeout`` seconds and the commands of one call ``call_budget``
-    seconds in all; a failure opens a circuit breaker that skips Redis until a
+    Redis failures never reach the caller: the Redis commands of one call may
+    take ``call_budget`` seconds in all, and one of them at most
+    ``command_timeout`` (if set; ``from_settings`` sets it to
+    ``Settings.cache_timeout``); a failure opens a circuit breaker that skips Redis until a
     probe every ``cooldown`` seconds succeeds, and is logged once per outage on
     the ``sysevents.cache`` logger. At most ``max_concurrency`` commands (and
     never more than the client's connection pool holds) run at once.
@@ -182,7 +183,7 @@ class CachedEventRepository(Lifecycle):
         event_ttl: float = 300.0,
         stats_ttl: float = 30.0,
         call_budget: float = 0.2,
-        command_timeout: float = 0.1,
+        command_timeout: float | None = None,
         cooldown: float = 1.0,
         max_concurrency: int = 32,
         version: str | None = None,
@@ -592,7 +593,9 @@ class CachedEventRepository(Lifecycle):
             try:
                 # The only timer of the command: the client sets no socket timeout.
                 left = budget.left - (loop.time() - start)
-                async with asyncio.timeout(min(left, self.command_timeout)):
+                if self.command_timeout is not None:
+                    left = min(left, self.command_timeout)
+                async with asyncio.timeout(left):
                     return await command()
             finally:
                 self._slots.release()
