@@ -29,6 +29,7 @@ from sysevents import (
     StoreUnavailableError,
 )
 from sysevents.cache import CachedEventRepository, cache_client
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.redis
 
@@ -184,7 +185,7 @@ async def test_json_and_model_misses_do_not_share_a_load(
     as_model = asyncio.create_task(cache.get(event.id))
     await hold.reached.wait()
     as_json = asyncio.create_task(cache.get_json(event.id))
-    await _wait_for(lambda: inner.calls["get"] == 2, "the JSON read loaded on its own")
+    await eventually(lambda: inner.calls["get"] == 2, "the JSON read loaded on its own")
     hold.release.set()
     assert await as_model == event
     assert await as_json == event.model_dump_json().encode()
@@ -223,7 +224,7 @@ async def test_write_whose_outcome_is_unknown_still_invalidates(
     with pytest.raises(StoreUnavailableError):
         await cache.update(event.id, patch("v2"))
     # The invalidation runs in the background.
-    await asyncio.gather(*cache._tasks, *filter(None, [cache._bump_task]))
+    await asyncio.wait_for(cache.settled(), 5)
     got = await cache.get(event.id)
     assert got is not None
     assert got.message == "v2"
@@ -360,14 +361,6 @@ async def test_every_read_after_a_write_returned_sees_it(
 # -- stampede ---------------------------------------------------------------------
 
 
-async def _wait_for(condition: Callable[[], bool], what: str, seconds: float = 10) -> None:
-    for _ in range(int(seconds / 0.005)):
-        if condition():
-            return
-        await asyncio.sleep(0.005)
-    raise TimeoutError(what)
-
-
 async def test_concurrent_stats_misses_cost_one_query(
     inner: GatedRepository, redis_server_url: str, cache_prefix: str
 ) -> None:
@@ -392,7 +385,7 @@ async def _one_query_for_many_misses(cache: CachedEventRepository, inner: GatedR
     tasks = [asyncio.create_task(cache.stats(query)) for _ in range(100)]
     await hold.reached.wait()
     try:
-        await _wait_for(lambda: cache.cache_stats().coalesced == 99, "99 callers joined")
+        await eventually(lambda: cache.cache_stats().coalesced == 99, "99 callers joined")
     except TimeoutError:
         pytest.fail(f"only {cache.cache_stats().coalesced} of 99 misses waited for the first")
     finally:
@@ -414,7 +407,7 @@ async def test_a_cancelled_first_caller_does_not_fail_the_others(
     first = asyncio.create_task(cache.stats())
     await hold.reached.wait()
     second = asyncio.create_task(cache.stats())
-    await _wait_for(lambda: cache.cache_stats().coalesced == 1, "second caller joined")
+    await eventually(lambda: cache.cache_stats().coalesced == 1, "second caller joined")
     first.cancel()
     hold.release.set()
     assert (await second).total == 1
@@ -465,7 +458,9 @@ async def test_connect_honours_the_cache_settings(redis_server_url: str, cache_p
         assert repo.command_timeout == 0.05
         kwargs = repo.redis.connection_pool.connection_kwargs
         assert kwargs["socket_connect_timeout"] == 0.05
-        assert kwargs["retry"].get_retries() == 1
+        retry = kwargs["retry"]
+        # get_retries() is redis-py 6+; older releases keep the number in _retries.
+        assert (retry.get_retries() if hasattr(retry, "get_retries") else retry._retries) == 1
         ttl = await repo.redis.pttl(f"{repo.namespace}:ev:{event.id}")
         assert 50_000 < ttl <= 60_000
         keys = await _keys(repo.redis, f"{repo.namespace}:stats:*")
@@ -560,13 +555,13 @@ async def test_concurrent_writes_share_invalidations_and_none_is_lost(
         assert await cache.get(event.id) == event  # cached
     await cache.stats()
     sent: list[int] = []
-    send = cache._send_invalidation
+    send = cache._invalidations._send
 
     async def counting_send(ids: Any) -> None:
         sent.append(len(ids))
         await send(ids)
 
-    monkeypatch.setattr(cache, "_send_invalidation", counting_send)
+    monkeypatch.setattr(cache._invalidations, "_send", counting_send)
     updated = await asyncio.gather(
         *(cache.update(e.id, EventPatch(message=f"new {e.id}")) for e in events)
     )
@@ -608,7 +603,7 @@ async def test_close_fails_writers_whose_invalidation_cannot_go_out(
         stuck.set()
         await asyncio.Event().wait()
 
-    monkeypatch.setattr(cache, "_send_invalidation", never_sent)
+    monkeypatch.setattr(cache._invalidations, "_send", never_sent)
     writer = asyncio.create_task(cache.update(event.id, patch("v2")))
     await stuck.wait()
     await asyncio.wait_for(cache.close(), 5)
@@ -627,24 +622,21 @@ async def test_a_write_cancelled_after_commit_still_invalidates(
     event = await cache.add(NewEvent(event_type="t", message="old"))
     assert await cache.get(event.id) == event  # cached
     entered, release = asyncio.Event(), asyncio.Event()
-    send = cache._send_invalidation
+    send = cache._invalidations._send
 
     async def slow_send(ids: Any) -> None:
         entered.set()
         await release.wait()
         await send(ids)
 
-    monkeypatch.setattr(cache, "_send_invalidation", slow_send)
+    monkeypatch.setattr(cache._invalidations, "_send", slow_send)
     writer = asyncio.create_task(cache.update(event.id, EventPatch(message="new")))
     await entered.wait()  # the store has committed; the invalidation is under way
     writer.cancel()
     with pytest.raises(asyncio.CancelledError):
         await writer
     release.set()
-    for _ in range(100):
-        await asyncio.sleep(0.01)
-        if not cache._tasks and cache._bump_task is None:
-            break
+    await asyncio.wait_for(cache.settled(), 5)
     fetched = await cache.get(event.id)
     assert fetched is not None
     assert fetched.message == "new"
@@ -655,12 +647,13 @@ async def test_coalesced_readers_get_their_own_copies(
 ) -> None:
     event = await cache.add(NewEvent(event_type="t", message="m", details={"a": [1]}))
     hold = inner.hold("get")
+    loads = inner.calls["get"]
     readers = [asyncio.create_task(cache.get(event.id)) for _ in range(3)]
     await hold.reached.wait()  # one load under way; the other readers join it
-    await asyncio.sleep(0.01)
+    await eventually(lambda: cache.cache_stats().coalesced == 2, "both readers joined")
     hold.release.set()
     first, second, third = await asyncio.gather(*readers)
-    assert cache.cache_stats().coalesced == 2
+    assert inner.calls["get"] == loads + 1
     assert first is not None
     assert second is not None
     assert third is not None

@@ -10,8 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 import sysevents
-from sysevents import EventPatch, EventQuery, NewEvent, Severity
-from sysevents.model import EventFilter, EventLimits
+from sysevents import EventFilter, EventLimits, EventPatch, EventQuery, NewEvent, Severity
 
 
 def nested(depth: int) -> dict[str, Any]:
@@ -268,3 +267,14 @@ def test_details_json_follows_the_details_of_a_copy() -> None:
     patch = EventPatch(details={"a": 1})
     assert patch.details_json == '{"a":1}'
     assert patch.model_copy(update={"details": None}).details_json is None
+
+
+def test_filters_given_as_none_are_no_filters() -> None:
+    given = EventFilter(
+        event_type=None, severity=None, min_severity=None, source=None, since=None, until=None
+    )
+    assert given == EventFilter()
+    with pytest.raises(ValidationError):
+        EventFilter(severity=["info"] * 6)
+    with pytest.raises(ValidationError):
+        EventFilter(event_type=["t"] * 101)

@@ -22,6 +22,7 @@ from sysevents import (
     StoreUnavailableError,
 )
 from sysevents.postgres import PostgresEventRepository
+from sysevents.postgres import pool as pool_module
 from tests.conftest import FreshDatabases
 
 pytestmark = pytest.mark.postgres
@@ -282,7 +283,8 @@ async def test_idempotency_keys_across_connections(empty_postgres_url: str) -> N
     repos = [PostgresEventRepository(empty_postgres_url, timeout=5) for _ in range(3)]
     try:
         batches = [
-            repo.add_many([_new(i, idempotency_key=f"k{j}") for j in range(10)] + [_new(i)])
+            # The same keyed events from every writer (retries racing), one plain one each.
+            repo.add_many([_new(-j, idempotency_key=f"k{j}") for j in range(10)] + [_new(i)])
             for i, repo in enumerate(repos * 4)
         ]
         results = await asyncio.gather(*batches)
@@ -306,6 +308,16 @@ async def test_an_unmigrated_database_says_to_migrate(test_databases: FreshDatab
             await repo.stats()
 
 
+class FrozenClock:
+    """Stands for the ``time`` module where only ``monotonic`` is read; moves when told."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
 async def test_only_connections_idle_for_a_while_are_checked(
     empty_postgres_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -319,6 +331,8 @@ async def test_only_connections_idle_for_a_while_are_checked(
         await check(conn)
 
     monkeypatch.setattr(AsyncConnectionPool, "check_connection", staticmethod(counting))
+    clock = FrozenClock()
+    monkeypatch.setattr(pool_module, "time", clock)  # the pool's clock only
     async with PostgresEventRepository(
         empty_postgres_url, min_size=1, max_size=1, check_after_idle=0.2
     ) as repo:
@@ -327,6 +341,9 @@ async def test_only_connections_idle_for_a_while_are_checked(
         for _ in range(20):
             await repo.get(1)  # used moments ago: not checked again
         assert len(checks) == first
-        await asyncio.sleep(0.3)
+        clock.now += 0.19
+        await repo.get(1)
+        assert len(checks) == first  # idle, but not past check_after_idle
+        clock.now += 0.21
         await repo.get(1)
         assert len(checks) == first + 1  # idle past check_after_idle: checked

@@ -9,7 +9,7 @@ import pytest
 
 import sysevents
 from sysevents import Event, MemoryEventRepository, NewEvent
-from sysevents.postgres import _COPY_FROM
+from sysevents.postgres.inserts import COPY_FROM as _COPY_FROM
 
 pytestmark = pytest.mark.postgres
 
@@ -118,10 +118,15 @@ async def test_a_retried_keyed_batch_stores_only_what_is_new(empty_postgres_url:
         assert again[:_COPY_FROM] == stored
         assert len({e.id for e in again}) == len(first)
         assert (await repo.stats()).total == len(first)
-        # A batch repeating a key within itself keeps the first event of the key.
+        # A batch repeating an event of its own stores it once.
         twice = keyed(batch(_COPY_FROM, tag="t"), "t")
-        twice.append(twice[0].model_copy(update={"message": "second of the key"}))
+        twice.append(twice[0])
         result = await repo.add_many(twice)
         assert result[-1] == result[0]
-        assert result[0].message != "second of the key"
+        assert (await repo.stats()).total == len(first) + _COPY_FROM
+        # One key for two different events of a batch is a conflict: nothing is stored.
+        clash = keyed(batch(_COPY_FROM, tag="c"), "c")
+        clash.append(clash[0].model_copy(update={"message": "second of the key"}))
+        with pytest.raises(sysevents.IdempotencyConflictError):
+            await repo.add_many(clash)
         assert (await repo.stats()).total == len(first) + _COPY_FROM

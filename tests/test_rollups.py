@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 
 import sysevents
 from sysevents import EventFilter, EventPatch, MemoryEventRepository, NewEvent
-from sysevents._rollups import _LOWEST, rollup_cover
+from sysevents.postgres.rollups import LOWEST as _LOWEST
+from sysevents.postgres.rollups import rollup_cover
 
 pytestmark = pytest.mark.postgres
 

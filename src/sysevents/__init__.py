@@ -9,6 +9,7 @@ from .emitter import EmitterCounters, EventLogger
 from .errors import (
     ConfigurationError,
     ConflictError,
+    IdempotencyConflictError,
     InvalidCursorError,
     InvalidEventError,
     NotFoundError,
@@ -17,23 +18,15 @@ from .errors import (
     SyseventsError,
 )
 from .memory import MemoryEventRepository
-from .model import (
-    Event,
-    EventFilter,
-    EventLimits,
-    EventPage,
-    EventPatch,
-    EventQuery,
-    EventStats,
-    NewEvent,
-    Severity,
-)
-from .repository import EventRepository
+from .model import Event, EventLimits, EventPage, EventPatch, EventStats, NewEvent, Severity
+from .query import EventFilter, EventQuery
+from .repository import CacheStats, EventRepository, JsonReads, ReportsCacheStats
 from .settings import Settings
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "CacheStats",
     "ConfigurationError",
     "ConflictError",
     "EmitterCounters",
@@ -46,11 +39,14 @@ __all__ = [
     "EventQuery",
     "EventRepository",
     "EventStats",
+    "IdempotencyConflictError",
     "InvalidCursorError",
     "InvalidEventError",
+    "JsonReads",
     "MemoryEventRepository",
     "NewEvent",
     "NotFoundError",
+    "ReportsCacheStats",
     "Settings",
     "Severity",
     "StoreError",

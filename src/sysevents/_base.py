@@ -8,8 +8,10 @@ from types import TracebackType
 from typing import Self
 
 from ._cursor import decode_cursor, encode_cursor
-from .errors import InvalidEventError, StoreUnavailableError
-from .model import DEFAULT_LIMITS, Event, EventLimits, EventPage, EventPatch, EventQuery, NewEvent
+from .errors import IdempotencyConflictError, InvalidEventError, StoreUnavailableError
+from .model import DEFAULT_LIMITS, Event, EventLimits, EventPage, EventPatch, NewEvent
+from .query import EventQuery
+from .rules import utf8_longer_than
 
 
 class Lifecycle:
@@ -65,23 +67,15 @@ class RepositoryBase(Lifecycle):
         limits = self.limits
         for index, item in enumerate(items):
             prefix: tuple[int | str, ...] = (index,) if loc_prefix else ()
-            message = item.message
-            if message is not None and len(message) * 4 > limits.max_message_bytes:
-                if len(message.encode()) > limits.max_message_bytes:
+            for field, text, limit, unit in (
+                ("message", item.message, limits.max_message_bytes, "in UTF-8"),
+                ("details", item.details_json, limits.max_details_bytes, "as JSON"),
+            ):
+                if text is not None and utf8_longer_than(text, limit):
                     errors.append(
                         {
-                            "loc": (*prefix, "message"),
-                            "msg": f"must be at most {limits.max_message_bytes} bytes in UTF-8",
-                            "type": "too_long",
-                        }
-                    )
-            text = item.details_json
-            if text is not None and len(text) * 4 > limits.max_details_bytes:
-                if len(text.encode()) > limits.max_details_bytes:
-                    errors.append(
-                        {
-                            "loc": (*prefix, "details"),
-                            "msg": f"must be at most {limits.max_details_bytes} bytes as JSON",
+                            "loc": (*prefix, field),
+                            "msg": f"must be at most {limit} bytes {unit}",
                             "type": "too_long",
                         }
                     )
@@ -111,3 +105,35 @@ class RepositoryBase(Lifecycle):
             total=total,
             total_exact=exact,
         )
+
+
+# -- idempotency: one rule for every backend -----------------------------------
+
+
+def replayed(new: NewEvent, stored: Event) -> Event:
+    """``stored``, the event first stored under ``new``'s key, if ``new`` is a retry of it.
+
+    Raises ``IdempotencyConflictError`` when ``new`` is a different event.
+    """
+    differing = new.differs_from(stored)
+    if differing:
+        raise IdempotencyConflictError(stored.idempotency_key or "", differing)
+    return stored
+
+
+def first_of_each_key(news: Sequence[NewEvent]) -> dict[str, NewEvent]:
+    """The first event of each idempotency key in a batch; the others must be retries of it.
+
+    Raises ``IdempotencyConflictError`` when two events of the batch share a
+    key but differ.
+    """
+    first: dict[str, NewEvent] = {}
+    for new in news:
+        key = new.idempotency_key
+        if key is None:
+            continue
+        seen = first.setdefault(key, new)
+        differing = [] if seen is new else new.differs_from(seen)
+        if differing:
+            raise IdempotencyConflictError(key, differing)
+    return first

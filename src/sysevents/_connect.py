@@ -10,7 +10,8 @@ from urllib.parse import urlsplit
 
 from ._base import Lifecycle
 from .errors import ConfigurationError
-from .model import Event, EventFilter, EventPage, EventPatch, EventQuery, EventStats, NewEvent
+from .model import Event, EventPage, EventPatch, EventStats, NewEvent
+from .query import EventFilter, EventQuery
 from .repository import EventRepository
 from .settings import Settings
 

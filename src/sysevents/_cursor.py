@@ -10,7 +10,7 @@ import struct
 from datetime import UTC, datetime, timedelta
 
 from .errors import InvalidCursorError
-from .model import EventQuery
+from .query import EventQuery
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _LAYOUT = struct.Struct(">Bqq")  # version, timestamp in microseconds, id

@@ -38,7 +38,17 @@ class NotFoundError(SyseventsError, LookupError):
 
 
 class ConflictError(SyseventsError):
-    """The request conflicts with stored state (for example a reused idempotency key)."""
+    """The request conflicts with stored state."""
+
+
+class IdempotencyConflictError(ConflictError):
+    """An idempotency key was used before with a different event; ``fields`` says which."""
+
+    def __init__(self, key: str, fields: list[str]) -> None:
+        self.key = key
+        self.fields = fields
+        what = ", ".join(fields) or "event"
+        super().__init__(f"idempotency key {key!r} was used before with another {what}")
 
 
 class StoreError(SyseventsError):

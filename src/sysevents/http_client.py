@@ -13,30 +13,14 @@ import httpx
 from pydantic import BaseModel, ValidationError
 
 from ._base import Lifecycle
-from .errors import (
-    ConfigurationError,
-    ConflictError,
-    InvalidCursorError,
-    InvalidEventError,
-    NotFoundError,
-    StoreError,
-    StoreUnavailableError,
-)
-from .model import (
-    MAX_EVENT_ID,
-    Event,
-    EventFilter,
-    EventPage,
-    EventPatch,
-    EventQuery,
-    EventStats,
-    NewEvent,
-)
+from .errors import ConfigurationError, NotFoundError, StoreError, StoreUnavailableError
+from .model import Event, EventPage, EventPatch, EventStats, NewEvent
+from .query import EventFilter, EventQuery, QueryParams
+from .rules import is_event_id
+from .wire import error_of
 
 if TYPE_CHECKING:
     from .settings import Settings
-
-_Params = list[tuple[str, Any]]
 
 
 class HttpEventRepository(Lifecycle):
@@ -92,20 +76,20 @@ class HttpEventRepository(Lifecycle):
 
     async def add(self, new: NewEvent) -> Event:
         """Store one event (``POST /api/events``)."""
-        body = await self._request("POST", "/api/events", json=new.model_dump(mode="json"))
+        body = await self._request("POST", "/api/events", json=_body(new))
         return _parse(Event, body)
 
     async def add_many(self, news: Sequence[NewEvent]) -> list[Event]:
         """Store several events, all or none (``POST /api/events/batch``)."""
         if not news:
             return []
-        payload = {"events": [new.model_dump(mode="json") for new in news]}
+        payload = {"events": [_body(new) for new in news]}
         body = await self._request("POST", "/api/events/batch", json=payload, batch=True)
         return _parse(_StoredBatch, body).events
 
     async def get(self, event_id: int) -> Event | None:
         """The event, or ``None`` (``GET /api/events/{id}``)."""
-        if not 0 < event_id <= MAX_EVENT_ID:
+        if not is_event_id(event_id):
             self._ensure_open()
             return None
         try:
@@ -117,18 +101,12 @@ class HttpEventRepository(Lifecycle):
     async def list(self, query: EventQuery | None = None) -> EventPage:
         """One page of matching events (``GET /api/events``)."""
         query = query or EventQuery()
-        params = _filter_params(query)
-        params += [("order", query.order), ("limit", str(query.limit)), ("count", query.count)]
-        if query.offset:
-            params.append(("offset", str(query.offset)))
-        if query.cursor is not None:
-            params.append(("cursor", query.cursor))
-        body = await self._request("GET", "/api/events", params=params)
+        body = await self._request("GET", "/api/events", params=query.query_params())
         return _parse(EventPage, body)
 
     async def update(self, event_id: int, patch: EventPatch) -> Event:
         """Change the given fields (``PUT /api/events/{id}``)."""
-        if not 0 < event_id <= MAX_EVENT_ID:
+        if not is_event_id(event_id):
             self._ensure_open()
             raise NotFoundError(event_id)
         body = await self._request(
@@ -141,14 +119,14 @@ class HttpEventRepository(Lifecycle):
 
     async def delete(self, event_id: int) -> None:
         """Remove the event (``DELETE /api/events/{id}``)."""
-        if not 0 < event_id <= MAX_EVENT_ID:
+        if not is_event_id(event_id):
             self._ensure_open()
             raise NotFoundError(event_id)
         await self._request("DELETE", f"/api/events/{event_id}", event_id=event_id)
 
     async def stats(self, query: EventFilter | None = None) -> EventStats:
         """Counts over matching events (``GET /api/events/stats``)."""
-        params = _filter_params(query or EventFilter())
+        params = EventFilter.query_params(query or EventFilter())
         body = await self._request("GET", "/api/events/stats", params=params)
         return _parse(EventStats, body)
 
@@ -171,14 +149,14 @@ class HttpEventRepository(Lifecycle):
         path: str,
         *,
         json: Any = None,
-        params: _Params | None = None,
+        params: QueryParams | None = None,
         event_id: int | None = None,
         batch: bool = False,
     ) -> Any:
         client = self._ensure_open()
         try:
             response = await client.request(
-                method, path, json=json, params=httpx.QueryParams(params or [])
+                method, path, json=json, params=httpx.QueryParams(list(params or []))
             )
         except httpx.TimeoutException as exc:
             raise StoreUnavailableError(f"{self.base_url} did not answer in time") from exc
@@ -203,34 +181,21 @@ class _StoredBatch(BaseModel):
     events: list[Event]
 
 
+def _body(new: NewEvent) -> dict[str, Any]:
+    """The fields given for ``new``, and only those.
+
+    The server fills the defaults, and compares only the given fields when an
+    idempotency key is replayed, as every store does.
+    """
+    return new.model_dump(mode="json", exclude_unset=True)
+
+
 def _parse(model: type[M], body: Any) -> M:
     """The answer as ``model``; an answer of another shape is a ``StoreError``."""
     try:
         return model.model_validate(body)
     except ValidationError as exc:
         raise StoreError(f"the API answered with an unexpected {model.__name__}: {exc}") from exc
-
-
-def _filter_params(query: EventFilter) -> _Params:
-    params: _Params = []
-    params += [("event_type", t) for t in query.event_type or ()]
-    params += [("severity", s.value) for s in query.severity or ()]
-    if query.min_severity is not None:
-        params.append(("min_severity", query.min_severity.value))
-    if query.source is not None:
-        params.append(("source", query.source))
-    if query.since is not None:
-        params.append(("since", query.since.isoformat()))
-    if query.until is not None:
-        params.append(("until", query.until.isoformat()))
-    return params
-
-
-def _loc(field: str, batch: bool) -> tuple[int | str, ...]:
-    parts: list[int | str] = [int(p) if p.isdigit() else p for p in field.split(".")]
-    if batch and parts and parts[0] == "events":
-        parts = parts[1:]
-    return tuple(parts)
 
 
 def _error(response: httpx.Response, event_id: int | None, batch: bool) -> Exception:
@@ -241,25 +206,12 @@ def _error(response: httpx.Response, event_id: int | None, batch: bool) -> Excep
         problem = {}
     if not isinstance(problem, dict):
         problem = {}
-    detail = str(problem.get("detail") or response.reason_phrase)
-    status = response.status_code
-    if status == 404 and event_id is not None:
-        return NotFoundError(event_id)
-    if status in (400, 413):
-        errors = [
-            {
-                "loc": _loc(str(e.get("field", "body")), batch),
-                "msg": str(e.get("message", "is not valid")),
-                "type": str(e.get("type", "value_error")),
-            }
-            for e in problem.get("errors") or ()
-            if isinstance(e, dict)
-        ] or [{"loc": ("body",), "msg": detail, "type": f"http_{status}"}]
-        if any(e["loc"] == ("cursor",) for e in errors):
-            return InvalidCursorError(str(errors[0]["msg"]))
-        return InvalidEventError(errors)
-    if status in (409, 422):
-        return ConflictError(detail)
-    if status in (429, 502, 503, 504):
-        return StoreUnavailableError(f"the API's store is unavailable: {detail}")
-    return StoreError(f"{response.request.method} {response.request.url.path}: {status} {detail}")
+    problem.setdefault("detail", response.reason_phrase)
+    request = response.request
+    return error_of(
+        response.status_code,
+        problem,
+        what=f"{request.method} {request.url.path}",
+        event_id=event_id,
+        batch=batch,
+    )

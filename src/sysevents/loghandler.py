@@ -5,19 +5,17 @@ from __future__ import annotations
 import json
 import logging
 import math
-import re
 import threading
 import traceback
-import unicodedata
 from datetime import UTC, datetime
 from typing import Any, Protocol
+
+from .rules import MAX_EVENT_TYPE_LENGTH, MAX_SOURCE_LENGTH, clean_label, clean_text
 
 _STANDARD_ATTRS = frozenset(
     vars(logging.LogRecord("", 0, "", 0, "", None, None)).keys()
     | {"message", "asctime", "taskName"}
 )
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-_NUL_OR_SURROGATE = re.compile(r"[\x00\ud800-\udfff]")
 _MAX_DEPTH = 8
 _MAX_VALUE_CHARS = 4_000
 _MAX_TRACEBACK_CHARS = 16_000
@@ -98,31 +96,33 @@ class EventLogHandler(logging.Handler):
             if key in _STANDARD_ATTRS:
                 continue
             if key == "event_type" and isinstance(value, str) and value.strip():
-                event_type = _label(value, 50)
+                event_type = clean_label(value, MAX_EVENT_TYPE_LENGTH)
                 continue
-            details[_text(str(key))] = _json_safe(value, 1)
+            details[clean_text(str(key))] = _json_safe(value, 1)
         if record.exc_info and record.exc_info[0] is not None:
             exc_type, exc, tb = record.exc_info
             details["exception"] = {
                 "type": exc_type.__name__,
-                "message": _text(str(exc)[:_MAX_VALUE_CHARS]),
-                "traceback": _text(
+                "message": clean_text(str(exc)[:_MAX_VALUE_CHARS]),
+                "traceback": clean_text(
                     "".join(traceback.format_exception(exc_type, exc, tb))[-_MAX_TRACEBACK_CHARS:]
                 ),
             }
         elif record.exc_text:
-            details["exception"] = {"traceback": _text(record.exc_text[-_MAX_TRACEBACK_CHARS:])}
+            details["exception"] = {
+                "traceback": clean_text(record.exc_text[-_MAX_TRACEBACK_CHARS:])
+            }
         if record.stack_info:
-            details["stack"] = _text(record.stack_info[-_MAX_TRACEBACK_CHARS:])
+            details["stack"] = clean_text(record.stack_info[-_MAX_TRACEBACK_CHARS:])
         details["location"] = f"{record.pathname}:{record.lineno}"
         _fit(details, self.max_details_bytes)
-        message = _text(record.getMessage())[: self.max_message_chars] or "(empty message)"
+        message = clean_text(record.getMessage())[: self.max_message_chars] or "(empty message)"
         return {
             "event_type": event_type,
             "message": message,
             "severity": severity_of(record.levelno),
             "details": details,
-            "source": _label(record.name or "root", 100),
+            "source": clean_label(record.name or "root", MAX_SOURCE_LENGTH),
             "timestamp": datetime.fromtimestamp(record.created, UTC),
         }
 
@@ -168,34 +168,19 @@ def _fit(details: dict[str, Any], limit: int) -> None:
         details["truncated"] = ["everything"]
 
 
-def _text(value: str) -> str:
-    """Text PostgreSQL can store: NUL and unpaired surrogates become U+FFFD."""
-    return _NUL_OR_SURROGATE.sub("\ufffd", value)
-
-
-def _label(value: str, size: int) -> str:
-    cleaned = _CONTROL.sub("?", _text(value))
-    if not cleaned.isascii():
-        cleaned = "".join(
-            "?" if unicodedata.category(c) in ("Cf", "Zl", "Zp") else c for c in cleaned
-        )
-    cleaned = cleaned[:size]
-    return cleaned if cleaned.strip() else "?"
-
-
 def _json_safe(value: Any, depth: int) -> Any:
     if value is None or isinstance(value, bool | int):
         return value if not isinstance(value, int) or abs(value) < 10**300 else repr(value)
     if isinstance(value, float):
         return value if math.isfinite(value) else repr(value)
     if isinstance(value, str):
-        return _text(value[:_MAX_VALUE_CHARS])
+        return clean_text(value[:_MAX_VALUE_CHARS])
     if depth < _MAX_DEPTH:
         if isinstance(value, dict):
-            return {_text(str(k)): _json_safe(v, depth + 1) for k, v in value.items()}
+            return {clean_text(str(k)): _json_safe(v, depth + 1) for k, v in value.items()}
         if isinstance(value, list | tuple):
             return [_json_safe(v, depth + 1) for v in value]
     try:
-        return _text(repr(value)[:_MAX_VALUE_CHARS])
+        return clean_text(repr(value)[:_MAX_VALUE_CHARS])
     except Exception:
         return f"<unrepresentable {type(value).__name__}>"

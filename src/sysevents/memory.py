@@ -2,25 +2,18 @@
 
 from __future__ import annotations
 
+import builtins
 import copy
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from ._base import RepositoryBase
+from ._base import RepositoryBase, first_of_each_key, replayed
 from .errors import NotFoundError
-from .model import (
-    MAX_EVENT_ID,
-    Event,
-    EventFilter,
-    EventPage,
-    EventPatch,
-    EventQuery,
-    EventStats,
-    NewEvent,
-    Severity,
-)
+from .model import Event, EventPage, EventPatch, EventStats, NewEvent, Severity
+from .query import EventFilter, EventQuery, page_total
+from .rules import is_event_id
 
 if TYPE_CHECKING:
     from .settings import Settings
@@ -48,10 +41,16 @@ class MemoryEventRepository(RepositoryBase):
         """Reopen after ``close``; contents are kept."""
         self._closed = False
 
+    def _check_keys(self, news: Sequence[NewEvent]) -> None:
+        """Refuse, before anything is stored, a key reused with a different event."""
+        for key, new in first_of_each_key(news).items():
+            if key in self._keys:
+                replayed(new, self._events[self._keys[key]])
+
     def _store(self, new: NewEvent, now: datetime) -> Event:
         key = new.idempotency_key
         if key is not None and key in self._keys:
-            return _copy(self._events[self._keys[key]])
+            return _copy(replayed(new, self._events[self._keys[key]]))
         event = Event.model_construct(
             id=self._next_id,
             event_type=new.event_type,
@@ -79,19 +78,20 @@ class MemoryEventRepository(RepositoryBase):
         """Store several events, all or none."""
         self._ensure_open()
         self._check_sizes(news, loc_prefix=True)
+        self._check_keys(news)
         now = datetime.now(UTC)
         return [self._store(new, now) for new in news]
 
     async def get(self, event_id: int) -> Event | None:
         """The event, or ``None``."""
         self._ensure_open()
-        event = self._events.get(event_id) if 0 < event_id <= MAX_EVENT_ID else None
+        event = self._events.get(event_id) if is_event_id(event_id) else None
         return None if event is None else _copy(event)
 
     async def update(self, event_id: int, patch: EventPatch) -> Event:
         """Change the given fields."""
         self._ensure_open()
-        current = self._events.get(event_id) if 0 < event_id <= MAX_EVENT_ID else None
+        current = self._events.get(event_id) if is_event_id(event_id) else None
         if current is None:
             raise NotFoundError(event_id)
         self._check_sizes([patch], loc_prefix=False)
@@ -103,7 +103,7 @@ class MemoryEventRepository(RepositoryBase):
     async def delete(self, event_id: int) -> None:
         """Remove the event."""
         self._ensure_open()
-        gone = self._events.pop(event_id, None) if 0 < event_id <= MAX_EVENT_ID else None
+        gone = self._events.pop(event_id, None) if is_event_id(event_id) else None
         if gone is None:
             raise NotFoundError(event_id)
         if gone.idempotency_key is not None:
@@ -114,16 +114,10 @@ class MemoryEventRepository(RepositoryBase):
         self._ensure_open()
         query = query or EventQuery()
         position = self._position(query)
-        matching = [e for e in self._events.values() if _matches(e, query)]
+        matching = [e for e in self._events.values() if query.matches(e)]
         newest = query.order == "newest"
         matching.sort(key=_sort_key, reverse=newest)
-        total: int | None = None
-        exact = False
-        if query.count == "exact":
-            total, exact = len(matching), True
-        elif query.count == "capped":
-            exact = len(matching) <= self.count_cap
-            total = len(matching) if exact else self.count_cap
+        total, exact = page_total(query.count, len(matching), self.count_cap)
         if position is not None:
             ts, last_id = position
             if newest:
@@ -138,7 +132,7 @@ class MemoryEventRepository(RepositoryBase):
         """Counts over the matching events."""
         self._ensure_open()
         query = query or EventFilter()
-        matching = [e for e in self._events.values() if _matches(e, query)]
+        matching = [e for e in self._events.values() if query.matches(e)]
         now = datetime.now(UTC)
         hour_ago, day_ago = now - timedelta(hours=1), now - timedelta(days=1)
         by_severity = Counter(e.severity for e in matching)
@@ -158,6 +152,13 @@ class MemoryEventRepository(RepositoryBase):
         """Always answers while open."""
         self._ensure_open()
 
+    def snapshot(self) -> builtins.list[Event]:
+        """Every stored event, oldest first by (timestamp, id); copies, readable without a loop."""
+        return [_copy(e) for e in sorted(self._events.values(), key=_sort_key)]
+
+    def __len__(self) -> int:
+        return len(self._events)
+
 
 def _sort_key(event: Event) -> tuple[datetime, int]:
     return event.timestamp, event.id
@@ -168,19 +169,3 @@ def _copy(event: Event) -> Event:
     if event.details is None:
         return event
     return event.model_copy(update={"details": copy.deepcopy(event.details)})
-
-
-def _matches(event: Event, f: EventFilter) -> bool:
-    if f.event_type is not None and event.event_type not in f.event_type:
-        return False
-    allowed: Callable[[Severity], bool] | None = None
-    severities = f.severities()
-    if severities is not None:
-        allowed = severities.__contains__
-    if allowed is not None and not allowed(event.severity):
-        return False
-    if f.source is not None and event.source != f.source:
-        return False
-    if f.since is not None and event.timestamp < f.since:
-        return False
-    return not (f.until is not None and event.timestamp >= f.until)

@@ -1,12 +1,18 @@
-"""The repository protocol that every event store implements."""
+"""The repository protocol that every event store implements, and its optional capabilities.
+
+A capability is a small protocol a repository may also implement; callers
+test for it with ``isinstance`` rather than probing for attributes.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from types import TracebackType
-from typing import Protocol, Self, runtime_checkable
+from typing import Literal, Protocol, Self, runtime_checkable
 
-from .model import Event, EventFilter, EventPage, EventPatch, EventQuery, EventStats, NewEvent
+from .model import Event, EventPage, EventPatch, EventStats, NewEvent
+from .query import EventFilter, EventQuery
 
 
 @runtime_checkable
@@ -57,3 +63,41 @@ class EventRepository(Protocol):
 
     async def ping(self) -> None:
         """Check the store answers; raise ``StoreUnavailableError`` if not."""
+
+
+@runtime_checkable
+class JsonReads(Protocol):
+    """A repository that can answer reads as JSON bytes without building models.
+
+    The bytes are those of ``model_dump_json()``: a service that sends the
+    answer on can pass them through (the Redis cache returns its entries so).
+    """
+
+    async def get_json(self, event_id: int) -> bytes | None:
+        """What ``get`` returns, as ``Event`` JSON; ``None`` if there is no such event."""
+
+    async def stats_json(self, query: EventFilter | None = None) -> bytes:
+        """What ``stats`` returns, as ``EventStats`` JSON."""
+
+
+@dataclass(frozen=True, slots=True)
+class CacheStats:
+    """Counters of one cached repository since it was created."""
+
+    hits: int
+    misses: int
+    errors: int
+    bypassed: int
+    """Calls served without Redis because the breaker was open or Redis was busy."""
+    coalesced: int
+    """Misses that waited for another caller's load instead of querying."""
+    breaker: Literal["closed", "open"]
+    """``open`` while Redis is being skipped after a failure."""
+
+
+@runtime_checkable
+class ReportsCacheStats(Protocol):
+    """A repository with a cache that counts its hits and misses."""
+
+    def cache_stats(self) -> CacheStats:
+        """The cache counters and the breaker state."""

@@ -19,9 +19,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
-from .model import MAX_EVENT_TYPE_LENGTH, MAX_SOURCE_LENGTH, Severity
-
-MAX_IDEMPOTENCY_KEY_LENGTH = 100
+from .model import Severity
+from .rules import MAX_EVENT_TYPE_LENGTH, MAX_IDEMPOTENCY_KEY_LENGTH, MAX_SOURCE_LENGTH
 
 SEVERITY_NAMES = tuple(s.value for s in Severity)
 """The severity names the ``severity`` column accepts, lowest first."""
@@ -76,19 +75,6 @@ Index(
 )
 
 
-ROLLUP_LEVELS = {"hour": 0, "day": 1, "month": 2, "all": 3, "hour_no_source": 4, "day_no_source": 5}
-"""The levels of ``system_event_rollups``: each event is counted once at every level.
-
-The ``_no_source`` levels count by type and severity only (``source`` is
-empty): counts over recent hours read far fewer rows from them.
-"""
-
-ROLLUP_ALL_BUCKET = "1970-01-01 00:00:00+00"
-"""The one bucket of the ``all`` level."""
-
-ROLLUP_NO_SOURCE = ""
-"""The ``source`` of rollup rows counting events without a source (a source is never empty)."""
-
 system_event_rollups = Table(
     "system_event_rollups",
     metadata,
@@ -102,6 +88,8 @@ system_event_rollups = Table(
     PrimaryKeyConstraint("level", "bucket", "event_type", "severity", "source", "stripe"),
 )
 """Event counts per (level, bucket, event_type, severity, source), kept exact by triggers.
+
+The levels are those of ``sysevents.postgres.rollups.Level``.
 
 Statement-level triggers on ``system_events`` (migration 0003) add each
 statement's aggregated changes to the stripe of the writing backend (1–8), so

@@ -1,10 +1,12 @@
-"""sysevents_http: the REST API of sysevents, as a Litestar app.
+"""sysevents_http: the REST API of sysevents, as a Litestar app or plugin.
 
-Run it with ``sysevents serve`` or ``uvicorn --factory sysevents_http:create_app``.
+Run it with ``sysevents serve`` or ``uvicorn --factory sysevents_http:create_app``;
+mount it into an app of your own with :class:`SyseventsPlugin`.
 """
 
-from ._app import SyseventsPlugin, create_app
-from ._config import HttpOptions
-from ._service import EventService
+from .app import create_app
+from .config import HttpOptions
+from .plugin import SyseventsConfig, SyseventsPlugin
+from .service import EventService
 
-__all__ = ["EventService", "HttpOptions", "SyseventsPlugin", "create_app"]
+__all__ = ["EventService", "HttpOptions", "SyseventsConfig", "SyseventsPlugin", "create_app"]

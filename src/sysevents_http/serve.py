@@ -5,7 +5,7 @@ from __future__ import annotations
 import sysevents
 from sysevents import Settings
 
-from ._app import create_app
+from .app import create_app
 
 
 def run(settings: Settings, *, host: str, port: int) -> None:

@@ -50,10 +50,28 @@ async def test_the_same_key_with_another_body_is_a_422(client: AsyncTestClient[L
     assert len(await stored(client)) == 1
 
 
+async def test_the_same_body_key_with_another_event_is_a_422(
+    client: AsyncTestClient[Litestar],
+) -> None:
+    keyed = {**EVENT, "idempotency_key": "in-the-body"}
+    first = await client.post("/api/events", json=keyed)
+    assert first.status_code == 201
+    assert (await client.post("/api/events", json=keyed)).json() == first.json()
+    other = await client.post("/api/events", json={**keyed, "severity": "error"})
+    assert other.status_code == 422
+    problem = other.json()
+    assert [e["field"] for e in problem["errors"]] == ["severity"]
+    assert problem["idempotency_key"] == "in-the-body"
+    batch = await client.post(
+        "/api/events/batch", json={"events": [EVENT, {**keyed, "message": "changed"}]}
+    )
+    assert batch.status_code == 422
+    assert len(await stored(client)) == 1
+
+
 async def test_a_retry_without_a_timestamp_is_a_replay(client: AsyncTestClient[Litestar]) -> None:
     headers = {"Idempotency-Key": "no-time"}
     first = await client.post("/api/events", json=EVENT, headers=headers)
-    await asyncio.sleep(0.01)
     again = await client.post("/api/events", json=EVENT, headers=headers)
     assert again.status_code == 201
     assert again.json() == first.json()
@@ -121,4 +139,8 @@ async def test_a_batch_deduplicates_by_key(client: AsyncTestClient[Litestar]) ->
     again = await client.post("/api/events/batch", json={"events": events})
     assert first.status_code == again.status_code == 201
     assert first.json() == again.json()
+    assert len(await stored(client)) == 1
+    clash = [{**EVENT, "idempotency_key": "b"}, {**EVENT, "idempotency_key": "b", "message": "x"}]
+    response = await client.post("/api/events/batch", json={"events": clash})
+    assert response.status_code == 422
     assert len(await stored(client)) == 1

@@ -20,6 +20,7 @@ import pytest
 from sysevents import _connect
 from sysevents.memory import MemoryEventRepository
 from sysevents.model import Event, Severity
+from sysevents.query import EventFilter
 
 
 class CapturedEvents:
@@ -30,7 +31,7 @@ class CapturedEvents:
 
     def all(self) -> list[Event]:
         """Every stored event, oldest first (by timestamp, then id)."""
-        return sorted(self.repo._events.values(), key=lambda e: (e.timestamp, e.id))
+        return self.repo.snapshot()
 
     def matching(
         self,
@@ -43,22 +44,19 @@ class CapturedEvents:
         **details: Any,
     ) -> list[Event]:
         """The events that match every given condition (details compared by key)."""
-        found = []
-        for event in self.all():
-            if event_type is not None and event.event_type != event_type:
-                continue
-            if severity is not None and event.severity != Severity(severity):
-                continue
-            if min_severity is not None and event.severity < Severity(min_severity):
-                continue
-            if source is not None and event.source != source:
-                continue
-            if message_contains is not None and message_contains not in event.message:
-                continue
-            if details and any((event.details or {}).get(k) != v for k, v in details.items()):
-                continue
-            found.append(event)
-        return found
+        wanted = EventFilter(
+            event_type=event_type,
+            severity=None if severity is None else Severity(severity),
+            min_severity=min_severity,
+            source=source,
+        )
+        return [
+            event
+            for event in self.all()
+            if wanted.matches(event)
+            and (message_contains is None or message_contains in event.message)
+            and all((event.details or {}).get(k) == v for k, v in details.items())
+        ]
 
     def assert_one(self, event_type: str | None = None, **conditions: Any) -> Event:
         """The single matching event; fails the test, listing what was logged, otherwise."""
@@ -86,7 +84,7 @@ class CapturedEvents:
         return ", ".join(f"{e.event_type}/{e.severity.value}: {e.message[:60]!r}" for e in shown)
 
     def __len__(self) -> int:
-        return len(self.repo._events)
+        return len(self.repo)
 
 
 @pytest.fixture

@@ -1,31 +1,29 @@
-"""Errors as RFC 9457 problem details: the only place library errors meet HTTP."""
+"""Errors as RFC 9457 problem details: the only place library errors meet HTTP.
+
+Which error is which status is the table of ``sysevents.wire``, which the HTTP
+client reads too; this module only renders the answers.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
+from http import HTTPStatus
 from typing import Any
 
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
-from litestar.status_codes import (
-    HTTP_400_BAD_REQUEST,
-    HTTP_404_NOT_FOUND,
-    HTTP_409_CONFLICT,
-    HTTP_500_INTERNAL_SERVER_ERROR,
-    HTTP_503_SERVICE_UNAVAILABLE,
-)
+from litestar.status_codes import HTTP_400_BAD_REQUEST, HTTP_500_INTERNAL_SERVER_ERROR
 from pydantic import ValidationError
 
 from sysevents import (
-    ConflictError,
-    InvalidCursorError,
+    IdempotencyConflictError,
     InvalidEventError,
-    NotFoundError,
-    StoreError,
     StoreUnavailableError,
+    SyseventsError,
 )
+from sysevents.wire import RETRY_AFTER_SECONDS, status_of
 
 PROBLEM_JSON = "application/problem+json"
 """The media type of RFC 9457 problem details."""
@@ -54,7 +52,7 @@ def problem(
     """A problem details response (``type``, ``title``, ``status``, ``detail``, ``errors``)."""
     body: dict[str, Any] = {
         "type": "about:blank",
-        "title": _TITLES.get(status, "Error"),
+        "title": _TITLES.get(status) or HTTPStatus(status).phrase,
         "status": status,
         "detail": detail,
     }
@@ -88,24 +86,43 @@ def _pydantic(_: Request[Any, Any, Any], exc: ValidationError) -> Response[dict[
     return problem(HTTP_400_BAD_REQUEST, _summary(errors), errors=errors)
 
 
-def _invalid(_: Request[Any, Any, Any], exc: InvalidEventError) -> Response[dict[str, Any]]:
-    errors = field_errors(exc.errors)
-    return problem(HTTP_400_BAD_REQUEST, _summary(errors) or str(exc), errors=errors)
+def _library(request: Request[Any, Any, Any], exc: SyseventsError) -> Response[dict[str, Any]]:
+    """Any library error, with the status ``sysevents.wire`` gives it."""
+    status = status_of(exc)
+    if isinstance(exc, InvalidEventError):
+        errors = field_errors(exc.errors)
+        return problem(status, _summary(errors) or str(exc), errors=errors)
+    if isinstance(exc, IdempotencyConflictError):
+        return _idempotency_conflict(status, exc)
+    if isinstance(exc, StoreUnavailableError):
+        return _unavailable(request, status, exc)
+    if status >= 500:
+        return problem(status, "the event store failed")
+    return problem(status, str(exc))
 
 
-def _not_found(_: Request[Any, Any, Any], exc: NotFoundError) -> Response[dict[str, Any]]:
-    return problem(HTTP_404_NOT_FOUND, str(exc))
-
-
-def _conflict(_: Request[Any, Any, Any], exc: ConflictError) -> Response[dict[str, Any]]:
-    return problem(HTTP_409_CONFLICT, str(exc))
+def _idempotency_conflict(status: int, exc: IdempotencyConflictError) -> Response[dict[str, Any]]:
+    response = problem(
+        status,
+        str(exc),
+        errors=[
+            {
+                "field": name,
+                "message": "differs from the event first stored with this idempotency key",
+                "type": "idempotency_conflict",
+            }
+            for name in exc.fields
+        ],
+    )
+    response.content["idempotency_key"] = exc.key
+    return response
 
 
 _UNAVAILABLE_LOG_INTERVAL = 10.0
 
 
 def _unavailable(
-    request: Request[Any, Any, Any], exc: StoreUnavailableError
+    request: Request[Any, Any, Any], status: int, exc: StoreUnavailableError
 ) -> Response[dict[str, Any]]:
     # One warning per interval, not one per request: an outage must not flood the log.
     state = request.app.state
@@ -115,15 +132,12 @@ def _unavailable(
     ):
         state["sysevents_unavailable_logged"] = now
         logger.warning("store unavailable for %s %s: %s", request.method, request.url.path, exc)
-    return problem(
-        HTTP_503_SERVICE_UNAVAILABLE,
-        "the event store is unavailable; try again shortly",
-        headers={"Retry-After": "5"},
-    )
+    return unavailable("the event store is unavailable; try again shortly", status_code=status)
 
 
-def _store_error(_: Request[Any, Any, Any], exc: StoreError) -> Response[dict[str, Any]]:
-    return problem(HTTP_500_INTERNAL_SERVER_ERROR, "the event store failed")
+def unavailable(detail: str, *, status_code: int = 503) -> Response[dict[str, Any]]:
+    """A 503 with ``Retry-After``."""
+    return problem(status_code, detail, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
 
 
 def _source(item: Mapping[str, Any]) -> str:
@@ -172,17 +186,22 @@ ExceptionHandler = Callable[[Request[Any, Any, Any], Any], Response[Any]]
 
 EXCEPTION_HANDLERS: dict[type[Exception] | int, ExceptionHandler] = {
     ValidationError: _pydantic,
-    InvalidEventError: _invalid,
-    NotFoundError: _not_found,
-    ConflictError: _conflict,
-    StoreUnavailableError: _unavailable,
-    StoreError: _store_error,
+    SyseventsError: _library,
     HTTPException: _http,
     Exception: _internal,
 }
 """Exception handlers mapping every error to its status, as problem details."""
 
+
 # Expected client errors: no traceback in the log (500s keep theirs).
+def _every_kind(base: type[SyseventsError]) -> list[type[SyseventsError]]:
+    kinds = [base]
+    for sub in base.__subclasses__():
+        kinds += _every_kind(sub)
+    return kinds
+
+
+# Litestar matches these by exact type, so every kind of client error is listed.
 QUIET_EXCEPTIONS: set[int | type[Exception]] = {
     400,
     404,
@@ -190,9 +209,9 @@ QUIET_EXCEPTIONS: set[int | type[Exception]] = {
     413,
     415,
     ValidationError,
-    InvalidEventError,
-    InvalidCursorError,
-    NotFoundError,
-    ConflictError,
-    StoreUnavailableError,
+    *(
+        kind
+        for kind in _every_kind(SyseventsError)
+        if status_of(kind) < 500 or issubclass(kind, StoreUnavailableError)
+    ),
 }

@@ -11,21 +11,24 @@ import socket
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 import sysevents
 from sysevents import (
     EventFilter,
     EventRepository,
+    JsonReads,
     NewEvent,
+    ReportsCacheStats,
     Settings,
     Severity,
     StoreUnavailableError,
 )
 
-from ._config import HttpOptions
+from .config import HttpOptions
 
 T = TypeVar("T")
+P = ParamSpec("P")
 logger = logging.getLogger("sysevents_http")
 
 SOURCE = "sysevents_http"
@@ -50,6 +53,7 @@ class EventService:
         self.options = options
         self._given = repository
         self._repository: EventRepository | None = repository
+        self._json_reads: JsonReads | None = None
         self._opened = repository is not None
         self._open_lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -78,6 +82,10 @@ class EventService:
         if self._given is None:
             self._repository = sysevents.connect(settings=self.settings)
             self._opened = False
+        # Looked up once: the capability does not change while the app runs.
+        repository = self._repository
+        self._json_reads = repository if isinstance(repository, JsonReads) else None
+        if not self._opened:
             await self._try_open()
         await self.record(
             "system_startup", Severity.INFO, "sysevents API started", self._host_details()
@@ -109,13 +117,15 @@ class EventService:
             self._opened = True
             return True
 
-    async def call(self, operation: Callable[..., Awaitable[T]], *args: Any) -> T:
+    async def call(
+        self, operation: Callable[P, Awaitable[T]], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
         """Run one repository call, failing with ``StoreUnavailableError`` past the timeout."""
         if not self._opened and not await self._try_open():
             raise StoreUnavailableError("the event store is not open")
         try:
             async with asyncio.timeout(self.store_timeout):  # no task per call, unlike wait_for
-                return await operation(*args)
+                return await operation(*args, **kwargs)
         except TimeoutError:
             raise StoreUnavailableError(
                 f"the event store did not answer within {self.store_timeout:g} s"
@@ -123,23 +133,16 @@ class EventService:
 
     async def event_json(self, event_id: int) -> bytes | None:
         """The event as JSON, straight from the cache's bytes when the repository has them."""
-        repository = self.repository
-        # Duck-typed, so the service needs no Redis client installed.
-        get_json = getattr(repository, "get_json", None)
-        if get_json is not None:
-            payload: bytes | None = await self.call(get_json, event_id)
-            return payload
-        event = await self.call(repository.get, event_id)
+        if self._json_reads is not None:
+            return await self.call(self._json_reads.get_json, event_id)
+        event = await self.call(self.repository.get, event_id)
         return None if event is None else event.model_dump_json().encode()
 
     async def stats_json(self, query: EventFilter) -> bytes:
         """The stats as JSON, straight from the cache's bytes when the repository has them."""
-        repository = self.repository
-        stats_json = getattr(repository, "stats_json", None)
-        if stats_json is not None:
-            payload: bytes = await self.call(stats_json, query)
-            return payload
-        stats = await self.call(repository.stats, query)
+        if self._json_reads is not None:
+            return await self.call(self._json_reads.stats_json, query)
+        stats = await self.call(self.repository.stats, query)
         return stats.model_dump_json().encode()
 
     # -- lifecycle events ---------------------------------------------------------
@@ -200,16 +203,7 @@ class EventService:
 
     def cache_stats(self) -> dict[str, Any] | None:
         """The repository's cache counters, when it has a cache."""
-        stats = getattr(self._repository, "cache_stats", None)
-        if not callable(stats) or asyncio.iscoroutinefunction(stats):
+        repository = self._repository
+        if not isinstance(repository, ReportsCacheStats):
             return None
-        try:
-            value = stats()
-        except Exception:
-            return None
-        if isinstance(value, dict):
-            return value
-        if dataclasses.is_dataclass(value) and not isinstance(value, type):
-            return dataclasses.asdict(value)
-        dump = getattr(value, "_asdict", None) or getattr(value, "model_dump", None)
-        return dict(dump()) if callable(dump) else None
+        return dataclasses.asdict(repository.cache_stats())

@@ -15,6 +15,9 @@ from litestar.exceptions import ClientException, HTTPException
 from litestar.status_codes import HTTP_415_UNSUPPORTED_MEDIA_TYPE
 from pydantic import BaseModel
 
+LIMITS_OPT = "sysevents_limits"
+"""The route option holding the ``EventLimits`` bodies are validated with."""
+
 # Deeper than any valid event (details nest at most 32 levels), shallow enough
 # that the decoder never approaches the interpreter's recursion limit.
 MAX_JSON_DEPTH = 64
@@ -108,8 +111,8 @@ class JSONRequest(Request[Any, Any, Any]):
     """A request whose JSON body is decoded strictly and validated with the app's limits.
 
     A handler that declares ``opt={"body_model": Model}`` receives its ``data``
-    already validated by that pydantic model, with the configured size limits
-    as validation context.
+    already validated by that pydantic model, with the size limits of the
+    ``sysevents_limits`` option (set on the router) as validation context.
     """
 
     async def json(self) -> Any:
@@ -125,5 +128,5 @@ class JSONRequest(Request[Any, Any, Any]):
             return value
         if not isinstance(value, dict):
             raise BadBody(detail=f"the request body must be a JSON object, not {_json_kind(value)}")
-        limits = self.app.state.get("sysevents_limits")
+        limits = self.route_handler.opt.get(LIMITS_OPT)
         return model.model_validate(value, context={"limits": limits})

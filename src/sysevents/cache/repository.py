@@ -1,0 +1,354 @@
+"""A Redis cache in front of any event repository: single events and stats, never stale.
+
+Listings are not cached. The rules that keep entries correct are those of
+``sysevents.cache.tokens``; ``guard`` keeps Redis from ever slowing a caller
+down, and ``invalidation`` batches the writers' invalidations.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, TypeVar, cast
+
+from sysevents._base import Lifecycle
+from sysevents.errors import InvalidEventError, NotFoundError
+from sysevents.model import Event, EventPage, EventPatch, EventStats, NewEvent
+from sysevents.query import EventFilter, EventQuery
+from sysevents.repository import CacheStats, EventRepository
+from sysevents.rules import is_event_id
+
+from .client import cache_client
+from .flights import SingleFlight
+from .guard import FAILURES, Budget, Busy, RedisGuard
+from .invalidation import InvalidationQueue
+from .tokens import Keys, Tokens
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+    from sysevents.settings import Settings
+
+T = TypeVar("T")
+
+_NONE = b"-"  # the payload of a cached "no such event"
+
+
+class CachedEventRepository(Lifecycle):
+    """An :class:`EventRepository` that caches events and stats in Redis.
+
+    Redis failures never reach the caller: see :class:`~sysevents.cache.guard.RedisGuard`
+    for ``call_budget``, ``command_timeout``, ``cooldown`` and ``max_concurrency``.
+    Entries live in the namespace ``{prefix}:c{CACHE_FORMAT}-{version}``
+    (``version`` defaults to a digest of the models).
+    """
+
+    def __init__(
+        self,
+        inner: EventRepository,
+        redis: Redis,
+        *,
+        prefix: str = "sysevents",
+        event_ttl: float = 300.0,
+        stats_ttl: float = 30.0,
+        call_budget: float = 0.2,
+        command_timeout: float | None = None,
+        cooldown: float = 1.0,
+        max_concurrency: int = 32,
+        version: str | None = None,
+    ) -> None:
+        self.inner = inner
+        self.redis = redis
+        self._event_ttl_ms = max(1, round(event_ttl * 1000))
+        self._stats_ttl_ms = max(1, round(stats_ttl * 1000))
+        self._tokens = Tokens(redis, prefix, version)
+        self.namespace = self._tokens.namespace
+        self._guard = RedisGuard(
+            redis,
+            self._tokens.new_epoch,
+            call_budget=call_budget,
+            command_timeout=command_timeout,
+            cooldown=cooldown,
+            max_concurrency=max_concurrency,
+        )
+        self._invalidations = InvalidationQueue(self._guard, self._tokens, 2 * self._event_ttl_ms)
+        self._flights = SingleFlight()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closed = False
+        self._hits = self._misses = self._bypassed = 0
+
+    @classmethod
+    def from_settings(cls, inner: EventRepository, settings: Settings) -> CachedEventRepository:
+        """Wrap ``inner`` with a client for ``settings.redis_url`` (see :func:`cache_client`)."""
+        if not settings.redis_url:
+            raise ValueError("settings.redis_url is not set")
+        return cls(
+            inner,
+            cache_client(settings.redis_url, timeout=settings.cache_timeout),
+            prefix=settings.cache_prefix,
+            command_timeout=settings.cache_timeout,
+            event_ttl=settings.cache_event_ttl,
+            stats_ttl=settings.cache_stats_ttl,
+        )
+
+    @property
+    def command_timeout(self) -> float | None:
+        """Seconds one Redis command may take (``None``: only the call budget bounds it)."""
+        return self._guard.command_timeout
+
+    # -- lifecycle -------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Open the inner repository; Redis is connected lazily."""
+        self._closed = False
+        await self.inner.open()
+
+    async def close(self) -> None:
+        """Close the inner repository and the Redis client; safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        await self._invalidations.close(grace=4 * self._guard.call_budget)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._flights.close()
+        await self._guard.close()
+        try:
+            await self.inner.close()
+        finally:
+            await self.redis.aclose()
+
+    async def settled(self) -> None:
+        """Wait until every invalidation queued so far has been sent (or given up)."""
+        while waiting := [*self._tasks, *self._invalidations.running()]:
+            await asyncio.wait(waiting)
+
+    def cache_stats(self) -> CacheStats:
+        """The cache counters and the breaker state."""
+        return CacheStats(
+            hits=self._hits,
+            misses=self._misses,
+            errors=self._guard.errors,
+            bypassed=self._bypassed,
+            coalesced=self._flights.coalesced,
+            breaker="open" if self._guard.is_open else "closed",
+        )
+
+    # -- reads -------------------------------------------------------------------
+
+    async def get(self, event_id: int) -> Event | None:
+        """The event, from the cache when it holds the current version."""
+        if not is_event_id(event_id):
+            return await self.inner.get(event_id)
+        return await self._read(
+            self._tokens.event_keys(event_id),
+            lambda: self.inner.get(event_id),
+            _encode_event,
+            _decode_event,
+            self._event_ttl_ms,
+            2 * self._event_ttl_ms,
+        )
+
+    async def get_json(self, event_id: int) -> bytes | None:
+        """What ``get`` returns, as the JSON of ``Event.model_dump_json()``; ``None`` if missing.
+
+        A hit returns the cached bytes as they are, without building an ``Event``.
+        """
+        if not is_event_id(event_id):
+            event = await self.inner.get(event_id)
+            return None if event is None else _encode_event(event)
+        payload = await self._read(
+            self._tokens.event_keys(event_id),
+            lambda: _load_json(self.inner.get(event_id), _encode_event),
+            _same,
+            _same,
+            self._event_ttl_ms,
+            2 * self._event_ttl_ms,
+            kind="json",
+        )
+        return None if payload == _NONE else payload
+
+    async def stats(self, query: EventFilter | None = None) -> EventStats:
+        """Stats for the filters of ``query``, cached per filter."""
+        return await self._read(
+            self._tokens.stats_keys(query),
+            lambda: self.inner.stats(query),
+            _encode_stats,
+            EventStats.model_validate_json,
+            self._stats_ttl_ms,
+            0,
+        )
+
+    async def stats_json(self, query: EventFilter | None = None) -> bytes:
+        """What ``stats`` returns, as the JSON of ``EventStats.model_dump_json()``."""
+        return await self._read(
+            self._tokens.stats_keys(query),
+            lambda: _load_json(self.inner.stats(query), _encode_stats),
+            _same,
+            _same,
+            self._stats_ttl_ms,
+            0,
+            kind="json",
+        )
+
+    async def list(self, query: EventQuery | None = None) -> EventPage:
+        """A page, always from the inner repository."""
+        return await self.inner.list(query)
+
+    async def ping(self) -> None:
+        """Check the inner store; the cache being down is not the store being down."""
+        await self.inner.ping()
+
+    # -- writes ------------------------------------------------------------------
+
+    async def add(self, new: NewEvent) -> Event:
+        """Store one event, then invalidate its id (it may be cached as missing)."""
+        event = await self._write(self.inner.add(new), None)
+        await self._invalidations.invalidate([event.id])
+        return event
+
+    async def add_many(self, news: Sequence[NewEvent]) -> builtins.list[Event]:
+        """Store several events, then invalidate their ids."""
+        events = await self._write(self.inner.add_many(news), None)
+        await self._invalidations.invalidate([e.id for e in events])
+        return events
+
+    async def update(self, event_id: int, patch: EventPatch) -> Event:
+        """Change the event, then invalidate it and all stats."""
+        event = await self._write(self.inner.update(event_id, patch), [event_id])
+        await self._invalidations.invalidate([event_id])
+        return event
+
+    async def delete(self, event_id: int) -> None:
+        """Remove the event, then invalidate it and all stats."""
+        await self._write(self.inner.delete(event_id), [event_id])
+        await self._invalidations.invalidate([event_id])
+
+    async def _write(self, write: Awaitable[T], ids: Sequence[int] | None) -> T:
+        """Run an inner write; if its outcome is unknown, invalidate anyway."""
+        try:
+            return await write
+        except (InvalidEventError, NotFoundError):
+            raise  # nothing was written
+        except BaseException:
+            # The store may have committed before failing (or being cancelled):
+            # invalidate in the background, since this task may not await again.
+            # Unknown new ids of an add can only be covered by a new epoch.
+            if ids is not None:
+                self._invalidations.queue(ids)
+            else:
+                self._spawn(self._invalidate_all())
+            raise
+
+    async def _invalidate_all(self) -> None:
+        """Give the epoch a new token, orphaning every entry."""
+        guard = self._guard
+        if guard.is_open:
+            guard.miss()
+            return
+        try:
+            await guard.call(guard.budget(), self._tokens.new_epoch)
+        except FAILURES as exc:
+            guard.miss()
+            guard.fail(exc)
+
+    def _spawn(self, work: Awaitable[None]) -> None:
+        async def run() -> None:
+            await work
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- the read path -------------------------------------------------------------
+
+    async def _read(
+        self,
+        keys: Keys,
+        load: Callable[[], Awaitable[T]],
+        encode: Callable[[T], bytes],
+        decode: Callable[[bytes], T],
+        ttl_ms: int,
+        generation_ttl_ms: int,
+        *,
+        kind: str = "model",
+    ) -> T:
+        guard = self._guard
+        if guard.is_open:
+            self._bypassed += 1
+            return await load()
+        budget = guard.budget()
+        try:
+            values = await guard.call(budget, lambda: self._tokens.read(keys))
+            epoch, generation, entry = cast("builtins.list[bytes | None]", values)
+        except Busy:
+            self._bypassed += 1
+            return await load()
+        except FAILURES as exc:
+            guard.fail(exc)
+            return await load()
+        epoch, generation = epoch or b"", generation or b""
+        payload = Tokens.unwrap(entry, epoch, generation)
+        if payload is not None:
+            try:
+                value = decode(payload)
+            except ValueError:
+                guard.errors += 1  # an unreadable entry is a miss, then replaced
+            else:
+                self._hits += 1
+                return value
+        self._misses += 1
+        return await self._flights.run(
+            (kind, keys.entry, epoch, generation),
+            lambda: self._load_and_fill(
+                keys, (epoch, generation), load, encode, ttl_ms, generation_ttl_ms, budget
+            ),
+        )
+
+    async def _load_and_fill(
+        self,
+        keys: Keys,
+        seen: tuple[bytes, bytes],
+        load: Callable[[], Awaitable[T]],
+        encode: Callable[[T], bytes],
+        ttl_ms: int,
+        generation_ttl_ms: int,
+        budget: Budget,
+    ) -> T:
+        value = await load()
+        guard = self._guard
+        if guard.is_open:
+            return value
+        payload = encode(value)
+        try:
+            await guard.call(
+                budget,
+                lambda: self._tokens.fill(keys, seen, payload, ttl_ms, generation_ttl_ms),
+            )
+        except Busy:
+            pass  # a later reader fills it
+        except FAILURES as exc:
+            guard.fail(exc)
+        return value
+
+
+def _encode_event(event: Event | None) -> bytes:
+    return _NONE if event is None else event.model_dump_json().encode()
+
+
+def _decode_event(payload: bytes) -> Event | None:
+    return None if payload == _NONE else Event.model_validate_json(payload)
+
+
+def _encode_stats(stats: EventStats) -> bytes:
+    return stats.model_dump_json().encode()
+
+
+def _same(payload: bytes) -> bytes:
+    return payload
+
+
+async def _load_json(load: Awaitable[T], encode: Callable[[T], bytes]) -> bytes:
+    return encode(await load)

@@ -1,0 +1,180 @@
+"""Connections to PostgreSQL: the pool, its checks, and the one place driver errors translate."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool, PoolClosed
+
+from sysevents.errors import StoreError, StoreUnavailableError
+
+Row = tuple[Any, ...]
+"""A row as psycopg returns it by default."""
+Connection = psycopg.AsyncConnection[Row]
+"""A pooled connection."""
+
+
+def conninfo(url: str) -> str:
+    """``url`` as libpq takes it: ``postgresql+psycopg://`` loses its driver suffix."""
+    parts = urlsplit(url)
+    if "+" in parts.scheme:
+        return urlunsplit(parts._replace(scheme=parts.scheme.partition("+")[0]))
+    return url
+
+
+class PostgresPool:
+    """An async connection pool that never lets a driver exception out.
+
+    ``timeout`` bounds every use: waiting for a connection, the statement
+    itself (``statement_timeout``) and connecting. A database that is down or
+    too slow raises ``StoreUnavailableError``; the pool reconnects by itself
+    when it returns. ``reconnect_timeout`` is how long the pool retries a lost
+    connection in the background (with growing pauses) before leaving it to
+    the next request: kept short, so that recovery does not wait out a long
+    pause. ``prepare_threshold=None`` suits PgBouncer in transaction mode.
+
+    A pooled connection idle for more than ``check_after_idle`` seconds is
+    checked (an empty query) before it is handed out, so that connections the
+    server dropped while they sat in the pool (a restart) never surface as
+    errors. One used moments ago is not: under load the check would double the
+    round trips of every call. ``0`` checks every time.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        min_size: int = 2,
+        max_size: int = 10,
+        timeout: float = 5.0,
+        reconnect_timeout: float = 5.0,
+        prepare_threshold: int | None = 5,
+        check_after_idle: float = 0.25,
+    ) -> None:
+        self.url = url
+        self.min_size = min_size
+        self.max_size = max_size
+        self.timeout = timeout
+        self.reconnect_timeout = reconnect_timeout
+        self.prepare_threshold = prepare_threshold
+        self.check_after_idle = check_after_idle
+        # When each idle connection was last given back, by id(): set on return,
+        # read by the check when the connection is handed out again.
+        self._returned: dict[int, float] = {}
+        self._pool: AsyncConnectionPool[Connection] | None = None
+
+    @property
+    def pool(self) -> AsyncConnectionPool[Connection] | None:
+        """The psycopg pool, once opened."""
+        return self._pool
+
+    async def open(self) -> None:
+        """Start the pool without waiting for it: a database that is down does not fail this.
+
+        Connections are made in the background and retried until the database answers.
+        """
+        if self._pool is not None:
+            return
+        statement_ms = max(1, math.ceil(self.timeout * 1000))
+        pool: AsyncConnectionPool[Connection] = AsyncConnectionPool(
+            conninfo(self.url),
+            open=False,
+            min_size=self.min_size,
+            max_size=self.max_size,
+            timeout=self.timeout,
+            reconnect_timeout=self.reconnect_timeout,
+            check=self._check,
+            # No reset callback: with one, the pool hands every returned
+            # connection to a worker task (a queue hop per call, and the
+            # connection comes back later); connection() stamps returns itself.
+            configure=self._configure,
+            name="sysevents",
+            kwargs={
+                "autocommit": True,
+                "prepare_threshold": self.prepare_threshold,
+                # libpq takes whole seconds, and treats less than 2 as 2.
+                "connect_timeout": max(2, math.ceil(self.timeout)),
+                "application_name": "sysevents",
+                # Lists and stats run unprepared (custom plans: their filters are
+                # skewed, and a generic plan was much slower for them); lookups by
+                # id and inserts are prepared, planned once.
+                "options": f"-c statement_timeout={statement_ms} -c TimeZone=UTC",
+            },
+        )
+        self._pool = pool
+        try:
+            await pool.open(wait=False)
+        except psycopg.Error as exc:  # pragma: no cover - open(wait=False) does not connect
+            self._pool = None
+            raise StoreUnavailableError(f"cannot open the connection pool: {exc}") from exc
+
+    async def close(self) -> None:
+        """Close the pool; safe to call twice."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.close(timeout=self.timeout)
+
+    async def _check(self, conn: Connection) -> None:
+        returned = self._returned.pop(id(conn), None)
+        if returned is None or time.monotonic() - returned > self.check_after_idle:
+            await AsyncConnectionPool.check_connection(conn)
+
+    def _stamp_return(self, conn: Connection) -> None:
+        if len(self._returned) > 4 * self.max_size:
+            self._returned.clear()  # stamps of connections closed while idle: all checked again
+        self._returned[id(conn)] = time.monotonic()
+
+    async def _configure(self, conn: Connection) -> None:
+        # Loaded as plain UTC datetimes, whatever the server's TimeZone.
+        if conn.info.timezone.utcoffset(None) != timedelta(0):  # pragma: no cover
+            await conn.execute("SET TimeZone = 'UTC'")
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[Connection]:
+        """A pooled connection; every driver error is translated here, and only here."""
+        if self._pool is None:
+            await self.open()
+        pool = self._pool
+        assert pool is not None
+        taken: Connection | None = None
+        try:
+            async with asyncio.timeout(self.timeout), pool.connection() as conn:
+                taken = conn
+                yield conn
+        except PoolClosed as exc:
+            raise StoreUnavailableError("the repository is closed") from exc
+        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            raise StoreUnavailableError(f"PostgreSQL is unavailable: {exc}") from exc
+        except TimeoutError as exc:
+            raise StoreUnavailableError(
+                f"PostgreSQL did not answer within {self.timeout:g} s"
+            ) from exc
+        except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedFunction) as exc:
+            # A database nobody migrated: unusable until someone does, and the
+            # one thing to say is how.
+            raise StoreUnavailableError(
+                "the sysevents tables are missing or out of date in this database: "
+                "run `sysevents migrate --database-url ...`"
+            ) from exc
+        except psycopg.Error as exc:
+            raise StoreError(f"PostgreSQL failed: {type(exc).__name__}: {exc}") from exc
+        except OSError as exc:
+            raise StoreUnavailableError(f"PostgreSQL is unreachable: {exc}") from exc
+        finally:
+            if taken is not None:
+                # Back in the pool already (putconn does not wait): used just now.
+                self._stamp_return(taken)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Connection]:
+        """A pooled connection inside a transaction, committed when the block ends."""
+        async with self.connection() as conn, conn.transaction():
+            yield conn

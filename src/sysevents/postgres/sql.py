@@ -1,0 +1,331 @@
+"""The SQL of the PostgreSQL store: the WHERE builder, and the statements of reads and changes.
+
+Every statement is assembled here from ``LiteralString`` fragments (mypy
+checks it); every value travels as a bound parameter. Rows become events here
+too, so the column list and its reading sit side by side.
+"""
+
+# ruff: noqa: S608
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, LiteralString
+
+from sysevents._fast import trusted_event
+from sysevents.model import Event, EventPatch, EventStats, NewEvent, Severity
+from sysevents.query import EventFilter, EventQuery
+
+from .pool import Row
+from .rollups import NO_SOURCE, rollup_cover
+
+COLUMNS = (
+    'id, event_type, severity, message, details, source, "timestamp", created_at, idempotency_key'
+)
+"""Every column of ``system_events``, in the order :func:`event_from_row` reads them."""
+_SEVERITY = {s.value: s for s in Severity}
+
+GET = "SELECT " + COLUMNS + " FROM system_events WHERE id = %s"
+DELETE = "DELETE FROM system_events WHERE id = %s"
+# Reads no row, but fails on a database without the table.
+PING = "SELECT 1 FROM system_events LIMIT 0"
+
+# -- rows and events ------------------------------------------------------------
+
+
+def event_from_row(row: Row) -> Event:
+    """The event a row of :data:`COLUMNS` holds."""
+    return trusted_event(
+        {
+            "id": row[0],
+            "event_type": row[1],
+            "severity": _SEVERITY[row[2]],
+            "message": row[3],
+            "details": row[4],
+            "source": row[5],
+            "timestamp": row[6],
+            "created_at": row[7],
+            "idempotency_key": row[8],
+        }
+    )
+
+
+_FLAT = (str, int, float, bool, type(None))
+
+
+def _own_copy(
+    details: dict[str, Any] | None, text: str, loads: Callable[[str], Any]
+) -> dict[str, Any] | None:
+    """A copy of validated ``details`` that shares nothing mutable with them."""
+    if details is not None and all(isinstance(v, _FLAT) for v in details.values()):
+        return dict(details)
+    return loads(text)  # type: ignore[no-any-return]
+
+
+def as_stored(new: NewEvent, event_id: int, created_at: datetime) -> Event:
+    """The event as stored from ``new``: its values are already as PostgreSQL keeps them.
+
+    The caller gets its own copy of the details, as from a read.
+    """
+    text = new.details_json
+    return trusted_event(
+        {
+            "id": event_id,
+            "event_type": new.event_type,
+            "severity": new.severity,
+            "message": new.message,
+            "details": None if text is None else _own_copy(new.details, text, json.loads),
+            "source": new.source,
+            "timestamp": new.timestamp,
+            "created_at": created_at,
+            "idempotency_key": new.idempotency_key,
+        }
+    )
+
+
+# -- filters --------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Where:
+    """SQL conditions (joined by AND) and their parameters."""
+
+    clauses: list[LiteralString] = field(default_factory=list)
+    params: list[Any] = field(default_factory=list)
+
+    def add(self, clause: LiteralString, *params: Any) -> Where:
+        """A copy with one more condition."""
+        return Where([*self.clauses, clause], [*self.params, *params])
+
+    @property
+    def sql(self) -> LiteralString:
+        """`` WHERE …`` (with a leading space), or nothing without conditions."""
+        return (" WHERE " + " AND ".join(self.clauses)) if self.clauses else ""
+
+    @property
+    def and_sql(self) -> LiteralString:
+        """The conditions, each after `` AND ``: to extend a WHERE of one's own."""
+        return "".join(" AND " + c for c in self.clauses)
+
+
+def where(f: EventFilter, *, times: bool = True) -> Where:
+    """The SQL reading of the filters of ``f``; ``times=False`` leaves out ``since``/``until``."""
+    w = Where()
+    if f.event_type is not None:
+        if len(f.event_type) == 1:
+            w.clauses.append("event_type = %s")
+            w.params.append(f.event_type[0])
+        else:
+            w.clauses.append("event_type = ANY(%s::text[])")
+            w.params.append(list(f.event_type))
+    severities = f.severities()
+    if severities is not None:
+        if len(severities) == 1:
+            w.clauses.append("severity = %s")
+            w.params.append(severities[0].value)
+        else:
+            w.clauses.append("severity = ANY(%s::text[])")
+            w.params.append([s.value for s in severities])
+    if f.source is not None:
+        w.clauses.append("source = %s")
+        w.params.append(f.source)
+    if times and f.since is not None:
+        w.clauses.append('"timestamp" >= %s')
+        w.params.append(f.since)
+    if times and f.until is not None:
+        w.clauses.append('"timestamp" < %s')
+        w.params.append(f.until)
+    return w
+
+
+# -- listing --------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Statement:
+    """One statement and its parameters."""
+
+    sql: LiteralString
+    params: list[Any]
+
+
+def page_statement(query: EventQuery, position: tuple[datetime, int] | None) -> Statement:
+    """The page of ``query`` after ``position`` (a cursor's), one row more than the limit."""
+    w = where(query)
+    newest = query.order == "newest"
+    if position is not None:
+        ts, last_id = position
+        # The plain timestamp bound lets the planner use the index range.
+        if newest:
+            w = w.add('"timestamp" <= %s', ts).add('("timestamp", id) < (%s, %s)', ts, last_id)
+        else:
+            w = w.add('"timestamp" >= %s', ts).add('("timestamp", id) > (%s, %s)', ts, last_id)
+    order: LiteralString = '"timestamp" DESC, id DESC' if newest else '"timestamp", id'
+    return Statement(
+        "SELECT "
+        + COLUMNS
+        + " FROM system_events"
+        + w.sql
+        + " ORDER BY "
+        + order
+        # The extra row says whether another page follows.
+        + " LIMIT %s OFFSET %s",
+        [*w.params, query.limit + 1, query.offset],
+    )
+
+
+def count_statement(query: EventQuery, cap: int) -> Statement | None:
+    """The count a page of ``query`` reports (``None``: no count asked for)."""
+    w = where(query)
+    if query.count == "exact":
+        return Statement("SELECT count(*) FROM system_events" + w.sql, w.params)
+    if query.count == "capped":
+        # Counting stops one past the cap: enough to know the total is not exact.
+        return Statement(
+            "SELECT count(*) FROM (SELECT 1 FROM system_events" + w.sql + " LIMIT %s) AS capped",
+            [*w.params, cap + 1],
+        )
+    return None
+
+
+# -- changes --------------------------------------------------------------------
+
+# Columns an EventPatch may set, and the SQL placeholder each takes.
+_SETTERS: dict[str, LiteralString] = {
+    "event_type": "event_type = %s",
+    "severity": "severity = %s",
+    "message": "message = %s",
+    "details": "details = %s::jsonb",
+    "source": "source = %s",
+    "timestamp": '"timestamp" = %s',
+}
+
+
+def update_statement(event_id: int, patch: EventPatch) -> Statement | None:
+    """The UPDATE that applies ``patch`` and returns the row; ``None`` if it changes nothing."""
+    changes = patch.changes()
+    setters: list[LiteralString] = []
+    params: list[Any] = []
+    for name, setter in _SETTERS.items():
+        if name not in changes:
+            continue
+        setters.append(setter)
+        value = changes[name]
+        if name == "details":
+            value = patch.details_json
+        elif name == "severity":
+            value = value.value
+        params.append(value)
+    if not setters:
+        return None
+    return Statement(
+        "UPDATE system_events SET " + ", ".join(setters) + " WHERE id = %s RETURNING " + COLUMNS,
+        [*params, event_id],
+    )
+
+
+# -- statistics -----------------------------------------------------------------
+
+
+def stats_statement(query: EventFilter, now: datetime | None = None) -> Statement:
+    """The one statement (one snapshot) that reads every figure of ``query``'s stats.
+
+    Whole hours, days and months come from ``system_event_rollups``; only the
+    partial hours at the edges of each range are counted from the events.
+    """
+    filters = where(query, times=False)
+    edges = filters
+    if query.event_type is not None and query.severities() is None:
+        # Every severity, spelled out: the edge hours of a type are then range
+        # scans of the (type, severity, timestamp) index, counts index-only,
+        # instead of every event of the hour read and filtered.
+        edges = filters.add("severity = ANY(%s::text[])", [s.value for s in Severity])
+    since, until = query.since, query.until
+    now = now or datetime.now(UTC)
+    ranges: list[tuple[datetime | None, datetime | None]] = [(since, until)]
+    for back in (timedelta(days=1), timedelta(hours=1)):
+        start = now - back if since is None else max(since, now - back)
+        ranges.append((start, until))
+    # One branch per range, each with its bounds as parameters, so that the
+    # planner sees how narrow it is (an index range scan, never a table scan).
+    branches: list[LiteralString] = []
+    args: list[Any] = []
+    parts: tuple[LiteralString, ...] = ("0", "1", "2")
+    for part, (lo, hi) in zip(parts, ranges, strict=True):
+        if lo is not None and hi is not None and lo >= hi:
+            continue
+        # Part 0 needs the counts by source; the others are totals only.
+        raw, buckets = rollup_cover(lo, hi, by_source=part == "0" or query.source is not None)
+        # Each branch is aggregated on its own, over the real table's statistics
+        # (a hash of at most types x severities x sources groups); only those
+        # few groups are merged below, compared byte-wise (COLLATE "C").
+        keys: LiteralString = "event_type, severity, " if part == "0" else "NULL, NULL, "
+        by: LiteralString = " GROUP BY 2, 3, 4" if part == "0" else ""
+        for level, start, end in buckets:
+            branches.append(
+                "SELECT " + part + " AS part, " + keys
+                + ("source" if part == "0" else "NULL")
+                + " AS source, sum(n) AS n FROM system_event_rollups WHERE level = %s "
+                "AND bucket >= %s AND bucket < %s" + filters.and_sql + by
+            )  # fmt: skip
+            args += [level, start, end, *filters.params]
+        for start, end in raw:
+            branches.append(
+                "SELECT " + part + " AS part, " + keys
+                + ("coalesce(source, '')" if part == "0" else "NULL")
+                + ' AS source, count(*) AS n FROM system_events WHERE "timestamp" >= %s '
+                'AND "timestamp" < %s' + edges.and_sql + by
+            )  # fmt: skip
+            args += [start, end, *edges.params]
+    span_where = where(query)
+    span: LiteralString = (
+        'SELECT -1, NULL, NULL, NULL, NULL, min("timestamp"), max("timestamp") '
+        "FROM system_events" + span_where.sql
+    )
+    if branches:
+        sql: LiteralString = (
+            "WITH c AS MATERIALIZED (" + " UNION ALL ".join(branches) + ") "
+            'SELECT 0, event_type::text COLLATE "C", severity::text COLLATE "C", '
+            'source::text COLLATE "C", sum(n), NULL::timestamptz, NULL::timestamptz '
+            "FROM c WHERE part = 0 GROUP BY 2, 3, 4 HAVING sum(n) <> 0 UNION ALL "
+            "SELECT part, NULL, NULL, NULL, sum(n), NULL, NULL FROM c WHERE part > 0 "
+            "GROUP BY part UNION ALL " + span
+        )
+    else:
+        sql = span
+    return Statement(sql, [*args, *span_where.params])
+
+
+def stats_from_rows(rows: list[Row]) -> EventStats:
+    """The stats from the rows of :func:`stats_statement`."""
+    total = last_24h = last_hour = 0
+    severities: dict[str, int] = {}
+    by_type: dict[str, int] = {}
+    by_source: dict[str, int] = {}
+    first = last = None
+    for part, event_type, severity, source, n, low, high in rows:
+        if part == 0:
+            total += n
+            severities[severity] = severities.get(severity, 0) + n
+            by_type[event_type] = by_type.get(event_type, 0) + n
+            if source != NO_SOURCE:
+                by_source[source] = by_source.get(source, 0) + n
+        elif part == 1:
+            last_24h = int(n)
+        elif part == 2:
+            last_hour = int(n)
+        else:
+            first, last = low, high
+    return EventStats(
+        total=int(total),
+        by_severity={s: int(severities.get(s.value, 0)) for s in Severity},
+        by_type={k: int(v) for k, v in by_type.items() if v},
+        by_source={k: int(v) for k, v in by_source.items() if v},
+        last_hour=last_hour,
+        last_24h=last_24h,
+        first_timestamp=first,
+        last_timestamp=last,
+    )

@@ -1,0 +1,33 @@
+"""The conformance suite: the behaviour every ``EventRepository`` must show.
+
+Subclass :class:`EventRepositoryConformance` in a test module and provide a
+``repo`` fixture that yields an empty, open repository; pytest-asyncio runs
+the tests. The suite is split by area; each area is a class of its own, so a
+backend can also run only some.
+"""
+
+from __future__ import annotations
+
+from .changes import ChangeConformance
+from .helpers import BAD_IDS, all_pages, new, same_event
+from .listing import ListConformance
+from .stats import StatsConformance
+from .writes import WriteConformance
+
+__all__ = [
+    "BAD_IDS",
+    "ChangeConformance",
+    "EventRepositoryConformance",
+    "ListConformance",
+    "StatsConformance",
+    "WriteConformance",
+    "all_pages",
+    "new",
+    "same_event",
+]
+
+
+class EventRepositoryConformance(
+    WriteConformance, ChangeConformance, ListConformance, StatsConformance
+):
+    """Every area of the suite."""

@@ -1,0 +1,87 @@
+"""``SyseventsPlugin``: the REST API as a Litestar plugin, to mount into any Litestar app."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from litestar import Litestar
+from litestar.config.app import AppConfig
+from litestar.plugins import InitPlugin
+
+from sysevents import EventRepository, Settings, StoreUnavailableError
+
+from .config import HttpOptions
+from .routes import api_router
+from .service import EventService
+
+
+@dataclass(frozen=True, slots=True)
+class SyseventsConfig:
+    """How the REST API is configured and where it is mounted.
+
+    ``settings`` default to the ``SYSEVENTS_*`` environment variables and
+    ``options`` to the ``SYSEVENTS_HTTP_*`` ones, both read when the plugin is
+    created. A ``repository`` given here is used as it is and never closed by
+    the app; otherwise one is opened from the settings in the app's lifespan.
+    ``path`` prefixes every route: with ``"/events"`` the list is at
+    ``/events/api/events``.
+    """
+
+    settings: Settings | None = None
+    options: HttpOptions | None = None
+    repository: EventRepository | None = None
+    path: str = "/"
+
+
+class SyseventsPlugin(InitPlugin):
+    """Adds the API's routes to an app, and runs its repository in the app's lifespan.
+
+    ``Litestar(plugins=[SyseventsPlugin(SyseventsConfig(path="/events"))])``
+    mounts the API into an app of your own. Its routes carry their own request
+    class, exception handlers (problem details) and body limit, so the rest of
+    the app is untouched. The lifespan opens the repository, records the
+    ``system_startup`` and ``system_shutdown`` events, and closes it in
+    ``finally``; the running :class:`EventService` is :attr:`service` (and
+    ``app.state.sysevents``).
+    """
+
+    def __init__(self, config: SyseventsConfig | None = None) -> None:
+        config = config or SyseventsConfig()
+        self.settings = config.settings or Settings.from_env()
+        self.options = config.options or HttpOptions.from_env()
+        self.config = config
+        self._service: EventService | None = None
+
+    @property
+    def service(self) -> EventService:
+        """The running service (``StoreUnavailableError`` outside the app's lifespan)."""
+        if self._service is None:
+            raise StoreUnavailableError("the sysevents service has not started")
+        return self._service
+
+    @asynccontextmanager
+    async def _lifespan(self, app: Litestar) -> AsyncIterator[None]:
+        service = EventService(self.settings, self.options, self.config.repository)
+        self._service = service
+        app.state.sysevents = service
+        await service.start()  # raises only for a misconfiguration: nothing to close then
+        try:
+            yield
+        finally:
+            await service.stop()
+
+    def on_app_init(self, app_config: AppConfig) -> AppConfig:
+        """Add the lifespan and the API's router."""
+        app_config.lifespan = [*app_config.lifespan, self._lifespan]
+        app_config.route_handlers = [
+            *app_config.route_handlers,
+            api_router(
+                lambda: self.service,
+                self.settings.limits,
+                path=self.config.path,
+                max_body_size=self.options.max_body_size,
+            ),
+        ]
+        return app_config

@@ -1,0 +1,72 @@
+"""Every route of the REST API, and the router that serves them under a path prefix."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from litestar import Response, Router, route
+from litestar.di import Provide
+from litestar.status_codes import HTTP_204_NO_CONTENT
+from litestar.types import ControllerRouterHandler
+
+from sysevents import EventLimits
+from sysevents_http.body import LIMITS_OPT, JSONRequest
+from sysevents_http.problems import EXCEPTION_HANDLERS
+from sysevents_http.service import EventService
+
+from .events import EVENT_ROUTES
+from .health import HEALTH_ROUTES
+from .params import filter_fields
+
+
+def _allow(methods: str) -> Any:
+    async def handler() -> Response[None]:
+        return Response(None, status_code=HTTP_204_NO_CONTENT, headers={"Allow": methods})
+
+    return handler
+
+
+# Litestar 2 answers OPTIONS on a path with several handlers with only one
+# handler's methods; these list them all.
+_OPTIONS = [
+    route("/api/events", http_method="OPTIONS", include_in_schema=False, name="options_events")(
+        _allow("GET, POST, OPTIONS")
+    ),
+    route(
+        "/api/events/{event_id:str}",
+        http_method="OPTIONS",
+        include_in_schema=False,
+        name="options_event",
+    )(_allow("GET, PUT, DELETE, OPTIONS")),
+]
+
+
+def api_router(
+    service: Callable[[], EventService],
+    limits: EventLimits,
+    *,
+    path: str = "/",
+    max_body_size: int | None = None,
+) -> Router:
+    """A router with every API route under ``path``, each given ``service()`` as ``service``.
+
+    The strict JSON request class, the exception handlers (problem details),
+    the event ``limits`` bodies are validated with and the body size limit are
+    the router's own: they do not touch the rest of an app the router is
+    mounted into.
+    """
+    handlers: list[ControllerRouterHandler] = [*_OPTIONS, *EVENT_ROUTES, *HEALTH_ROUTES]
+    return Router(
+        path=path,
+        # The OPTIONS handlers come first so Litestar adds no partial one of its own.
+        route_handlers=handlers,
+        dependencies={
+            "service": Provide(service, sync_to_thread=False),
+            "filters": Provide(filter_fields),
+        },
+        request_class=JSONRequest,
+        exception_handlers=EXCEPTION_HANDLERS,
+        request_max_body_size=max_body_size,
+        opt={LIMITS_OPT: limits},
+    )

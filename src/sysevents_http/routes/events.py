@@ -1,0 +1,243 @@
+"""The routes of ``/api/events``: record, list, read, change, delete, and count events."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from litestar import Response, delete, get, post, put
+from litestar.datastructures import ResponseHeader
+from litestar.di import NamedDependency
+from litestar.exceptions import ValidationException
+from litestar.params import HeaderParameter, JSONBody
+from litestar.status_codes import HTTP_204_NO_CONTENT
+from pydantic import TypeAdapter, ValidationError
+
+from sysevents import Event, EventFilter, EventPage, EventPatch, EventQuery, EventStats, NewEvent
+from sysevents import NotFoundError as EventNotFound
+from sysevents.model import IdempotencyKey
+from sysevents_http.schemas import EventBatch, StoredBatch
+from sysevents_http.service import EventService
+
+from .params import (
+    BAD_REQUEST,
+    CONFLICT,
+    NOT_FOUND,
+    NOT_JSON,
+    SERVER_ERROR,
+    TOO_LARGE,
+    UNAVAILABLE,
+    CountParam,
+    Cursor,
+    EventId,
+    FilterFields,
+    Limit,
+    Offset,
+    OrderParam,
+    json_response,
+    parse_event_id,
+)
+
+IdempotencyKeyHeader = Annotated[
+    str | None,
+    HeaderParameter(
+        name="Idempotency-Key",
+        description="A key of the client's choosing (1-100 characters): a retried request "
+        "with the same key stores nothing new and returns the event first stored; the same "
+        "key with a different event is a 422. The body's `idempotency_key` works the same.",
+        required=False,
+    ),
+]
+_KEY = TypeAdapter(IdempotencyKey)
+
+
+def _keyed(data: NewEvent, header: str | None) -> NewEvent:
+    """The event with the header's idempotency key, which must agree with the body's."""
+    if header is None:
+        return data
+    try:
+        key = _KEY.validate_python(header)
+    except ValidationError as exc:
+        raise ValidationException(
+            detail="invalid Idempotency-Key header",
+            extra=[
+                {"key": "Idempotency-Key", "message": exc.errors()[0]["msg"], "source": "header"}
+            ],
+        ) from None
+    if data.idempotency_key not in (None, key):
+        raise ValidationException(
+            detail="two different idempotency keys",
+            extra=[
+                {
+                    "key": "idempotency_key",
+                    "message": "differs from the Idempotency-Key header",
+                    "source": "body",
+                }
+            ],
+        )
+    # model_copy marks the key as given, as if the body had carried it.
+    return data.model_copy(update={"idempotency_key": key})
+
+
+@post(
+    "/api/events",
+    status_code=201,
+    summary="Record an event",
+    description="Stores one event and returns it with its `id` and `created_at`. With an "
+    "idempotency key (the `Idempotency-Key` header or the body's `idempotency_key`), a retry "
+    "stores nothing new and returns the event first stored, and the same key with a "
+    "different event is a 422.",
+    response_headers=[
+        ResponseHeader(
+            name="Location",
+            # Documentation only: the value makes OpenAPI give the header a string schema.
+            value="/api/events/1",
+            description="The URL of the new event.",
+            documentation_only=True,
+        )
+    ],
+    responses={**BAD_REQUEST, **TOO_LARGE, **NOT_JSON, **CONFLICT, **UNAVAILABLE, **SERVER_ERROR},
+    opt={"body_model": NewEvent},
+    tags=["events"],
+)
+async def create_event(
+    data: JSONBody[NewEvent],
+    service: NamedDependency[EventService],
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> Response[Event]:
+    """Store one event."""
+    event = await service.call(service.repository.add, _keyed(data, idempotency_key))
+    return json_response(
+        event.model_dump_json().encode(), 201, {"Location": f"/api/events/{event.id}"}
+    )
+
+
+@post(
+    "/api/events/batch",
+    status_code=201,
+    summary="Record several events",
+    description="Stores every event of the batch in one round trip, or none: one bad event "
+    "is a 400 naming its index and field. At most the configured batch size (default 1000).",
+    responses={**BAD_REQUEST, **TOO_LARGE, **NOT_JSON, **CONFLICT, **UNAVAILABLE, **SERVER_ERROR},
+    opt={"body_model": EventBatch},
+    tags=["events"],
+)
+async def create_events(
+    data: JSONBody[EventBatch], service: NamedDependency[EventService]
+) -> StoredBatch:
+    """Store several events, all or none."""
+    limit = service.options.max_batch_size
+    if len(data.events) > limit:
+        raise ValidationException(
+            detail="too many events",
+            extra=[
+                {
+                    "key": "events",
+                    "message": f"at most {limit} events in one batch, not {len(data.events)}",
+                    "source": "body",
+                }
+            ],
+        )
+    events = await service.call(service.repository.add_many, data.events)
+    return StoredBatch(events=events)
+
+
+@get(
+    "/api/events",
+    summary="List events",
+    description="One page of the events matching every filter given, newest first by default. "
+    "Page with `offset` or with `cursor` (the `next_cursor` of the previous page).",
+    responses={**BAD_REQUEST, **UNAVAILABLE, **SERVER_ERROR},
+    tags=["events"],
+)
+async def list_events(
+    service: NamedDependency[EventService],
+    filters: NamedDependency[FilterFields],
+    order: OrderParam = "newest",
+    limit: Limit = 50,
+    offset: Offset = 0,
+    cursor: Cursor = None,
+    count: CountParam = "capped",
+) -> Response[EventPage]:
+    """One page of matching events."""
+    query = EventQuery(
+        **filters, order=order, limit=limit, offset=offset, cursor=cursor, count=count
+    )
+    page = await service.call(service.repository.list, query)
+    return json_response(page.model_dump_json().encode())
+
+
+@get(
+    "/api/events/stats",
+    summary="Event statistics",
+    description="Counts over the events matching the filters (the same as the listing's).",
+    responses={**BAD_REQUEST, **UNAVAILABLE, **SERVER_ERROR},
+    tags=["events"],
+)
+async def event_stats(
+    service: NamedDependency[EventService], filters: NamedDependency[FilterFields]
+) -> Response[EventStats]:
+    """Counts over matching events."""
+    return json_response(await service.stats_json(EventFilter(**filters)))
+
+
+@get(
+    "/api/events/{event_id:str}",
+    summary="Get an event",
+    responses={**BAD_REQUEST, **NOT_FOUND, **UNAVAILABLE, **SERVER_ERROR},
+    tags=["events"],
+)
+async def get_event(event_id: EventId, service: NamedDependency[EventService]) -> Response[Event]:
+    """One event by id."""
+    wanted = parse_event_id(event_id)
+    payload = await service.event_json(wanted)
+    if payload is None:
+        raise EventNotFound(wanted)
+    return json_response(payload)
+
+
+@put(
+    "/api/events/{event_id:str}",
+    summary="Change an event",
+    description="Changes the fields given; the others stay. `details` and `source` may be "
+    "set to null to clear them. `id` and `created_at` never change.",
+    responses={
+        **BAD_REQUEST,
+        **NOT_FOUND,
+        **TOO_LARGE,
+        **NOT_JSON,
+        **UNAVAILABLE,
+        **SERVER_ERROR,
+    },
+    opt={"body_model": EventPatch},
+    tags=["events"],
+)
+async def update_event(
+    event_id: EventId, data: JSONBody[EventPatch], service: NamedDependency[EventService]
+) -> Response[Event]:
+    """Apply a patch."""
+    event = await service.call(service.repository.update, parse_event_id(event_id), data)
+    return json_response(event.model_dump_json().encode())
+
+
+@delete(
+    "/api/events/{event_id:str}",
+    status_code=HTTP_204_NO_CONTENT,
+    summary="Delete an event",
+    responses={**BAD_REQUEST, **NOT_FOUND, **UNAVAILABLE, **SERVER_ERROR},
+    tags=["events"],
+)
+async def delete_event(event_id: EventId, service: NamedDependency[EventService]) -> None:
+    """Remove an event."""
+    await service.call(service.repository.delete, parse_event_id(event_id))
+
+
+EVENT_ROUTES = [
+    create_event,
+    create_events,
+    list_events,
+    event_stats,
+    get_event,
+    update_event,
+    delete_event,
+]
+"""Every handler of ``/api/events``."""

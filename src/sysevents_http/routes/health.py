@@ -1,0 +1,54 @@
+"""The health routes: the service, and its store."""
+
+from __future__ import annotations
+
+import time
+
+from litestar import Response, get
+from litestar.di import NamedDependency
+from litestar.status_codes import HTTP_200_OK
+
+import sysevents
+from sysevents import StoreUnavailableError
+from sysevents_http.problems import unavailable
+from sysevents_http.schemas import DatabaseHealth, Health
+from sysevents_http.service import EventService
+
+from .params import SERVER_ERROR, UNAVAILABLE
+
+
+@get(
+    "/api/health",
+    summary="Service health",
+    description="Always 200 while the process serves requests; never touches the store.",
+    tags=["health"],
+    responses={**SERVER_ERROR},
+)
+async def health(service: NamedDependency[EventService]) -> Health:
+    """The service is up."""
+    service.note_health("health_check", "ok", {"uptime": service.uptime})
+    return Health(version=sysevents.__version__, uptime=service.uptime, cache=service.cache_stats())
+
+
+@get(
+    "/api/health/db",
+    summary="Store health",
+    description="Pings the store: 200 with the round-trip latency, or 503 when it is down.",
+    tags=["health"],
+    responses={**UNAVAILABLE, **SERVER_ERROR},
+)
+async def database_health(service: NamedDependency[EventService]) -> Response[DatabaseHealth]:
+    """The store answers."""
+    started = time.perf_counter()
+    try:
+        await service.call(service.repository.ping)
+    except StoreUnavailableError as exc:
+        service.note_health("db_health_check", "down", {"error": str(exc)})
+        return unavailable(f"the event store is unavailable: {exc}")  # type: ignore[return-value]
+    latency = round((time.perf_counter() - started) * 1000, 3)
+    service.note_health("db_health_check", "ok", {"latency_ms": latency})
+    return Response(DatabaseHealth(latency_ms=latency), status_code=HTTP_200_OK)
+
+
+HEALTH_ROUTES = [health, database_health]
+"""Both health handlers."""

@@ -1,0 +1,143 @@
+"""The parameters the routes share, each declared once (and so documented once in OpenAPI)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from litestar import MediaType, Response
+from litestar.exceptions import ValidationException
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import PathParameter, QueryParameter
+from litestar.status_codes import HTTP_200_OK
+
+from sysevents import Severity
+from sysevents.query import CountMode, Order
+from sysevents.rules import MAX_EVENT_ID, is_event_id
+from sysevents_http.problems import PROBLEM_JSON
+from sysevents_http.schemas import Problem
+
+
+def _spec(description: str) -> ResponseSpec:
+    return ResponseSpec(data_container=Problem, description=description, media_type=PROBLEM_JSON)
+
+
+BAD_REQUEST = {400: _spec("A parameter or the body is invalid; `errors` names each bad field.")}
+NOT_FOUND = {404: _spec("No event has this id.")}
+TOO_LARGE = {413: _spec("The request body is larger than the configured limit.")}
+NOT_JSON = {415: _spec("The body is not sent as application/json.")}
+CONFLICT = {
+    422: _spec("The idempotency key was used before with a different event."),
+}
+UNAVAILABLE = {503: _spec("The event store is unavailable; retry later.")}
+SERVER_ERROR = {500: _spec("An unexpected error (logged with its traceback).")}
+
+EventId = Annotated[
+    str,
+    PathParameter(
+        description="The event id, an integer from 1 to 2^63-1; anything else is a 400.",
+        title="Event id",
+        schema_extra={"type": "integer", "format": "int64", "minimum": 1, "maximum": MAX_EVENT_ID},
+    ),
+]
+
+
+def parse_event_id(raw: str) -> int:
+    """The id in a path, or a 400 naming ``event_id`` unless it is an integer in 1..2^63-1."""
+    value = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 19 else 0
+    if not is_event_id(value):
+        raise ValidationException(
+            detail="invalid event id",
+            extra=[
+                {
+                    "key": "event_id",
+                    "message": f"must be an integer from 1 to {MAX_EVENT_ID}",
+                    "source": "path",
+                }
+            ],
+        )
+    return value
+
+
+def json_response(
+    payload: bytes, status_code: int = HTTP_200_OK, headers: dict[str, str] | None = None
+) -> Response[Any]:
+    """A response of JSON already encoded by the model (``model_dump_json``).
+
+    Handlers still declare the model they send, for the OpenAPI schema; the
+    bytes skip the framework's second serialization, and cached ones pass
+    through without being decoded at all.
+    """
+    return Response(payload, status_code=status_code, headers=headers, media_type=MediaType.JSON)
+
+
+Limit = Annotated[int, QueryParameter(ge=1, le=1000, description="Events per page (1-1000).")]
+Offset = Annotated[
+    int, QueryParameter(ge=0, le=MAX_EVENT_ID, description="Events to skip (paging by offset).")
+]
+Cursor = Annotated[
+    str | None,
+    QueryParameter(
+        description="The `next_cursor` of the previous page (paging by keyset).",
+        min_length=1,
+        max_length=512,
+    ),
+]
+OrderParam = Annotated[Order, QueryParameter(description="`newest` first (default) or `oldest`.")]
+CountParam = Annotated[
+    CountMode,
+    QueryParameter(
+        description="`capped` (default) counts up to the cap, `exact` counts all, `none` skips."
+    ),
+]
+
+TypeFilter = Annotated[
+    list[str] | None,
+    QueryParameter(description="Only these event types (repeat the parameter for several)."),
+]
+SeverityFilter = Annotated[
+    list[Severity] | None,
+    QueryParameter(description="Only these severities (repeat the parameter for several)."),
+]
+MinSeverity = Annotated[
+    Severity | None, QueryParameter(description="Only this severity and the ones above it.")
+]
+SourceFilter = Annotated[str | None, QueryParameter(description="Only events from this source.")]
+# Times stay text until the model reads them: a bare number is not a time, and
+# the framework's lax parsing would take one as seconds since the epoch.
+Since = Annotated[
+    str | None,
+    QueryParameter(
+        description="Only events at or after this time (ISO 8601 with offset).",
+        schema_extra={"format": "date-time"},
+    ),
+]
+Until = Annotated[
+    str | None,
+    QueryParameter(
+        description="Only events before this time (ISO 8601 with offset).",
+        schema_extra={"format": "date-time"},
+    ),
+]
+
+FilterFields = dict[str, Any]
+"""The filters given, by ``EventFilter`` field name, not yet validated."""
+
+
+async def filter_fields(
+    event_type: TypeFilter = None,
+    severity: SeverityFilter = None,
+    min_severity: MinSeverity = None,
+    source: SourceFilter = None,
+    since: Since = None,
+    until: Until = None,
+) -> FilterFields:
+    """The filter query parameters every reading route accepts (a dependency)."""
+    values: FilterFields = {
+        "event_type": event_type,
+        "severity": severity,
+        "min_severity": min_severity,
+        "source": source,
+        "since": since,
+        "until": until,
+    }
+    return {k: v for k, v in values.items() if v is not None}
