@@ -17,6 +17,7 @@ import pytest
 
 from sysevents import Event, EventLogger, MemoryEventRepository, NewEvent, StoreUnavailableError
 from sysevents.errors import StoreError
+from tests.waiting import eventually
 
 
 class GatedRepository(MemoryEventRepository):
@@ -29,8 +30,10 @@ class GatedRepository(MemoryEventRepository):
         self.failures_left = 0
         self.failure: type[Exception] = StoreUnavailableError
         self.batches: list[int] = []
+        self.attempts = 0  # add_many calls begun, waiting at the gate or not
 
     async def add_many(self, news: Sequence[NewEvent]) -> list[Event]:
+        self.attempts += 1
         await self.gate.wait()
         if self.failures_left:
             self.failures_left -= 1
@@ -87,7 +90,7 @@ async def test_callers_never_wait_on_a_slow_store() -> None:
     repo.gate.clear()  # the store does not answer until we say so
     async with EventLogger(repo, batch_size=100) as emitter:
         emitter.emit("first", "blocks the writer")
-        await asyncio.sleep(0.05)
+        await eventually(lambda: repo.attempts == 1, "the writer is waiting on the store")
 
         def produce() -> None:
             for i in range(2000):
@@ -291,7 +294,7 @@ async def test_a_cancelled_writer_hands_its_batch_to_stdout() -> None:
     await emitter.start()
     for i in range(5):
         emitter.emit("t", str(i))
-    await asyncio.sleep(0.2)  # the writer took the batch and is retrying it
+    await eventually(lambda: repo.attempts >= 2, "the writer is retrying the batch")
     assert emitter._task is not None
     emitter._task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
@@ -339,14 +342,11 @@ async def test_the_next_batch_is_validated_while_one_is_stored() -> None:
     await emitter.start()
     for i in range(10):
         emitter.emit("first", str(i))
-    await asyncio.sleep(0.05)  # the writer took the first batch; its store waits at the gate
+    await eventually(lambda: repo.attempts == 1, "the first batch waits at the gate")
     for i in range(10):
         emitter.emit("second", str(i))
     emitter.emit("", "invalid: empty type")  # in the third batch: not validated yet
-    for _ in range(100):
-        await asyncio.sleep(0.01)
-        if len(emitter._validated) == 10:
-            break
+    await eventually(lambda: len(emitter._validated) == 10, "the second batch is validated")
     # The second batch is validated and waits: one store at a time.
     assert [e.event_type for e in emitter._validated] == ["second"] * 10
     assert repo.batches == []

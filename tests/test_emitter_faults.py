@@ -16,6 +16,7 @@ from sysevents.migrate import upgrade
 from sysevents.postgres import PostgresEventRepository
 from tests.conftest import skip_or_fail
 from tests.private_postgres import PrivatePostgres
+from tests.waiting import eventually
 
 pytestmark = [pytest.mark.fault, pytest.mark.postgres]
 
@@ -58,9 +59,9 @@ async def test_a_restart_loses_and_duplicates_nothing(pg: PrivatePostgres) -> No
         for t in threads:
             t.start()
         started.wait()
-        await asyncio.sleep(0.3)
+        await eventually(lambda: emitter.counters.written > 0, "events are being stored")
         await asyncio.to_thread(pg.stop, "fast")
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(0.5)  # the outage itself: producers keep emitting meanwhile
         await asyncio.to_thread(pg.start)
         await asyncio.to_thread(lambda: [t.join() for t in threads])
         async with asyncio.timeout(120):

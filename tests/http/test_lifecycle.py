@@ -18,6 +18,7 @@ from sysevents.migrate import upgrade
 from sysevents_http import HttpOptions, create_app
 from tests.conftest import skip_or_fail
 from tests.private_postgres import PrivatePostgres
+from tests.waiting import eventually
 
 from .tcp_proxy import TcpProxy, free_port
 
@@ -103,10 +104,7 @@ async def test_a_state_change_is_always_recorded(capsys: pytest.CaptureFixture[s
             # The record runs in the background on the app's loop: let it finish
             # in this state before the next one is switched on.
             service = app.state.sysevents
-            for _ in range(500):
-                if not service._tasks:
-                    break
-                await asyncio.sleep(0.01)
+            await eventually(lambda s=service: not s._tasks, "the health record was stored")
         repo.down = False
     states = [
         e.details["state"] if e.details else None
