@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import shutil
+import sys
+from pathlib import Path
+
 import nox
 
 nox.options.default_venv_backend = "uv|virtualenv"
-nox.options.sessions = ["tests", "lint", "typecheck"]
+nox.options.sessions = ["tests", "tests_lowest", "lint", "typecheck"]
 nox.options.reuse_existing_virtualenvs = True
 
 PYPROJECT = nox.project.load_toml("pyproject.toml")
+# The uv that nox itself uses (installed beside it), for the tests that build
+# the wheel: the sessions' PATH need not include it.
+UV = shutil.which("uv") or str(Path(sys.executable).with_name("uv"))
+TEST_ENV = {"SYSEVENTS_UV": UV}
 
 
 def install(session: nox.Session, *groups: str, extras: str = "all") -> None:
@@ -20,7 +28,28 @@ def install(session: nox.Session, *groups: str, extras: str = "all") -> None:
 def tests(session: nox.Session) -> None:
     """The whole test suite against real PostgreSQL and Redis."""
     install(session, "test")
-    session.run("pytest", *session.posargs)
+    session.run("pytest", *session.posargs, env=TEST_ENV)
+
+
+# The tests that exercise what depends most on the libraries' versions: the
+# pydantic fast paths, the model, every backend, the cache and the API.
+LOWEST_TESTS = [
+    "tests/test_fast.py",
+    "tests/test_model.py",
+    "tests/test_conformance.py",
+    "tests/test_cache.py",
+    "tests/test_migrations.py",
+    "tests/http/test_api.py",
+    "tests/http/test_bad_requests.py",
+]
+
+
+@nox.session(venv_backend="uv")
+def tests_lowest(session: nox.Session) -> None:
+    """The version-sensitive tests on the lowest releases ``pyproject.toml`` allows."""
+    session.install("--resolution=lowest-direct", ".[all]")
+    session.install(*nox.project.dependency_groups(PYPROJECT, "test"))
+    session.run("pytest", *(session.posargs or LOWEST_TESTS), env=TEST_ENV)
 
 
 @nox.session

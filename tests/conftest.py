@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from urllib.parse import urlsplit, urlunsplit
@@ -39,6 +40,14 @@ def skip_or_fail(reason: str) -> None:
 def unavailable(what: str, exc: BaseException) -> None:
     """Skip, or fail under CI, because a service the test needs is not there."""
     skip_or_fail(f"{what} is unreachable ({type(exc).__name__}: {exc})")
+
+
+def uv_command() -> str | None:
+    """The uv to build the distribution with (``SYSEVENTS_UV``, set by nox, else on PATH)."""
+    given = os.environ.get("SYSEVENTS_UV")
+    if given and os.path.exists(given):
+        return given
+    return shutil.which("uv")
 
 
 def with_database(url: str, name: str) -> str:

@@ -21,7 +21,7 @@ from sysevents import ConfigurationError, StoreUnavailableError
 from sysevents.cli import main
 from sysevents.migrate import downgrade, find_migrations, upgrade
 from sysevents.schema import metadata
-from tests.conftest import skip_or_fail
+from tests.conftest import skip_or_fail, uv_command
 
 pytestmark = pytest.mark.postgres
 
@@ -301,7 +301,7 @@ def test_missing_migrations(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_migrations_run_from_the_wheel(fresh_url: str, tmp_path: Path) -> None:
-    uv = shutil.which("uv")
+    uv = uv_command()
     if uv is None:
         skip_or_fail("uv is needed to build the wheel")
         return
