@@ -9,9 +9,12 @@ from hypothesis import strategies as st
 
 from sysevents import EventFilter, EventPatch, EventQuery, NewEvent, Severity
 
-# Printable text of every script; no NUL, no surrogates, no control, format or
-# separator characters in labels.
-label_chars = st.characters(exclude_categories=("Cc", "Cs", "Cf", "Zl", "Zp"))
+# Printable text of every script; no NUL, no surrogates, no control, format,
+# separator, unassigned, private-use or filler characters in labels.
+label_chars = st.characters(
+    exclude_categories=("Cc", "Cs", "Cf", "Zl", "Zp", "Cn", "Co"),
+    exclude_characters="\u115f\u1160\u3164\uffa0\u2800",
+)
 text_chars = st.characters(exclude_categories=("Cs",), exclude_characters="\x00")
 
 EVENT_TYPES = ["deploy", "login", "crash", "health_check"]

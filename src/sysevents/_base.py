@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
 from typing import Self
 
+from pydantic import TypeAdapter
+
 from ._cursor import decode_cursor, encode_cursor
 from .errors import IdempotencyConflictError, InvalidEventError, StoreUnavailableError
-from .model import DEFAULT_LIMITS, Event, EventLimits, EventPage, EventPatch, NewEvent
-from .query import EventQuery
+from .model import (
+    DEFAULT_LIMITS,
+    Event,
+    EventLimits,
+    EventPage,
+    EventPatch,
+    EventStats,
+    NewEvent,
+)
+from .query import EventFilter, EventQuery
 from .rules import utf8_longer_than
 
 
@@ -45,9 +56,11 @@ class RepositoryBase(Lifecycle):
         limits: EventLimits = DEFAULT_LIMITS,
         count_cap: int = 10_000,
         cursor_secret: str = "sysevents-cursor",
+        stats_top: int = 1000,
     ) -> None:
         self.limits = limits
         self.count_cap = count_cap
+        self.stats_top = stats_top
         self._secret = cursor_secret.encode()
         self._closed = False
 
@@ -82,29 +95,113 @@ class RepositoryBase(Lifecycle):
         if errors:
             raise InvalidEventError(errors)
 
+    # -- reads, as models or as JSON -------------------------------------------
+
+    async def get(self, event_id: int) -> Event | None:  # pragma: no cover - abstract
+        """The event, or ``None``."""
+        raise NotImplementedError
+
+    async def stats(self, query: EventFilter | None = None) -> EventStats:  # pragma: no cover
+        """Counts over the events matching ``query``."""
+        raise NotImplementedError
+
+    async def _listing(self, query: EventQuery) -> Listing:  # pragma: no cover - abstract
+        """Up to ``limit + 1`` matching events (the extra one says more exist), and the count."""
+        raise NotImplementedError
+
+    async def list(self, query: EventQuery | None = None) -> EventPage:
+        """One page of the events matching ``query``."""
+        self._ensure_open()
+        query = query or EventQuery()
+        listing = await self._listing(query)
+        items = listing.rows[: query.limit]
+        more = len(listing.rows) > query.limit
+        return EventPage(
+            items=items,
+            limit=query.limit,
+            offset=query.offset,
+            next_cursor=self._cursor_after(query, items[-1]) if more else None,
+            total=listing.total,
+            total_exact=listing.exact,
+        )
+
+    async def list_json(self, query: EventQuery | None = None, *, max_bytes: int = 0) -> bytes:
+        """What ``list`` returns, as ``EventPage`` JSON, at most ``max_bytes`` long if given.
+
+        Past the budget the page ends early (with at least one event), and its
+        ``next_cursor`` continues after the last event it holds.
+        """
+        self._ensure_open()
+        query = query or EventQuery()
+        listing = await self._listing(query)
+        rows = listing.rows[: query.limit]
+        more = len(listing.rows) > query.limit
+        parts: list[bytes] = []
+        size = _PAGE_OVERHEAD
+        last: Event | None = None
+        # Events are serialized in blocks (one call for many is twice as fast
+        # as one call each); a block that would pass the budget is redone one
+        # event at a time, and so is everything after a block of large events.
+        step = _BLOCK
+        done = 0
+        while done < len(rows):
+            block = rows[done : done + step]
+            data = _EVENTS.dump_json(block)[1:-1]
+            if max_bytes and size + len(data) + 1 > max_bytes:
+                if len(block) > 1:
+                    step = 1
+                    continue
+                if parts:  # a page always holds at least one event
+                    more = True
+                    break
+            parts.append(data)
+            size += len(data) + 1
+            last = block[-1]
+            done += len(block)
+            if max_bytes and len(data) > max_bytes // 8:
+                step = 1
+        frame = EventPage(
+            items=[],
+            limit=query.limit,
+            offset=query.offset,
+            next_cursor=self._cursor_after(query, last) if more and last else None,
+            total=listing.total,
+            total_exact=listing.exact,
+        ).model_dump_json()
+        # The frame starts {"items":[] — the events go between the brackets.
+        return b'{"items":[' + b",".join(parts) + frame[len('{"items":[') :].encode()
+
+    async def get_json(self, event_id: int) -> bytes | None:
+        """What ``get`` returns, as ``Event`` JSON; ``None`` if there is no such event."""
+        event = await self.get(event_id)
+        return None if event is None else event.model_dump_json().encode()
+
+    async def stats_json(self, query: EventFilter | None = None) -> bytes:
+        """What ``stats`` returns, as ``EventStats`` JSON."""
+        return (await self.stats(query)).model_dump_json().encode()
+
     # -- paging ---------------------------------------------------------------
 
     def _position(self, query: EventQuery) -> tuple[datetime, int] | None:
         return decode_cursor(self._secret, query) if query.cursor else None
 
-    def _page(
-        self, query: EventQuery, rows: list[Event], total: int | None, exact: bool
-    ) -> EventPage:
-        """Build a page from up to ``limit + 1`` rows (the extra one says more exist)."""
-        more = len(rows) > query.limit
-        items = rows[: query.limit]
-        next_cursor = None
-        if more:
-            last = items[-1]
-            next_cursor = encode_cursor(self._secret, query, last.timestamp, last.id)
-        return EventPage(
-            items=items,
-            limit=query.limit,
-            offset=query.offset,
-            next_cursor=next_cursor,
-            total=total,
-            total_exact=exact,
-        )
+    def _cursor_after(self, query: EventQuery, last: Event) -> str:
+        return encode_cursor(self._secret, query, last.timestamp, last.id)
+
+
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """What a backend found for a page: up to ``limit + 1`` events, and the count."""
+
+    rows: list[Event]
+    total: int | None
+    exact: bool
+
+
+# Room for the page's own fields around the items: limit, offset, a cursor, total.
+_PAGE_OVERHEAD = 256
+_BLOCK = 16
+_EVENTS: TypeAdapter[list[Event]] = TypeAdapter(list[Event])
 
 
 # -- idempotency: one rule for every backend -----------------------------------

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from . import __version__
 from .errors import ConfigurationError, SyseventsError
+from .redact import redact_url
 from .settings import Settings
 
 
@@ -25,6 +26,21 @@ def _parser() -> argparse.ArgumentParser:
         "--database-url", help="store URL (default: SYSEVENTS_DATABASE_URL, else memory://)"
     )
     serve.add_argument("--redis-url", help="Redis URL for the cache (default: SYSEVENTS_REDIS_URL)")
+    limits = serve.add_argument_group(
+        "slow and idle clients (defaults: SYSEVENTS_HTTP_* variables, else as shown)"
+    )
+    limits.add_argument(
+        "--header-timeout", type=float, metavar="S", help="seconds for a request's headers (10)"
+    )
+    limits.add_argument(
+        "--body-timeout", type=float, metavar="S", help="seconds for a request's body (30)"
+    )
+    limits.add_argument(
+        "--keep-alive-timeout", type=float, metavar="S", help="idle seconds between requests (5)"
+    )
+    limits.add_argument(
+        "--max-connections", type=int, metavar="N", help="connections open at once (1000)"
+    )
 
     migrate = commands.add_parser("migrate", help="apply the database migrations")
     migrate.add_argument("--database-url", help="PostgreSQL URL (default: SYSEVENTS_DATABASE_URL)")
@@ -49,15 +65,22 @@ def main(argv: Sequence[str] | None = None) -> int:
                 )
 
             upgrade(settings.database_url, args.revision)
-            print(f"migrated {settings.database_url.split('@')[-1]} to {args.revision}")
+            print(f"migrated {redact_url(settings.database_url)} to {args.revision}")
             return 0
         try:
+            from sysevents_http.config import HttpOptions
             from sysevents_http.serve import run
         except ModuleNotFoundError as exc:
             raise ConfigurationError(
                 f'serving needs the {exc.name!r} package: pip install "sysevents[http]"'
             ) from exc
-        run(settings, host=args.host, port=args.port)
+        options = HttpOptions.from_env(
+            header_timeout=args.header_timeout,
+            body_timeout=args.body_timeout,
+            keep_alive_timeout=args.keep_alive_timeout,
+            max_connections=args.max_connections,
+        )
+        run(settings, host=args.host, port=args.port, options=options)
         return 0
     except SyseventsError as exc:
         print(f"sysevents: {exc}", file=sys.stderr)

@@ -9,9 +9,9 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from ._base import RepositoryBase, first_of_each_key, replayed
+from ._base import Listing, RepositoryBase, first_of_each_key, replayed
 from .errors import NotFoundError
-from .model import Event, EventPage, EventPatch, EventStats, NewEvent, Severity
+from .model import Event, EventPatch, EventStats, NewEvent
 from .query import EventFilter, EventQuery, page_total
 from .rules import is_event_id
 
@@ -35,6 +35,7 @@ class MemoryEventRepository(RepositoryBase):
             limits=settings.limits,
             count_cap=settings.count_cap,
             cursor_secret=settings.cursor_secret,
+            stats_top=settings.stats_top,
         )
 
     async def open(self) -> None:
@@ -109,10 +110,8 @@ class MemoryEventRepository(RepositoryBase):
         if gone.idempotency_key is not None:
             del self._keys[gone.idempotency_key]
 
-    async def list(self, query: EventQuery | None = None) -> EventPage:
-        """One page of matching events."""
-        self._ensure_open()
-        query = query or EventQuery()
+    async def _listing(self, query: EventQuery) -> Listing:
+        """The matching events of one page, and their count."""
         position = self._position(query)
         matching = [e for e in self._events.values() if query.matches(e)]
         newest = query.order == "newest"
@@ -126,7 +125,7 @@ class MemoryEventRepository(RepositoryBase):
                 matching = [e for e in matching if (e.timestamp, e.id) > (ts, last_id)]
         start = query.offset
         rows = [_copy(e) for e in matching[start : start + query.limit + 1]]
-        return self._page(query, rows, total, exact)
+        return Listing(rows, total, exact)
 
     async def stats(self, query: EventFilter | None = None) -> EventStats:
         """Counts over the matching events."""
@@ -135,17 +134,16 @@ class MemoryEventRepository(RepositoryBase):
         matching = [e for e in self._events.values() if query.matches(e)]
         now = datetime.now(UTC)
         hour_ago, day_ago = now - timedelta(hours=1), now - timedelta(days=1)
-        by_severity = Counter(e.severity for e in matching)
         times = [e.timestamp for e in matching]
-        return EventStats(
-            total=len(matching),
-            by_severity={s: by_severity.get(s, 0) for s in Severity},
-            by_type=dict(Counter(e.event_type for e in matching)),
-            by_source=dict(Counter(e.source for e in matching if e.source is not None)),
+        return EventStats.from_counts(
+            by_severity=Counter(e.severity.value for e in matching),
+            by_type=Counter(e.event_type for e in matching),
+            by_source=Counter(e.source for e in matching if e.source is not None),
             last_hour=sum(1 for t in times if t >= hour_ago),
             last_24h=sum(1 for t in times if t >= day_ago),
             first_timestamp=min(times, default=None),
             last_timestamp=max(times, default=None),
+            top=self.stats_top,
         )
 
     async def ping(self) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigurationError, StoreError, StoreUnavailableError
+from .redact import redact_url
 
 CONNECT_TIMEOUT = 10
 """Seconds to wait for the database to accept a connection."""
@@ -37,9 +38,11 @@ def _engine(database_url: str) -> Any:
 
     try:
         url = make_url(database_url)
-    except ArgumentError:
+        url.port  # noqa: B018 - a port that is not a number fails here
+    except (ArgumentError, ValueError):
         raise ConfigurationError(
-            "the database URL is not a valid URL (expected postgresql://…)"
+            f"the database URL {redact_url(database_url)} is not a valid URL "
+            "(expected postgresql://user@host:port/database)"
         ) from None
     backend, _, driver = url.drivername.partition("+")
     if backend not in ("postgresql", "postgres") or driver not in ("", "psycopg"):
@@ -55,7 +58,9 @@ def _engine(database_url: str) -> Any:
             connect_args={"connect_timeout": CONNECT_TIMEOUT},
         )
     except (ArgumentError, NoSuchModuleError, ValueError) as exc:
-        raise ConfigurationError(f"cannot use the database URL: {exc}") from exc
+        raise ConfigurationError(
+            f"cannot use the database URL {redact_url(database_url)}: {type(exc).__name__}"
+        ) from None
 
 
 def _run(database_url: str, action: str, revision: str) -> None:

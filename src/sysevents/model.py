@@ -7,6 +7,7 @@ and nothing invalid ever reaches a store.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -310,7 +311,13 @@ class EventPage(BaseModel):
 
 
 class EventStats(BaseModel):
-    """Counts over the events matching a filter."""
+    """Counts over the events matching a filter.
+
+    ``by_type`` and ``by_source`` hold the largest counts, largest first (ties
+    by name), up to the store's ``stats_top`` entries each; what is left out is
+    summed in ``by_type_other`` and ``by_source_other``, and ``truncated`` says
+    whether anything was.
+    """
 
     model_config = ConfigDict(frozen=True)
 
@@ -318,7 +325,47 @@ class EventStats(BaseModel):
     by_severity: dict[Severity, int]
     by_type: dict[str, int]
     by_source: dict[str, int]
+    by_type_other: int = 0
+    by_source_other: int = 0
+    truncated: bool = False
     last_hour: int
     last_24h: int
     first_timestamp: datetime | None
     last_timestamp: datetime | None
+
+    @classmethod
+    def from_counts(
+        cls,
+        *,
+        by_severity: Mapping[str, int],
+        by_type: Mapping[str, int],
+        by_source: Mapping[str, int],
+        last_hour: int,
+        last_24h: int,
+        first_timestamp: datetime | None,
+        last_timestamp: datetime | None,
+        top: int,
+    ) -> EventStats:
+        """The stats of these counts (zeros dropped), breakdowns cut to ``top`` entries each."""
+        types, other_types = _top(by_type, top)
+        sources, other_sources = _top(by_source, top)
+        return cls(
+            total=sum(by_severity.values()),
+            by_severity={s: by_severity.get(s.value, 0) for s in Severity},
+            by_type=types,
+            by_source=sources,
+            by_type_other=other_types,
+            by_source_other=other_sources,
+            truncated=len(types) < sum(1 for n in by_type.values() if n)
+            or len(sources) < sum(1 for n in by_source.values() if n),
+            last_hour=last_hour,
+            last_24h=last_24h,
+            first_timestamp=first_timestamp,
+            last_timestamp=last_timestamp,
+        )
+
+
+def _top(counts: Mapping[str, int], top: int) -> tuple[dict[str, int], int]:
+    """The ``top`` largest non-zero counts, largest first then by name, and the sum of the rest."""
+    ranked = sorted(((n, k) for k, n in counts.items() if n), key=lambda nk: (-nk[0], nk[1]))
+    return {k: n for n, k in ranked[:top]}, sum(n for n, _ in ranked[top:])

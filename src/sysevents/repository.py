@@ -71,6 +71,7 @@ class JsonReads(Protocol):
 
     The bytes are those of ``model_dump_json()``: a service that sends the
     answer on can pass them through (the Redis cache returns its entries so).
+    Every store of this package has them.
     """
 
     async def get_json(self, event_id: int) -> bytes | None:
@@ -78,6 +79,13 @@ class JsonReads(Protocol):
 
     async def stats_json(self, query: EventFilter | None = None) -> bytes:
         """What ``stats`` returns, as ``EventStats`` JSON."""
+
+    async def list_json(self, query: EventQuery | None = None, *, max_bytes: int = 0) -> bytes:
+        """What ``list`` returns, as ``EventPage`` JSON, ending early to stay within ``max_bytes``.
+
+        A page cut short holds at least one event, and its ``next_cursor``
+        continues after the last event it holds.
+        """
 
 
 @dataclass(frozen=True, slots=True)

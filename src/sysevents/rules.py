@@ -30,9 +30,12 @@ MAX_FUTURE = timedelta(days=1)
 _MAX_DETAILS_INT = 10**1000
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-# Invisible format characters (zero-width space, bidi marks) and line or
-# paragraph separators count as control characters in a label.
-_INVISIBLE = frozenset({"Cf", "Zl", "Zp"})
+# In a label, these count as control characters: invisible format characters
+# (zero-width space, bidi marks), line and paragraph separators, unassigned
+# code points and noncharacters (U+FFFF), private use, and the fillers that
+# render as nothing (U+3164 and its kin). A label made of them looks blank.
+_INVISIBLE = frozenset({"Cf", "Zl", "Zp", "Cn", "Co"})
+_FILLERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
 _FORBIDDEN_ANYWHERE = re.compile(r"[\x00\ud800-\udfff]")
 
 
@@ -66,7 +69,7 @@ def clean_text(value: str) -> str:
 
 
 def _hidden(char: str) -> bool:
-    return unicodedata.category(char) in _INVISIBLE
+    return char in _FILLERS or unicodedata.category(char) in _INVISIBLE
 
 
 def _has_hidden(value: str) -> bool:

@@ -10,9 +10,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from .errors import ConfigurationError
 from .model import EventLimits
+from .redact import MASK, redact_url
 
 ENV_PREFIX = "SYSEVENTS_"
 """Environment variables named ``SYSEVENTS_<FIELD>`` configure :class:`Settings`."""
+
+_SECRET_FIELDS = frozenset({"database_url", "redis_url", "cursor_secret"})
 
 
 class Settings(BaseModel):
@@ -48,6 +51,28 @@ class Settings(BaseModel):
     cursor_secret: str = Field(
         default="sysevents-cursor", min_length=1, description="Key that signs paging cursors."
     )
+    stats_top: int = Field(
+        default=1000,
+        ge=1,
+        description="Entries at most in the by_type and by_source counts; the rest is summed.",
+    )
+    max_page_bytes: int = Field(
+        default=8 * 1024 * 1024,
+        ge=1024,
+        description="Bytes at most in one list answer as JSON; a page ends early to stay under.",
+    )
+    cache_max_bytes: int = Field(
+        default=64 * 1024 * 1024,
+        ge=1024,
+        description="Bytes of Redis memory the cache's entries may take at most.",
+    )
+
+    def __repr_args__(self) -> Any:
+        for name, value in super().__repr_args__():
+            if name in _SECRET_FIELDS and isinstance(value, str):
+                yield name, redact_url(value) if name.endswith("_url") else MASK
+            else:
+                yield name, value
 
     @model_validator(mode="after")
     def _pool_sizes(self) -> Settings:

@@ -21,10 +21,9 @@ IDS_PER_SCRIPT = 1000
 class InvalidationQueue:
     """Queued invalidations and the one task that sends them, one script at a time."""
 
-    def __init__(self, guard: RedisGuard, tokens: Tokens, generation_ttl_ms: int) -> None:
+    def __init__(self, guard: RedisGuard, tokens: Tokens) -> None:
         self._guard = guard
         self._tokens = tokens
-        self._generation_ttl_ms = generation_ttl_ms
         self._ids: list[int] = []
         self._next: asyncio.Future[None] | None = None
         self._runner: asyncio.Task[None] | None = None
@@ -80,9 +79,7 @@ class InvalidationQueue:
             guard.miss()
             return
         for start in range(0, max(len(ids), 1), IDS_PER_SCRIPT):
-            bump = functools.partial(
-                self._tokens.bump, ids[start : start + IDS_PER_SCRIPT], self._generation_ttl_ms
-            )
+            bump = functools.partial(self._tokens.bump, ids[start : start + IDS_PER_SCRIPT])
             try:
                 await guard.call(guard.budget(), bump)
             except FAILURES as exc:

@@ -16,7 +16,7 @@ from sysevents._base import Lifecycle
 from sysevents.errors import InvalidEventError, NotFoundError
 from sysevents.model import Event, EventPage, EventPatch, EventStats, NewEvent
 from sysevents.query import EventFilter, EventQuery
-from sysevents.repository import CacheStats, EventRepository
+from sysevents.repository import CacheStats, EventRepository, JsonReads
 from sysevents.rules import is_event_id
 
 from .client import cache_client
@@ -41,7 +41,8 @@ class CachedEventRepository(Lifecycle):
     Redis failures never reach the caller: see :class:`~sysevents.cache.guard.RedisGuard`
     for ``call_budget``, ``command_timeout``, ``cooldown`` and ``max_concurrency``.
     Entries live in the namespace ``{prefix}:c{CACHE_FORMAT}-{version}``
-    (``version`` defaults to a digest of the models).
+    (``version`` defaults to a digest of the models), and take at most
+    ``max_bytes`` of Redis memory (see ``sysevents.cache.tokens``).
     """
 
     def __init__(
@@ -57,12 +58,17 @@ class CachedEventRepository(Lifecycle):
         cooldown: float = 1.0,
         max_concurrency: int = 32,
         version: str | None = None,
+        max_bytes: int = 64 * 1024 * 1024,
     ) -> None:
         self.inner = inner
+        self._inner_json = inner if isinstance(inner, JsonReads) else None
         self.redis = redis
         self._event_ttl_ms = max(1, round(event_ttl * 1000))
         self._stats_ttl_ms = max(1, round(stats_ttl * 1000))
-        self._tokens = Tokens(redis, prefix, version)
+        # Every key lives at most a window: entries their TTL, generations twice
+        # the event TTL (the longest life), extended only by a fill charged anew.
+        window_ms = max(2 * self._event_ttl_ms, self._stats_ttl_ms)
+        self._tokens = Tokens(redis, prefix, version, max_bytes=max_bytes, window_ms=window_ms)
         self.namespace = self._tokens.namespace
         self._guard = RedisGuard(
             redis,
@@ -72,7 +78,7 @@ class CachedEventRepository(Lifecycle):
             cooldown=cooldown,
             max_concurrency=max_concurrency,
         )
-        self._invalidations = InvalidationQueue(self._guard, self._tokens, 2 * self._event_ttl_ms)
+        self._invalidations = InvalidationQueue(self._guard, self._tokens)
         self._flights = SingleFlight()
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
@@ -90,6 +96,7 @@ class CachedEventRepository(Lifecycle):
             command_timeout=settings.cache_timeout,
             event_ttl=settings.cache_event_ttl,
             stats_ttl=settings.cache_stats_ttl,
+            max_bytes=settings.cache_max_bytes,
         )
 
     @property
@@ -197,6 +204,12 @@ class CachedEventRepository(Lifecycle):
         """A page, always from the inner repository."""
         return await self.inner.list(query)
 
+    async def list_json(self, query: EventQuery | None = None, *, max_bytes: int = 0) -> bytes:
+        """A page as JSON, always from the inner repository (see ``JsonReads.list_json``)."""
+        if self._inner_json is not None:
+            return await self._inner_json.list_json(query, max_bytes=max_bytes)
+        return (await self.inner.list(query)).model_dump_json().encode()
+
     async def ping(self) -> None:
         """Check the inner store; the cache being down is not the store being down."""
         await self.inner.ping()
@@ -300,6 +313,22 @@ class CachedEventRepository(Lifecycle):
                 self._hits += 1
                 return value
         self._misses += 1
+        if not (epoch and generation):
+            # Nobody claimed this entry yet: claim it before reading the store,
+            # so that a write from now on changes a token this reader holds.
+            try:
+                claimed = await guard.call(
+                    budget, lambda: self._tokens.claim(keys, generation_ttl_ms)
+                )
+            except Busy:
+                claimed = None
+            except FAILURES as exc:
+                guard.fail(exc)
+                claimed = None
+            if not claimed:
+                self._bypassed += 1  # no claim (the memory budget is spent): read through
+                return await load()
+            epoch, generation = claimed
         return await self._flights.run(
             (kind, keys.entry, epoch, generation),
             lambda: self._load_and_fill(

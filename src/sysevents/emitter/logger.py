@@ -6,6 +6,7 @@ import asyncio
 import atexit
 import contextlib
 import logging
+import random
 import threading
 import time
 from collections.abc import Callable
@@ -20,6 +21,7 @@ from sysevents.model import NewEvent
 from sysevents.repository import EventRepository
 
 from .fallback import Fallback
+from .lifecycle import chain_sigterm_on_loop
 from .queue import EmitQueue, Item, Overflow
 
 if TYPE_CHECKING:
@@ -57,10 +59,16 @@ class EventLogger:
     Every drop is counted.
 
     While the store is unavailable a batch is retried with capped exponential
-    backoff for ``retry_window`` seconds; after that it, and any batch that
-    fails until the store answers again, goes to ``fallback`` (stdout).
-    Every event carries a fresh idempotency key, so a retried batch that had
-    in fact been stored is not stored twice.
+    backoff (with jitter) for ``retry_window`` seconds; after that it, and any
+    batch that fails until the store answers again, goes to ``fallback``
+    (stdout). Every event carries a fresh idempotency key, so a retried batch
+    that had in fact been stored is not stored twice.
+
+    Nothing is lost when the process ends: at interpreter exit whatever is
+    left goes to ``fallback``, and on SIGTERM (with ``handle_sigterm``, when
+    started on the main thread's loop) the emitter stores what it holds for at
+    most ``drain_timeout`` seconds, sends the rest to ``fallback``, then hands
+    the signal to the handler that was there before (by default: exit).
     """
 
     def __init__(
@@ -76,6 +84,8 @@ class EventLogger:
         max_backoff: float = 2.0,
         source: str | None = None,
         fallback: TextIO | None = None,
+        drain_timeout: float = 2.0,
+        handle_sigterm: bool = True,
     ) -> None:
         self.repo = repo
         self._queue = EmitQueue(max_queue, overflow, block_timeout)
@@ -84,6 +94,8 @@ class EventLogger:
         self.retry_window = retry_window
         self.max_backoff = max_backoff
         self.source = source
+        self.drain_timeout = drain_timeout
+        self.handle_sigterm = handle_sigterm
         self._fallback = Fallback(fallback, source=source)
         self._written = self._retried = self._invalid = 0
         self._outage = False
@@ -141,6 +153,8 @@ class EventLogger:
         self._stopping = False
         self._task = loop.create_task(self._run(), name="sysevents-emitter")
         atexit.register(self._at_exit)
+        if self.handle_sigterm:
+            chain_sigterm_on_loop(loop, self._on_sigterm)
 
     async def flush(self) -> None:
         """Wait until every event emitted before this call is stored or sent to stdout.
@@ -154,13 +168,20 @@ class EventLogger:
                 return
             await asyncio.sleep(self.interval / 2)
 
-    async def aclose(self) -> None:
-        """Flush what is queued (as long as the retry window allows), then stop."""
-        if self._task is None:
+    async def aclose(self, drain: float | None = None) -> None:
+        """Store what is queued, then stop; what is not stored in ``drain`` seconds goes to stdout.
+
+        Without ``drain``, storing may take as long as the retry window allows.
+        """
+        task = self._task
+        if task is None:
             return
         self._stopping = True
+        done, _ = await asyncio.wait({task}, timeout=drain)
+        if not done:
+            task.cancel()  # the writer hands what it holds to the fallback
         with contextlib.suppress(asyncio.CancelledError):
-            await self._task
+            await task
         self._task = None
         # The exit hook stays registered: events emitted after closing still
         # reach stdout at exit instead of vanishing.
@@ -172,6 +193,9 @@ class EventLogger:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
+
+    async def _on_sigterm(self) -> None:
+        await self.aclose(drain=self.drain_timeout)
 
     def _at_exit(self) -> None:
         # The loop is gone at interpreter exit: whatever is left goes to stdout.
@@ -266,7 +290,8 @@ class EventLogger:
                     self._fallback.events(events, f"store unavailable: {exc}")
                     return
                 self._retried += len(events)
-                await asyncio.sleep(backoff)
+                # Jittered, so that many writers retrying one database spread out.
+                await asyncio.sleep(backoff * random.uniform(0.5, 1.0))  # noqa: S311
                 backoff = min(backoff * 2, self.max_backoff)
                 continue
             except InvalidEventError:

@@ -10,17 +10,39 @@ from typing import Any
 
 from sysevents.repository import EventRepository
 
+from .lifecycle import chain_sigterm, follow_forks
 from .logger import EmitterCounters, EventLogger
+
+# What a fork child inherits from its parent's emitters: kept referenced and
+# never closed there, since closing would end the parent's connections.
+_inherited: list[Any] = []
 
 
 class ThreadedEventLogger:
-    """An :class:`EventLogger` on a private thread and loop; ``emit()`` from anywhere."""
+    """An :class:`EventLogger` on a private thread and loop; ``emit()`` from anywhere.
+
+    ``open_repo`` creates the (unopened) repository on that thread. At
+    interpreter exit and on SIGTERM the emitter stores what it holds for at
+    most ``drain_timeout`` seconds (an option of :class:`EventLogger`, default
+    2) and writes the rest to stdout. In a process forked from this one it
+    starts afresh, with a repository of its own, on the first ``emit()``.
+    """
 
     def __init__(self, open_repo: Callable[[], EventRepository], **options: Any) -> None:
+        self._open_repo = open_repo
+        self._options = {**options, "handle_sigterm": False}  # the SIGTERM handler is ours
+        self.drain_timeout: float = options.get("drain_timeout", 2.0)
+        self._restart_lock = threading.Lock()
+        self._forked = False
+        self._start_thread()
+        atexit.register(self.close)
+        if options.get("handle_sigterm", True):
+            chain_sigterm(self.close)
+        follow_forks(self)
+
+    def _start_thread(self) -> None:
         self._started = threading.Event()
         self._loop = asyncio.new_event_loop()
-        self._open_repo = open_repo
-        self._options = options
         self._error: BaseException | None = None
         self.emitter: EventLogger | None = None
         self._thread = threading.Thread(target=self._main, name="sysevents-emitter", daemon=True)
@@ -28,7 +50,6 @@ class ThreadedEventLogger:
         self._started.wait()
         if self._error is not None:
             raise self._error
-        atexit.register(self.close)
 
     def _main(self) -> None:
         asyncio.set_event_loop(self._loop)
@@ -44,12 +65,26 @@ class ThreadedEventLogger:
         self._started.set()
         self._loop.run_forever()
 
+    def after_fork_in_child(self) -> None:
+        """In a fork child: the thread is gone; start a new one on the next ``emit()``."""
+        _inherited.append((self._loop, self.emitter))
+        self._restart_lock = threading.Lock()
+        self._forked = True
+
+    def _restart_in_child(self) -> None:
+        with self._restart_lock:
+            if self._forked:
+                self._start_thread()  # the parent's queue stays the parent's
+                self._forked = False
+
     def _call(self, coro: Coroutine[Any, Any, None], timeout: float | None) -> None:
         future = asyncio.run_coroutine_threadsafe(coro, self._loop)
         future.result(timeout)
 
     def emit(self, event_type: str, message: str, **fields: Any) -> bool:
         """Queue one event (see :meth:`EventLogger.emit`)."""
+        if self._forked:
+            self._restart_in_child()
         assert self.emitter is not None
         return self.emitter.emit(event_type, message, **fields)
 
@@ -64,20 +99,31 @@ class ThreadedEventLogger:
         assert self.emitter is not None
         self._call(self.emitter.flush(), timeout)
 
-    def close(self) -> None:
-        """Flush, stop the emitter, close the repository and the thread; safe twice."""
-        if not self._thread.is_alive() or self.emitter is None:
+    def close(self, timeout: float | None = None) -> None:
+        """Store what is queued, stop the emitter, close the repository and the thread.
+
+        What is not stored within ``timeout`` seconds (default: ``drain_timeout``)
+        goes to stdout. Safe to call twice.
+        """
+        if self._forked or not self._thread.is_alive() or self.emitter is None:
             return
         emitter = self.emitter
+        drain = self.drain_timeout if timeout is None else timeout
 
         async def shutdown() -> None:
-            await emitter.aclose()
-            await emitter.repo.close()
+            try:
+                await emitter.aclose(drain=drain)
+            finally:
+                await emitter.repo.close()
 
         try:
-            self._call(shutdown(), None)
+            # The repository's close is bounded by its own timeouts; a margin for it.
+            self._call(shutdown(), drain + 5.0)
+        except TimeoutError:  # pragma: no cover - a repository that would not close
+            pass
         finally:
             self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join()
-            self._loop.close()
+            self._thread.join(timeout=5.0)
+            if not self._thread.is_alive():
+                self._loop.close()
             atexit.unregister(self.close)

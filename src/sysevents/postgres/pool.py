@@ -12,9 +12,11 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
-from psycopg_pool import AsyncConnectionPool, PoolClosed
+from psycopg.conninfo import conninfo_to_dict
+from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
 
-from sysevents.errors import StoreError, StoreUnavailableError
+from sysevents.errors import ConfigurationError, StoreError, StoreUnavailableError
+from sysevents.redact import redact_url
 
 Row = tuple[Any, ...]
 """A row as psycopg returns it by default."""
@@ -23,11 +25,53 @@ Connection = psycopg.AsyncConnection[Row]
 
 
 def conninfo(url: str) -> str:
-    """``url`` as libpq takes it: ``postgresql+psycopg://`` loses its driver suffix."""
+    """``url`` as libpq takes it, checked: ``postgresql+psycopg://`` loses its driver suffix.
+
+    A URL libpq cannot read is a ``ConfigurationError`` that never repeats the
+    URL (libpq's own message would quote the password).
+    """
     parts = urlsplit(url)
     if "+" in parts.scheme:
-        return urlunsplit(parts._replace(scheme=parts.scheme.partition("+")[0]))
+        url = urlunsplit(parts._replace(scheme=parts.scheme.partition("+")[0]))
+    try:
+        params = conninfo_to_dict(url)
+    except psycopg.ProgrammingError:
+        raise ConfigurationError(
+            f"the database URL {redact_url(url)} cannot be read: check its %-escapes "
+            "(a literal % in a password is written %25)"
+        ) from None
+    for port in str(params.get("port", "")).split(","):
+        if port and not port.isdigit():
+            raise ConfigurationError(
+                f"the database URL {redact_url(url)} has a port that is not a number"
+            )
     return url
+
+
+class _Reachability:
+    """Whether the last attempt to connect failed: then nobody waits long for a connection."""
+
+    __slots__ = ("refused",)
+
+    def __init__(self) -> None:
+        self.refused = False
+
+
+def _watched_connections(reach: _Reachability) -> type[Connection]:
+    """A connection class that records in ``reach`` whether connecting works."""
+
+    class WatchedConnection(psycopg.AsyncConnection[Row]):
+        @classmethod
+        async def connect(cls, *args: Any, **kwargs: Any) -> WatchedConnection:
+            try:
+                conn = await super().connect(*args, **kwargs)
+            except Exception:
+                reach.refused = True
+                raise
+            reach.refused = False
+            return conn
+
+    return WatchedConnection
 
 
 class PostgresPool:
@@ -46,6 +90,11 @@ class PostgresPool:
     server dropped while they sat in the pool (a restart) never surface as
     errors. One used moments ago is not: under load the check would double the
     round trips of every call. ``0`` checks every time.
+
+    While the database refuses connections (the last attempt failed), a
+    caller waits at most ``refused_wait`` seconds for a connection instead of
+    ``timeout``: an outage answers fast, and the pool still reconnects by
+    itself in the background.
     """
 
     def __init__(
@@ -58,7 +107,9 @@ class PostgresPool:
         reconnect_timeout: float = 5.0,
         prepare_threshold: int | None = 5,
         check_after_idle: float = 0.25,
+        refused_wait: float = 0.5,
     ) -> None:
+        self._conninfo = conninfo(url)  # refuses an unreadable URL before anything connects
         self.url = url
         self.min_size = min_size
         self.max_size = max_size
@@ -66,10 +117,13 @@ class PostgresPool:
         self.reconnect_timeout = reconnect_timeout
         self.prepare_threshold = prepare_threshold
         self.check_after_idle = check_after_idle
+        self.refused_wait = refused_wait
+        self._reach = _Reachability()
         # When each idle connection was last given back, by id(): set on return,
         # read by the check when the connection is handed out again.
         self._returned: dict[int, float] = {}
         self._pool: AsyncConnectionPool[Connection] | None = None
+        self._sentinel: asyncio.Task[None] | None = None
 
     @property
     def pool(self) -> AsyncConnectionPool[Connection] | None:
@@ -85,7 +139,8 @@ class PostgresPool:
             return
         statement_ms = max(1, math.ceil(self.timeout * 1000))
         pool: AsyncConnectionPool[Connection] = AsyncConnectionPool(
-            conninfo(self.url),
+            self._conninfo,
+            connection_class=_watched_connections(self._reach),
             open=False,
             min_size=self.min_size,
             max_size=self.max_size,
@@ -115,10 +170,30 @@ class PostgresPool:
         except psycopg.Error as exc:  # pragma: no cover - open(wait=False) does not connect
             self._pool = None
             raise StoreUnavailableError(f"cannot open the connection pool: {exc}") from exc
+        self._sentinel = asyncio.get_running_loop().create_task(
+            self._close_when_the_loop_ends(pool), name="sysevents-pool-sentinel"
+        )
+
+    async def _close_when_the_loop_ends(self, pool: AsyncConnectionPool[Connection]) -> None:
+        """Wait for ever; cancelled by a loop that ends (``asyncio.run``), close the pool.
+
+        Nobody may have closed the repository: the pool's workers, retrying a
+        database that hangs, would otherwise keep ``asyncio.run`` from ever
+        returning. Closing the pool stops their retries.
+        """
+        try:
+            await asyncio.Event().wait()
+        finally:
+            if self._pool is pool:
+                self._pool = None
+                await pool.close(timeout=1.0)
 
     async def close(self) -> None:
         """Close the pool; safe to call twice."""
         pool, self._pool = self._pool, None
+        sentinel, self._sentinel = self._sentinel, None
+        if sentinel is not None:
+            sentinel.cancel()  # the pool is ours to close now
         if pool is not None:
             await pool.close(timeout=self.timeout)
 
@@ -137,6 +212,22 @@ class PostgresPool:
         if conn.info.timezone.utcoffset(None) != timedelta(0):  # pragma: no cover
             await conn.execute("SET TimeZone = 'UTC'")
 
+    async def _take(self, pool: AsyncConnectionPool[Connection]) -> Connection:
+        """A connection, waited for at most ``timeout``, or ``refused_wait`` once connecting fails.
+
+        The wait goes in slices of ``refused_wait``: a database that starts
+        refusing while a caller waits fails that caller within one slice.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout
+        while True:
+            wait = min(deadline - loop.time(), self.refused_wait)
+            try:
+                return await pool.getconn(timeout=max(wait, 0.001))
+            except PoolTimeout:
+                if self._reach.refused or loop.time() >= deadline:
+                    raise
+
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[Connection]:
         """A pooled connection; every driver error is translated here, and only here."""
@@ -146,9 +237,13 @@ class PostgresPool:
         assert pool is not None
         taken: Connection | None = None
         try:
-            async with asyncio.timeout(self.timeout), pool.connection() as conn:
+            async with asyncio.timeout(self.timeout):
+                conn = await self._take(pool)
                 taken = conn
-                yield conn
+                try:
+                    yield conn
+                finally:
+                    await pool.putconn(conn)
         except PoolClosed as exc:
             raise StoreUnavailableError("the repository is closed") from exc
         except (psycopg.OperationalError, psycopg.InterfaceError) as exc:

@@ -299,16 +299,15 @@ def stats_statement(query: EventFilter, now: datetime | None = None) -> Statemen
     return Statement(sql, [*args, *span_where.params])
 
 
-def stats_from_rows(rows: list[Row]) -> EventStats:
-    """The stats from the rows of :func:`stats_statement`."""
-    total = last_24h = last_hour = 0
+def stats_from_rows(rows: list[Row], top: int) -> EventStats:
+    """The stats from the rows of :func:`stats_statement`, breakdowns cut to ``top``."""
+    last_24h = last_hour = 0
     severities: dict[str, int] = {}
     by_type: dict[str, int] = {}
     by_source: dict[str, int] = {}
     first = last = None
     for part, event_type, severity, source, n, low, high in rows:
         if part == 0:
-            total += n
             severities[severity] = severities.get(severity, 0) + n
             by_type[event_type] = by_type.get(event_type, 0) + n
             if source != NO_SOURCE:
@@ -319,13 +318,13 @@ def stats_from_rows(rows: list[Row]) -> EventStats:
             last_hour = int(n)
         else:
             first, last = low, high
-    return EventStats(
-        total=int(total),
-        by_severity={s: int(severities.get(s.value, 0)) for s in Severity},
-        by_type={k: int(v) for k, v in by_type.items() if v},
-        by_source={k: int(v) for k, v in by_source.items() if v},
+    return EventStats.from_counts(
+        by_severity={k: int(v) for k, v in severities.items()},
+        by_type={k: int(v) for k, v in by_type.items()},
+        by_source={k: int(v) for k, v in by_source.items()},
         last_hour=last_hour,
         last_24h=last_24h,
         first_timestamp=first,
         last_timestamp=last,
+        top=top,
     )

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from sysevents._base import RepositoryBase
+from sysevents._base import Listing, RepositoryBase
 from sysevents.errors import InvalidEventError, NotFoundError
-from sysevents.model import Event, EventPage, EventPatch, EventStats, NewEvent
+from sysevents.model import Event, EventPatch, EventStats, NewEvent
 from sysevents.query import EventFilter, EventQuery, page_total
 from sysevents.rules import is_event_id
 
@@ -67,6 +67,7 @@ class PostgresEventRepository(RepositoryBase):
             limits=settings.limits,
             count_cap=settings.count_cap,
             cursor_secret=settings.cursor_secret,
+            stats_top=settings.stats_top,
         )
 
     # -- lifecycle ------------------------------------------------------------
@@ -172,10 +173,8 @@ class PostgresEventRepository(RepositoryBase):
             row = await cur.fetchone()
         return None if row is None else sql.event_from_row(row)
 
-    async def list(self, query: EventQuery | None = None) -> EventPage:
-        """One page of matching events, newest or oldest first by (timestamp, id)."""
-        self._ensure_open()
-        query = query or EventQuery()
+    async def _listing(self, query: EventQuery) -> Listing:
+        """The rows of one page (newest or oldest first by (timestamp, id)), and the count."""
         page = sql.page_statement(query, self._position(query))
         count = sql.count_statement(query, self.count_cap)
         counted: int | None = None
@@ -192,7 +191,7 @@ class PostgresEventRepository(RepositoryBase):
                 assert count_row is not None
                 counted = int(count_row[0])
         total, exact = page_total(query.count, counted, self.count_cap)
-        return self._page(query, [sql.event_from_row(row) for row in rows], total, exact)
+        return Listing([sql.event_from_row(row) for row in rows], total, exact)
 
     async def stats(self, query: EventFilter | None = None) -> EventStats:
         """Counts over the matching events, from the rollups and the raw edges of the range.
@@ -204,7 +203,7 @@ class PostgresEventRepository(RepositoryBase):
         async with self._db.connection() as conn:
             cur = await conn.execute(statement.sql, statement.params, prepare=False)
             rows = await cur.fetchall()
-        return sql.stats_from_rows(rows)
+        return sql.stats_from_rows(rows, self.stats_top)
 
     async def ping(self) -> None:
         """Check the database answers and is migrated; ``StoreUnavailableError`` if not."""

@@ -7,11 +7,10 @@ from typing import Any
 
 import pytest
 
-from sysevents.errors import (
-    InvalidCursorError,
-)
+from sysevents.errors import InvalidCursorError
+from sysevents.model import EventPage
 from sysevents.query import EventQuery
-from sysevents.repository import EventRepository
+from sysevents.repository import EventRepository, JsonReads
 
 from .helpers import all_pages, new
 
@@ -176,3 +175,32 @@ class ListConformance:
         assert (exact.total, exact.total_exact) == (cap + 1, True)
         filtered = await repo.list(EventQuery(limit=1, source="none"))
         assert (filtered.total, filtered.total_exact) == (0, True)
+
+    async def test_pages_as_json_equal_the_pages(self, repo: EventRepository) -> None:
+        if not isinstance(repo, JsonReads):
+            pytest.skip("this backend has no JSON reads")
+        await repo.add_many(
+            [new(message=str(i), details={"i": i}, ago=timedelta(minutes=i)) for i in range(40)]
+        )
+        for query in (EventQuery(), EventQuery(limit=7, order="oldest"), EventQuery(limit=100)):
+            page = await repo.list(query)
+            assert await repo.list_json(query) == page.model_dump_json().encode()
+
+    async def test_a_page_as_json_ends_early_within_its_budget(self, repo: EventRepository) -> None:
+        if not isinstance(repo, JsonReads):
+            pytest.skip("this backend has no JSON reads")
+        await repo.add_many(
+            [new(message="m" * 3000, details={"i": i}, ago=timedelta(minutes=i)) for i in range(30)]
+        )
+        query = EventQuery(limit=30)
+        seen: list[int] = []
+        while True:
+            data = await repo.list_json(query, max_bytes=20_000)
+            assert len(data) <= 20_000
+            page = EventPage.model_validate_json(data)
+            assert 1 <= len(page.items) < 30
+            seen += [e.details["i"] for e in page.items if e.details]
+            if page.next_cursor is None:
+                break
+            query = query.model_copy(update={"cursor": page.next_cursor})
+        assert seen == list(range(30))
