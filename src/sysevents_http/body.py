@@ -11,12 +11,16 @@ import json
 from typing import Any
 
 from litestar import Request
-from litestar.exceptions import ClientException, HTTPException
+from litestar.exceptions import ClientException, HTTPException, ValidationException
 from litestar.status_codes import HTTP_415_UNSUPPORTED_MEDIA_TYPE
 from pydantic import BaseModel
 
-LIMITS_OPT = "sysevents_limits"
-"""The route option holding the ``EventLimits`` bodies are validated with."""
+CONTEXT_OPT = "sysevents_body_context"
+"""The route option holding the validation context of bodies: the ``EventLimits``
+(``limits``) and the most events a batch may hold (``max_batch_size``)."""
+
+MAX_FIELD_ERRORS = 50
+"""The most field errors one answer lists; the total is counted beside them."""
 
 # Deeper than any valid event (details nest at most 32 levels), shallow enough
 # that the decoder never approaches the interpreter's recursion limit.
@@ -25,6 +29,10 @@ MAX_JSON_DEPTH = 64
 
 class BadBody(ClientException):
     """The request body is not the JSON this endpoint reads."""
+
+
+class ClientDisconnected(ClientException):
+    """The client hung up before its whole request was read: nothing to answer, no bug."""
 
 
 class UnsupportedMediaType(ClientException):
@@ -90,6 +98,23 @@ def parse_json(body: bytes) -> Any:
         raise BadBody(detail=f"the request body is not valid JSON: {exc}") from None
 
 
+def _refuse_many_unknown_fields(model: type[BaseModel], value: dict[str, Any]) -> None:
+    """A 400 naming the first unknown fields, before validating a body full of them.
+
+    Validation would build an error for each, however many there are.
+    """
+    if len(value) <= len(model.model_fields) + MAX_FIELD_ERRORS:
+        return
+    unknown = [key for key in value if key not in model.model_fields]
+    raise ValidationException(
+        detail=f"the body has {len(unknown)} unknown fields",
+        extra=[
+            {"key": key, "message": "is not a field of this body", "source": "body"}
+            for key in unknown
+        ],
+    )
+
+
 def _json_kind(value: Any) -> str:
     if value is None:
         return "null"
@@ -115,6 +140,22 @@ class JSONRequest(Request[Any, Any, Any]):
     ``sysevents_limits`` option (set on the router) as validation context.
     """
 
+    async def body(self) -> bytes:
+        """The body; a client that hangs up meanwhile raises ``ClientDisconnected``."""
+        receive = self.receive
+
+        async def watched() -> Any:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise ClientDisconnected(detail="the client disconnected before sending its body")
+            return message
+
+        self.receive = watched
+        try:
+            return await super().body()
+        finally:
+            self.receive = receive
+
     async def json(self) -> Any:
         """The decoded body; the model instance when the handler names a ``body_model``."""
         content_type = self.headers.get("content-type")
@@ -122,11 +163,16 @@ class JSONRequest(Request[Any, Any, Any]):
             raise UnsupportedMediaType(
                 detail=f"send the body as application/json, not {content_type[:60]}",
             )
+        encoding = self.headers.get("content-encoding", "identity").strip().lower()
+        if encoding not in ("", "identity"):
+            raise UnsupportedMediaType(
+                detail=f"send the body without a content encoding, not {encoding[:60]}",
+            )
         value = parse_json(await self.body())
         model: type[BaseModel] | None = self.route_handler.opt.get("body_model")
         if model is None:
             return value
         if not isinstance(value, dict):
             raise BadBody(detail=f"the request body must be a JSON object, not {_json_kind(value)}")
-        limits = self.route_handler.opt.get(LIMITS_OPT)
-        return model.model_validate(value, context={"limits": limits})
+        _refuse_many_unknown_fields(model, value)
+        return model.model_validate(value, context=self.route_handler.opt.get(CONTEXT_OPT))

@@ -13,8 +13,12 @@ _ENV = {
     "health_log_interval": "SYSEVENTS_HTTP_HEALTH_LOG_INTERVAL",
     "store_timeout": "SYSEVENTS_HTTP_STORE_TIMEOUT",
     "max_batch_size": "SYSEVENTS_HTTP_MAX_BATCH_SIZE",
+    "header_timeout": "SYSEVENTS_HTTP_HEADER_TIMEOUT",
+    "body_timeout": "SYSEVENTS_HTTP_BODY_TIMEOUT",
+    "keep_alive_timeout": "SYSEVENTS_HTTP_KEEP_ALIVE_TIMEOUT",
+    "max_connections": "SYSEVENTS_HTTP_MAX_CONNECTIONS",
 }
-_INTEGERS = {"max_body_size", "max_batch_size"}
+_INTEGERS = {"max_body_size", "max_batch_size", "max_connections"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,12 +31,22 @@ class HttpOptions:
     waits for the store before it answers 503 (``None``: the library's
     ``timeout`` plus one second); ``max_batch_size`` events at most in one
     ``POST /api/events/batch``.
+
+    What ``sysevents serve`` gives slow and idle clients: ``header_timeout``
+    seconds for a request's headers to arrive (from the connection, or from the
+    previous answer), ``body_timeout`` for its body after them,
+    ``keep_alive_timeout`` of idleness between requests, and ``max_connections``
+    open at once (past it, new requests are answered 503).
     """
 
     max_body_size: int = 1024 * 1024
     health_log_interval: float = 60.0
     store_timeout: float | None = None
     max_batch_size: int = 1000
+    header_timeout: float = 10.0
+    body_timeout: float = 30.0
+    keep_alive_timeout: float = 5.0
+    max_connections: int = 1000
 
     def __post_init__(self) -> None:
         if self.max_body_size < 1:
@@ -43,6 +57,11 @@ class HttpOptions:
             raise ConfigurationError("store_timeout must be positive")
         if self.max_batch_size < 1:
             raise ConfigurationError("max_batch_size must be at least 1")
+        for name in ("header_timeout", "body_timeout", "keep_alive_timeout"):
+            if not getattr(self, name) > 0:
+                raise ConfigurationError(f"{name} must be positive")
+        if self.max_connections < 1:
+            raise ConfigurationError("max_connections must be at least 1")
 
     @classmethod
     def from_env(

@@ -82,6 +82,7 @@ class SyseventsPlugin(InitPlugin):
                 self.settings.limits,
                 path=self.config.path,
                 max_body_size=self.options.max_body_size,
+                max_batch_size=self.options.max_batch_size,
             ),
         ]
         return app_config

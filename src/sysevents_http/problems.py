@@ -6,6 +6,7 @@ client reads too; this module only renders the answers.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -24,6 +25,8 @@ from sysevents import (
     SyseventsError,
 )
 from sysevents.wire import RETRY_AFTER_SECONDS, status_of
+
+from .body import MAX_FIELD_ERRORS, ClientDisconnected
 
 PROBLEM_JSON = "application/problem+json"
 """The media type of RFC 9457 problem details."""
@@ -49,16 +52,40 @@ def problem(
     errors: Sequence[Mapping[str, Any]] | None = None,
     headers: Mapping[str, str] | None = None,
 ) -> Response[dict[str, Any]]:
-    """A problem details response (``type``, ``title``, ``status``, ``detail``, ``errors``)."""
+    """A problem details response (``type``, ``title``, ``status``, ``detail``, ``errors``).
+
+    However many errors there are, the answer lists the first
+    ``MAX_FIELD_ERRORS`` with their total as ``error_count``, and every text
+    in it is cut to a bounded length: no error answer exceeds 64 KiB.
+    """
     body: dict[str, Any] = {
         "type": "about:blank",
         "title": _TITLES.get(status) or HTTPStatus(status).phrase,
         "status": status,
-        "detail": detail,
+        "detail": _cut(detail, _MAX_DETAIL),
     }
     if errors is not None:
-        body["errors"] = list(errors)
+        shown = [
+            {key: _cut(str(value), _MAX_ERROR_TEXT) for key, value in error.items()}
+            for error in errors[:MAX_FIELD_ERRORS]
+        ]
+        # Texts escape to up to six bytes a character: drop listed errors
+        # (never the count) until the answer fits.
+        while shown and len(json.dumps({**body, "errors": shown}).encode()) > MAX_PROBLEM_BYTES:
+            shown.pop()
+        body["errors"] = shown
+        body["error_count"] = len(errors)
     return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+MAX_PROBLEM_BYTES = 60 * 1024
+"""The largest error answer, as JSON (headroom under the 64 KiB promise)."""
+_MAX_DETAIL = 2000  # characters: at most 12 000 bytes as JSON
+_MAX_ERROR_TEXT = 300
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _field(loc: Sequence[Any]) -> str:
@@ -78,7 +105,8 @@ def field_errors(raw: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
 
 
 def _summary(errors: Sequence[Mapping[str, str]]) -> str:
-    return "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+    shown = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:3])
+    return shown + (f"; and {len(errors) - 3} more" if len(errors) > 3 else "")
 
 
 def _pydantic(_: Request[Any, Any, Any], exc: ValidationError) -> Response[dict[str, Any]]:
@@ -178,6 +206,14 @@ def _http(_: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, A
     return problem(exc.status_code, detail, errors=errors, headers=headers)
 
 
+def _disconnected(
+    request: Request[Any, Any, Any], exc: ClientDisconnected
+) -> Response[dict[str, Any]]:
+    # Nobody reads the answer; one line says what happened, without a traceback.
+    logger.info("client disconnected during %s %s", request.method, request.url.path)
+    return problem(400, str(exc.detail))
+
+
 def _internal(_: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
     return problem(HTTP_500_INTERNAL_SERVER_ERROR, "an unexpected error occurred")
 
@@ -187,6 +223,7 @@ ExceptionHandler = Callable[[Request[Any, Any, Any], Any], Response[Any]]
 EXCEPTION_HANDLERS: dict[type[Exception] | int, ExceptionHandler] = {
     ValidationError: _pydantic,
     SyseventsError: _library,
+    ClientDisconnected: _disconnected,
     HTTPException: _http,
     Exception: _internal,
 }
@@ -209,6 +246,7 @@ QUIET_EXCEPTIONS: set[int | type[Exception]] = {
     413,
     415,
     ValidationError,
+    ClientDisconnected,
     *(
         kind
         for kind in _every_kind(SyseventsError)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo
 
 from sysevents import Event, NewEvent
 
@@ -47,12 +47,27 @@ class DatabaseHealth(BaseModel):
     latency_ms: float = Field(description="Round-trip time of the ping, in milliseconds.")
 
 
+DEFAULT_MAX_BATCH_SIZE = 1000
+"""The most events one batch may hold, unless configured otherwise."""
+
+
+def _few_enough(value: Any, info: ValidationInfo) -> Any:
+    """Refuse a batch that holds too many events before any of them is validated."""
+    context = info.context if isinstance(info.context, dict) else {}
+    limit = context.get("max_batch_size", DEFAULT_MAX_BATCH_SIZE)
+    if isinstance(value, list) and len(value) > limit:
+        raise ValueError(f"at most {limit} events in one batch, not {len(value)}")
+    return value
+
+
 class EventBatch(BaseModel):
     """Several events stored together: all of them, or none."""
 
     model_config = ConfigDict(extra="forbid")
 
-    events: list[NewEvent] = Field(description="The events, in order.")
+    events: Annotated[list[NewEvent], BeforeValidator(_few_enough)] = Field(
+        description="The events, in order (at most the configured batch size, 1000 by default)."
+    )
 
 
 class StoredBatch(BaseModel):

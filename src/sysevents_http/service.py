@@ -16,6 +16,7 @@ from typing import Any, ParamSpec, TypeVar
 import sysevents
 from sysevents import (
     EventFilter,
+    EventQuery,
     EventRepository,
     JsonReads,
     NewEvent,
@@ -121,14 +122,24 @@ class EventService:
         self, operation: Callable[P, Awaitable[T]], *args: P.args, **kwargs: P.kwargs
     ) -> T:
         """Run one repository call, failing with ``StoreUnavailableError`` past the timeout."""
-        if not self._opened and not await self._try_open():
-            raise StoreUnavailableError("the event store is not open")
+        return await self.call_within(self.store_timeout, operation, *args, **kwargs)
+
+    async def call_within(
+        self,
+        seconds: float,
+        operation: Callable[P, Awaitable[T]],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        """Run one repository call, failing with ``StoreUnavailableError`` after ``seconds``."""
         try:
-            async with asyncio.timeout(self.store_timeout):  # no task per call, unlike wait_for
+            async with asyncio.timeout(seconds):  # no task per call, unlike wait_for
+                if not self._opened and not await self._try_open():
+                    raise StoreUnavailableError("the event store is not open")
                 return await operation(*args, **kwargs)
         except TimeoutError:
             raise StoreUnavailableError(
-                f"the event store did not answer within {self.store_timeout:g} s"
+                f"the event store did not answer within {seconds:g} s"
             ) from None
 
     async def event_json(self, event_id: int) -> bytes | None:
@@ -144,6 +155,19 @@ class EventService:
             return await self.call(self._json_reads.stats_json, query)
         stats = await self.call(self.repository.stats, query)
         return stats.model_dump_json().encode()
+
+    async def page_json(self, query: EventQuery) -> bytes:
+        """One page as JSON, within the ``max_page_bytes`` budget when the repository can cut it.
+
+        A repository without JSON reads (one handed in that is not a sysevents
+        store) answers whole pages.
+        """
+        if self._json_reads is not None:
+            return await self.call(
+                self._json_reads.list_json, query, max_bytes=self.settings.max_page_bytes
+            )
+        page = await self.call(self.repository.list, query)
+        return page.model_dump_json().encode()
 
     # -- lifecycle events ---------------------------------------------------------
 

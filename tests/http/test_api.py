@@ -325,7 +325,8 @@ async def test_health_db_reports_latency(client: Client) -> None:
 
 async def test_options_lists_every_method(client: Client) -> None:
     response = await client.options("/api/events/1")
-    assert set(response.headers["allow"].split(", ")) == {"GET", "PUT", "DELETE", "OPTIONS"}
+    allowed = {"GET", "HEAD", "PUT", "DELETE", "OPTIONS"}
+    assert set(response.headers["allow"].split(", ")) == allowed
     response = await client.options("/api/events")
-    assert set(response.headers["allow"].split(", ")) == {"GET", "POST", "OPTIONS"}
+    assert set(response.headers["allow"].split(", ")) == {"GET", "HEAD", "POST", "OPTIONS"}
     assert_problem(await client.patch("/api/events/1", json={}), 405)

@@ -39,6 +39,9 @@ class Broken(MemoryEventRepository):
     async def list(self, query: Any = None) -> Any:
         raise RuntimeError("a bug in list")
 
+    async def list_json(self, query: Any = None, *, max_bytes: int = 0) -> Any:
+        raise RuntimeError("a bug in list")
+
     async def stats(self, query: Any = None) -> Any:
         raise StoreError("the driver failed in stats")
 

@@ -11,13 +11,13 @@ from litestar.status_codes import HTTP_204_NO_CONTENT
 from litestar.types import ControllerRouterHandler
 
 from sysevents import EventLimits
-from sysevents_http.body import LIMITS_OPT, JSONRequest
+from sysevents_http.body import CONTEXT_OPT, JSONRequest
 from sysevents_http.problems import EXCEPTION_HANDLERS
+from sysevents_http.schemas import DEFAULT_MAX_BATCH_SIZE
 from sysevents_http.service import EventService
 
 from .events import EVENT_ROUTES
 from .health import HEALTH_ROUTES
-from .params import filter_fields
 
 
 def _allow(methods: str) -> Any:
@@ -31,14 +31,14 @@ def _allow(methods: str) -> Any:
 # handler's methods; these list them all.
 _OPTIONS = [
     route("/api/events", http_method="OPTIONS", include_in_schema=False, name="options_events")(
-        _allow("GET, POST, OPTIONS")
+        _allow("GET, HEAD, POST, OPTIONS")
     ),
     route(
         "/api/events/{event_id:str}",
         http_method="OPTIONS",
         include_in_schema=False,
         name="options_event",
-    )(_allow("GET, PUT, DELETE, OPTIONS")),
+    )(_allow("GET, HEAD, PUT, DELETE, OPTIONS")),
 ]
 
 
@@ -48,11 +48,13 @@ def api_router(
     *,
     path: str = "/",
     max_body_size: int | None = None,
+    max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
 ) -> Router:
     """A router with every API route under ``path``, each given ``service()`` as ``service``.
 
     The strict JSON request class, the exception handlers (problem details),
-    the event ``limits`` bodies are validated with and the body size limit are
+    the event ``limits`` and ``max_batch_size`` bodies are validated with and
+    the body size limit are
     the router's own: they do not touch the rest of an app the router is
     mounted into.
     """
@@ -61,12 +63,9 @@ def api_router(
         path=path,
         # The OPTIONS handlers come first so Litestar adds no partial one of its own.
         route_handlers=handlers,
-        dependencies={
-            "service": Provide(service, sync_to_thread=False),
-            "filters": Provide(filter_fields),
-        },
+        dependencies={"service": Provide(service, sync_to_thread=False)},
         request_class=JSONRequest,
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=max_body_size,
-        opt={LIMITS_OPT: limits},
+        opt={CONTEXT_OPT: {"limits": limits, "max_batch_size": max_batch_size}},
     )

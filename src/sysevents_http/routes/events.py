@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from litestar import Response, delete, get, post, put
+from litestar import Response, delete, post, put, route
 from litestar.datastructures import ResponseHeader
 from litestar.di import NamedDependency
 from litestar.exceptions import ValidationException
@@ -23,18 +23,26 @@ from .params import (
     CONFLICT,
     NOT_FOUND,
     NOT_JSON,
+    READ,
     SERVER_ERROR,
     TOO_LARGE,
     UNAVAILABLE,
     CountParam,
     Cursor,
     EventId,
-    FilterFields,
     Limit,
+    MinSeverity,
     Offset,
     OrderParam,
+    SeverityFilter,
+    Since,
+    SourceFilter,
+    TypeFilter,
+    Until,
+    filter_fields,
     json_response,
     parse_event_id,
+    whole_number,
 )
 
 IdempotencyKeyHeader = Annotated[
@@ -124,64 +132,74 @@ async def create_event(
 async def create_events(
     data: JSONBody[EventBatch], service: NamedDependency[EventService]
 ) -> StoredBatch:
-    """Store several events, all or none."""
-    limit = service.options.max_batch_size
-    if len(data.events) > limit:
-        raise ValidationException(
-            detail="too many events",
-            extra=[
-                {
-                    "key": "events",
-                    "message": f"at most {limit} events in one batch, not {len(data.events)}",
-                    "source": "body",
-                }
-            ],
-        )
+    """Store several events, all or none (the batch size is checked as the body is read)."""
     events = await service.call(service.repository.add_many, data.events)
     return StoredBatch(events=events)
 
 
-@get(
-    "/api/events",
+@route(
+    http_method=READ,
+    path="/api/events",
     summary="List events",
     description="One page of the events matching every filter given, newest first by default. "
-    "Page with `offset` or with `cursor` (the `next_cursor` of the previous page).",
+    "Page with `offset` or with `cursor` (the `next_cursor` of the previous page). A page "
+    "whose events would take more than the configured byte budget (8 MiB by default) ends "
+    "early, with `next_cursor` set.",
     responses={**BAD_REQUEST, **UNAVAILABLE, **SERVER_ERROR},
     tags=["events"],
 )
 async def list_events(
     service: NamedDependency[EventService],
-    filters: NamedDependency[FilterFields],
+    event_type: TypeFilter = None,
+    severity: SeverityFilter = None,
+    min_severity: MinSeverity = None,
+    source: SourceFilter = None,
+    since: Since = None,
+    until: Until = None,
     order: OrderParam = "newest",
-    limit: Limit = 50,
-    offset: Offset = 0,
+    limit: Limit = "50",
+    offset: Offset = "0",
     cursor: Cursor = None,
     count: CountParam = "capped",
 ) -> Response[EventPage]:
     """One page of matching events."""
+    filters = filter_fields(event_type, severity, min_severity, source, since, until)
     query = EventQuery(
-        **filters, order=order, limit=limit, offset=offset, cursor=cursor, count=count
+        **filters,
+        order=order,
+        limit=whole_number("limit", limit),
+        offset=whole_number("offset", offset),
+        cursor=cursor,
+        count=count,
     )
-    page = await service.call(service.repository.list, query)
-    return json_response(page.model_dump_json().encode())
+    return json_response(await service.page_json(query))
 
 
-@get(
-    "/api/events/stats",
+@route(
+    http_method=READ,
+    path="/api/events/stats",
     summary="Event statistics",
     description="Counts over the events matching the filters (the same as the listing's).",
     responses={**BAD_REQUEST, **UNAVAILABLE, **SERVER_ERROR},
     tags=["events"],
 )
 async def event_stats(
-    service: NamedDependency[EventService], filters: NamedDependency[FilterFields]
+    service: NamedDependency[EventService],
+    event_type: TypeFilter = None,
+    severity: SeverityFilter = None,
+    min_severity: MinSeverity = None,
+    source: SourceFilter = None,
+    since: Since = None,
+    until: Until = None,
 ) -> Response[EventStats]:
     """Counts over matching events."""
+    filters = filter_fields(event_type, severity, min_severity, source, since, until)
     return json_response(await service.stats_json(EventFilter(**filters)))
 
 
-@get(
-    "/api/events/{event_id:str}",
+@route(
+    http_method=READ,
+    path="/api/events/{event_id:str}",
     summary="Get an event",
     responses={**BAD_REQUEST, **NOT_FOUND, **UNAVAILABLE, **SERVER_ERROR},
     tags=["events"],
