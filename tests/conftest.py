@@ -25,6 +25,11 @@ REDIS_URL = os.environ.get("SYSEVENTS_TEST_REDIS_URL", "redis://127.0.0.1:6379/0
 RUN_ID = uuid.uuid4().hex[:10]
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """No rate limit unless a test sets one: tests send bursts no client would."""
+    os.environ.setdefault("SYSEVENTS_RATE_LIMIT", "off")
+
+
 def under_ci() -> bool:
     """Whether the tests run under CI (``CI`` set to anything but empty, 0 or false)."""
     return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
@@ -115,11 +120,12 @@ def postgres_url(test_databases: FreshDatabases) -> str:
 
 @pytest.fixture
 def empty_postgres_url(postgres_url: str) -> str:
-    """The run's database, emptied (and ids restarted) for this test."""
+    """The run's database, emptied (ids restarted, no API key) for this test."""
     import psycopg
 
     with psycopg.connect(postgres_url, autocommit=True) as conn:
         conn.execute("TRUNCATE system_events RESTART IDENTITY")
+        conn.execute("DELETE FROM sysevents_api_keys")  # no key: the API is open again
     return postgres_url
 
 

@@ -77,8 +77,8 @@ class GatedRepository(MemoryEventRepository):
         await self._after_read("stats")
         return stats
 
-    async def update(self, event_id: int, patch: EventPatch) -> Event:
-        event = await super().update(event_id, patch)
+    async def update(self, event_id: int, patch: EventPatch, *, actor: str | None = None) -> Event:
+        event = await super().update(event_id, patch, actor=actor)
         if self.fail_after_write:
             raise StoreUnavailableError("connection lost after commit")
         return event

@@ -74,7 +74,9 @@ def test_upgrade_downgrade_upgrade(fresh_url: str) -> None:
     assert "system_events" in _tables(fresh_url)
     with psycopg.connect(fresh_url) as conn:
         row = conn.execute(f"SELECT version_num FROM {VERSION_TABLE}").fetchone()
-    assert row == ("0003",)
+    assert row == (head(),)
+    downgrade(fresh_url, "0003")
+    assert {"sysevents_api_keys", "sysevents_secrets"}.isdisjoint(_tables(fresh_url))
     downgrade(fresh_url, "0002")
     assert "system_event_rollups" not in _tables(fresh_url)
     assert _triggers(fresh_url) == set()
@@ -88,6 +90,30 @@ def test_upgrade_downgrade_upgrade(fresh_url: str) -> None:
         "system_events_rollup_delete",
         "system_events_rollup_truncate",
     }
+
+
+def head() -> str:
+    """The newest revision of the migrations."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option("script_location", str(find_migrations()))
+    revision = ScriptDirectory.from_config(config).get_current_head()
+    assert revision is not None
+    return revision
+
+
+def test_migrate_makes_a_cursor_secret_for_every_replica(fresh_url: str) -> None:
+    upgrade(fresh_url)
+    with psycopg.connect(fresh_url) as conn:
+        first = conn.execute("SELECT value FROM sysevents_secrets WHERE name = 'cursor'").fetchone()
+    assert first is not None
+    assert len(first[0]) == 64  # 256 random bits, in hex
+    upgrade(fresh_url)  # again: the secret stays
+    with psycopg.connect(fresh_url) as conn:
+        again = conn.execute("SELECT value FROM sysevents_secrets WHERE name = 'cursor'").fetchone()
+    assert again == first
 
 
 def _triggers(url: str) -> set[str]:
@@ -168,6 +194,7 @@ def test_columns_and_types(fresh_url: str) -> None:
         "timestamp",
         "created_at",
         "idempotency_key",
+        "idempotency_caller",
     ]
     assert columns["id"][:4] == ("bigint", None, "NO", "YES")
     assert columns["event_type"][:3] == ("character varying", 50, "NO")
@@ -219,12 +246,12 @@ def test_indexes(fresh_url: str) -> None:
         ),
         "ix_system_events_severity_timestamp_id": '(severity, "timestamp" DESC, id DESC)',
         "ix_system_events_source_timestamp_id": '(source, "timestamp" DESC, id DESC)',
-        "ix_system_events_idempotency_key": (
-            "(idempotency_key) WHERE (idempotency_key IS NOT NULL)"
+        "ix_system_events_idempotency_caller_idempotency_key": (
+            "(idempotency_caller, idempotency_key) WHERE (idempotency_key IS NOT NULL)"
         ),
     }
     unique = {name for name, d in rows if d.startswith("CREATE UNIQUE")}
-    assert unique == {"pk_system_events", "ix_system_events_idempotency_key"}
+    assert unique == {"pk_system_events", "ix_system_events_idempotency_caller_idempotency_key"}
 
 
 # -- the command and its errors -------------------------------------------------

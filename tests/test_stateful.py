@@ -24,6 +24,9 @@ from sysevents.model import MAX_EVENT_ID
 from tests.conftest import RUN_ID
 from tests.strategies import event_filters, new_events, patches, queries
 
+# One secret for both stores: their cursors must then be equal, byte for byte.
+CURSOR_SECRET = "stateful"
+
 T = TypeVar("T")
 
 MACHINE_SETTINGS = settings(
@@ -49,7 +52,7 @@ def make_machine(
             super().__init__()
             # Hypothesis has no async rules: one loop per run, the pool bound to it.
             self.loop = asyncio.new_event_loop()
-            self.memory = MemoryEventRepository()
+            self.memory = MemoryEventRepository(cursor_secret=CURSOR_SECRET)
             self.other = open_other()
             self.run(self.other.open())
             self.ids: list[int] = []
@@ -168,7 +171,7 @@ def test_postgres_answers_like_memory(postgres_url: str) -> None:
         with psycopg.connect(postgres_url, autocommit=True) as conn:
             conn.execute("TRUNCATE system_events RESTART IDENTITY")
 
-    run_machine(lambda: sysevents.connect(postgres_url), empty)
+    run_machine(lambda: sysevents.connect(postgres_url, cursor_secret=CURSOR_SECRET), empty)
 
 
 @pytest.mark.postgres
@@ -186,6 +189,11 @@ def test_cached_postgres_answers_like_memory(postgres_url: str, redis_server_url
     def open_cached() -> sysevents.EventRepository:
         # A fresh prefix per run: ids restart, so an old run's entries must not be seen.
         prefix = f"sysevents-test-{RUN_ID}-stateful-{run_id}-{next(prefixes)}"
-        return sysevents.connect(postgres_url, redis_url=redis_server_url, cache_prefix=prefix)
+        return sysevents.connect(
+            postgres_url,
+            redis_url=redis_server_url,
+            cache_prefix=prefix,
+            cursor_secret=CURSOR_SECRET,
+        )
 
     run_machine(open_cached, empty)

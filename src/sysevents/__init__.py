@@ -7,11 +7,15 @@
 from ._connect import connect
 from .emitter import EmitterCounters, EventLogger
 from .errors import (
+    AppendOnlyError,
+    AuthenticationError,
     ConfigurationError,
     ConflictError,
+    ForbiddenError,
     IdempotencyConflictError,
     InvalidCursorError,
     InvalidEventError,
+    KeyNotFoundError,
     NotFoundError,
     StoreError,
     StoreUnavailableError,
@@ -20,12 +24,14 @@ from .errors import (
 from .memory import MemoryEventRepository
 from .model import Event, EventLimits, EventPage, EventPatch, EventStats, NewEvent, Severity
 from .query import EventFilter, EventQuery
-from .repository import CacheStats, EventRepository, JsonReads, ReportsCacheStats
+from .repository import CacheStats, EventRepository, HasKeys, JsonReads, ReportsCacheStats
 from .settings import Settings
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AppendOnlyError",
+    "AuthenticationError",
     "CacheStats",
     "ConfigurationError",
     "ConflictError",
@@ -39,10 +45,13 @@ __all__ = [
     "EventQuery",
     "EventRepository",
     "EventStats",
+    "ForbiddenError",
+    "HasKeys",
     "IdempotencyConflictError",
     "InvalidCursorError",
     "InvalidEventError",
     "JsonReads",
+    "KeyNotFoundError",
     "MemoryEventRepository",
     "NewEvent",
     "NotFoundError",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -11,7 +12,12 @@ from typing import Self
 from pydantic import TypeAdapter
 
 from ._cursor import decode_cursor, encode_cursor
-from .errors import IdempotencyConflictError, InvalidEventError, StoreUnavailableError
+from .errors import (
+    AppendOnlyError,
+    IdempotencyConflictError,
+    InvalidEventError,
+    StoreUnavailableError,
+)
 from .model import (
     DEFAULT_LIMITS,
     Event,
@@ -55,13 +61,19 @@ class RepositoryBase(Lifecycle):
         *,
         limits: EventLimits = DEFAULT_LIMITS,
         count_cap: int = 10_000,
-        cursor_secret: str = "sysevents-cursor",
+        cursor_secret: str | Sequence[str] = (),
         stats_top: int = 1000,
+        append_only: bool = False,
     ) -> None:
         self.limits = limits
         self.count_cap = count_cap
         self.stats_top = stats_top
-        self._secret = cursor_secret.encode()
+        self.append_only = append_only
+        given = [cursor_secret] if isinstance(cursor_secret, str) else list(cursor_secret)
+        # None given: a secret of this instance's own (a store that keeps one, such
+        # as PostgreSQL, loads it before the first page: see _load_secrets).
+        self._secrets = [s.encode() for s in given] or [secrets.token_bytes(32)]
+        self._secrets_given = bool(given)
         self._closed = False
 
     async def close(self) -> None:
@@ -71,6 +83,10 @@ class RepositoryBase(Lifecycle):
     def _ensure_open(self) -> None:
         if self._closed:
             raise StoreUnavailableError("the repository is closed")
+
+    def _check_changes_allowed(self) -> None:
+        if self.append_only:
+            raise AppendOnlyError
 
     # -- limits ---------------------------------------------------------------
 
@@ -183,10 +199,10 @@ class RepositoryBase(Lifecycle):
     # -- paging ---------------------------------------------------------------
 
     def _position(self, query: EventQuery) -> tuple[datetime, int] | None:
-        return decode_cursor(self._secret, query) if query.cursor else None
+        return decode_cursor(self._secrets, query) if query.cursor else None
 
     def _cursor_after(self, query: EventQuery, last: Event) -> str:
-        return encode_cursor(self._secret, query, last.timestamp, last.id)
+        return encode_cursor(self._secrets, query, last.timestamp, last.id)
 
 
 @dataclass(frozen=True, slots=True)

@@ -102,13 +102,13 @@ class _Borrowed(Lifecycle):
     async def close(self) -> None:
         """Nothing to do: the owner closes it."""
 
-    async def add(self, new: NewEvent) -> Event:
+    async def add(self, new: NewEvent, *, caller: str | None = None) -> Event:
         """Store one event."""
-        return await self._repo.add(new)
+        return await self._repo.add(new, caller=caller)
 
-    async def add_many(self, news: Sequence[NewEvent]) -> list[Event]:
+    async def add_many(self, news: Sequence[NewEvent], *, caller: str | None = None) -> list[Event]:
         """Store several events."""
-        return await self._repo.add_many(news)
+        return await self._repo.add_many(news, caller=caller)
 
     async def get(self, event_id: int) -> Event | None:
         """The event, or ``None``."""
@@ -118,13 +118,13 @@ class _Borrowed(Lifecycle):
         """One page of events."""
         return await self._repo.list(query)
 
-    async def update(self, event_id: int, patch: EventPatch) -> Event:
+    async def update(self, event_id: int, patch: EventPatch, *, actor: str | None = None) -> Event:
         """Change the given fields."""
-        return await self._repo.update(event_id, patch)
+        return await self._repo.update(event_id, patch, actor=actor)
 
-    async def delete(self, event_id: int) -> None:
+    async def delete(self, event_id: int, *, actor: str | None = None) -> None:
         """Remove the event."""
-        await self._repo.delete(event_id)
+        await self._repo.delete(event_id, actor=actor)
 
     async def stats(self, query: EventFilter | None = None) -> EventStats:
         """Counts over matching events."""

@@ -7,6 +7,7 @@ import binascii
 import hashlib
 import hmac
 import struct
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 from .errors import InvalidCursorError
@@ -28,15 +29,24 @@ def _micros(ts: datetime) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
-def encode_cursor(secret: bytes, query: EventQuery, timestamp: datetime, event_id: int) -> str:
-    """The cursor that continues ``query`` after the event at (timestamp, id)."""
+def encode_cursor(
+    secrets: Sequence[bytes], query: EventQuery, timestamp: datetime, event_id: int
+) -> str:
+    """The cursor that continues ``query`` after the event at (timestamp, id).
+
+    It is signed with the first (newest) of ``secrets``.
+    """
     payload = _LAYOUT.pack(_VERSION, _micros(timestamp), event_id)
-    token = payload + _mac(secret, payload, query)
+    token = payload + _mac(secrets[0], payload, query)
     return base64.urlsafe_b64encode(token).rstrip(b"=").decode()
 
 
-def decode_cursor(secret: bytes, query: EventQuery) -> tuple[datetime, int]:
-    """The (timestamp, id) position that ``query.cursor`` continues after."""
+def decode_cursor(secrets: Sequence[bytes], query: EventQuery) -> tuple[datetime, int]:
+    """The (timestamp, id) position that ``query.cursor`` continues after.
+
+    A cursor signed with any of ``secrets`` is accepted: a rotated secret
+    keeps the cursors in flight readable while it stays in the list.
+    """
     text = query.cursor or ""
     try:
         token = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
@@ -45,7 +55,7 @@ def decode_cursor(secret: bytes, query: EventQuery) -> tuple[datetime, int]:
     if len(token) != _LAYOUT.size + _MAC_SIZE:
         raise InvalidCursorError("the cursor is not a valid cursor")
     payload, mac = token[: _LAYOUT.size], token[_LAYOUT.size :]
-    if not hmac.compare_digest(mac, _mac(secret, payload, query)):
+    if not any(hmac.compare_digest(mac, _mac(secret, payload, query)) for secret in secrets):
         raise InvalidCursorError(
             "the cursor was altered, or belongs to a query with other filters or order"
         )

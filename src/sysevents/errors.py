@@ -37,6 +37,14 @@ class NotFoundError(SyseventsError, LookupError):
         super().__init__(f"event {event_id} not found")
 
 
+class KeyNotFoundError(SyseventsError, LookupError):
+    """No API key has the given name."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f"no API key is named {name!r}")
+
+
 class ConflictError(SyseventsError):
     """The request conflicts with stored state."""
 
@@ -57,3 +65,25 @@ class StoreError(SyseventsError):
 
 class StoreUnavailableError(StoreError):
     """The store cannot be reached, or did not answer in time."""
+
+
+class AppendOnlyError(SyseventsError):
+    """The store is append-only: events cannot be changed or deleted."""
+
+    def __init__(self) -> None:
+        super().__init__("this event log is append-only: events cannot be changed or deleted")
+
+
+class AuthenticationError(SyseventsError):
+    """No API key, or one that is unknown, expired or revoked (which, is never said)."""
+
+    def __init__(self) -> None:
+        super().__init__("a valid API key is required")
+
+
+class ForbiddenError(SyseventsError):
+    """The API key is valid but lacks the scope this needs."""
+
+    def __init__(self, scope: str) -> None:
+        self.scope = scope
+        super().__init__(f"this needs an API key with the {scope!r} scope")

@@ -28,7 +28,10 @@ class HttpEventRepository(Lifecycle):
 
     ``base_url`` is the API's root (``http://host:port``). ``timeout`` bounds
     each request; a server that cannot be reached, times out or answers 503
-    raises ``StoreUnavailableError``.
+    raises ``StoreUnavailableError``. ``api_key`` is sent as a bearer token.
+
+    The server decides who the caller is, from the key: the ``caller`` of
+    ``add`` and the ``actor`` of ``update``/``delete`` are not sent.
     """
 
     def __init__(
@@ -36,12 +39,15 @@ class HttpEventRepository(Lifecycle):
         base_url: str,
         *,
         timeout: float = 5.0,
+        api_key: str | None = None,
         headers: Mapping[str, str] | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self._headers = dict(headers or {})
+        if api_key is not None:
+            self._headers["Authorization"] = f"Bearer {api_key}"
         self._transport = transport
         self._client: httpx.AsyncClient | None = None
         self._closed = False
@@ -49,7 +55,8 @@ class HttpEventRepository(Lifecycle):
     @classmethod
     def from_settings(cls, settings: Settings) -> HttpEventRepository:
         """A repository for ``settings.database_url``, with its ``timeout``."""
-        return cls(settings.database_url, timeout=settings.timeout)
+        key = settings.api_key.get_secret_value() if settings.api_key is not None else None
+        return cls(settings.database_url, timeout=settings.timeout, api_key=key)
 
     async def open(self) -> None:
         """Create the HTTP client (connections open on first use)."""
@@ -74,12 +81,12 @@ class HttpEventRepository(Lifecycle):
 
     # -- the protocol -------------------------------------------------------------
 
-    async def add(self, new: NewEvent) -> Event:
+    async def add(self, new: NewEvent, *, caller: str | None = None) -> Event:
         """Store one event (``POST /api/events``)."""
         body = await self._request("POST", "/api/events", json=_body(new))
         return _parse(Event, body)
 
-    async def add_many(self, news: Sequence[NewEvent]) -> list[Event]:
+    async def add_many(self, news: Sequence[NewEvent], *, caller: str | None = None) -> list[Event]:
         """Store several events, all or none (``POST /api/events/batch``)."""
         if not news:
             return []
@@ -104,7 +111,7 @@ class HttpEventRepository(Lifecycle):
         body = await self._request("GET", "/api/events", params=query.query_params())
         return _parse(EventPage, body)
 
-    async def update(self, event_id: int, patch: EventPatch) -> Event:
+    async def update(self, event_id: int, patch: EventPatch, *, actor: str | None = None) -> Event:
         """Change the given fields (``PUT /api/events/{id}``)."""
         if not is_event_id(event_id):
             self._ensure_open()
@@ -117,7 +124,7 @@ class HttpEventRepository(Lifecycle):
         )
         return _parse(Event, body)
 
-    async def delete(self, event_id: int) -> None:
+    async def delete(self, event_id: int, *, actor: str | None = None) -> None:
         """Remove the event (``DELETE /api/events/{id}``)."""
         if not is_event_id(event_id):
             self._ensure_open()

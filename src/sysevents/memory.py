@@ -10,7 +10,9 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from ._base import Listing, RepositoryBase, first_of_each_key, replayed
+from .audit import delete_record, update_record
 from .errors import NotFoundError
+from .keys import MemoryKeyStore
 from .model import Event, EventPatch, EventStats, NewEvent
 from .query import EventFilter, EventQuery, page_total
 from .rules import is_event_id
@@ -25,8 +27,11 @@ class MemoryEventRepository(RepositoryBase):
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
         self._events: dict[int, Event] = {}
-        self._keys: dict[str, int] = {}  # idempotency key -> id
+        self._keys: dict[tuple[str, str], int] = {}  # (caller, idempotency key) -> id
+        self._callers: dict[int, str] = {}  # id -> the caller of its idempotency key
         self._next_id = 1
+        self.keys = MemoryKeyStore()
+        """The API keys of this store (see ``sysevents.keys``)."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> MemoryEventRepository:
@@ -34,24 +39,25 @@ class MemoryEventRepository(RepositoryBase):
         return cls(
             limits=settings.limits,
             count_cap=settings.count_cap,
-            cursor_secret=settings.cursor_secret,
+            cursor_secret=settings.cursor_secrets,
             stats_top=settings.stats_top,
+            append_only=settings.append_only,
         )
 
     async def open(self) -> None:
         """Reopen after ``close``; contents are kept."""
         self._closed = False
 
-    def _check_keys(self, news: Sequence[NewEvent]) -> None:
+    def _check_keys(self, news: Sequence[NewEvent], caller: str) -> None:
         """Refuse, before anything is stored, a key reused with a different event."""
         for key, new in first_of_each_key(news).items():
-            if key in self._keys:
-                replayed(new, self._events[self._keys[key]])
+            if (caller, key) in self._keys:
+                replayed(new, self._events[self._keys[caller, key]])
 
-    def _store(self, new: NewEvent, now: datetime) -> Event:
+    def _store(self, new: NewEvent, now: datetime, caller: str = "") -> Event:
         key = new.idempotency_key
-        if key is not None and key in self._keys:
-            return _copy(replayed(new, self._events[self._keys[key]]))
+        if key is not None and (caller, key) in self._keys:
+            return _copy(replayed(new, self._events[self._keys[caller, key]]))
         event = Event.model_construct(
             id=self._next_id,
             event_type=new.event_type,
@@ -65,23 +71,26 @@ class MemoryEventRepository(RepositoryBase):
         )
         self._events[event.id] = event
         if key is not None:
-            self._keys[key] = event.id
+            self._keys[caller, key] = event.id
+            self._callers[event.id] = caller
         self._next_id += 1
         return _copy(event)
 
-    async def add(self, new: NewEvent) -> Event:
+    async def add(self, new: NewEvent, *, caller: str | None = None) -> Event:
         """Store one event."""
         self._ensure_open()
         self._check_sizes([new], loc_prefix=False)
-        return self._store(new, datetime.now(UTC))
+        return self._store(new, datetime.now(UTC), caller or "")
 
-    async def add_many(self, news: Sequence[NewEvent]) -> list[Event]:
+    async def add_many(
+        self, news: Sequence[NewEvent], *, caller: str | None = None
+    ) -> builtins.list[Event]:
         """Store several events, all or none."""
         self._ensure_open()
         self._check_sizes(news, loc_prefix=True)
-        self._check_keys(news)
+        self._check_keys(news, caller or "")
         now = datetime.now(UTC)
-        return [self._store(new, now) for new in news]
+        return [self._store(new, now, caller or "") for new in news]
 
     async def get(self, event_id: int) -> Event | None:
         """The event, or ``None``."""
@@ -89,9 +98,10 @@ class MemoryEventRepository(RepositoryBase):
         event = self._events.get(event_id) if is_event_id(event_id) else None
         return None if event is None else _copy(event)
 
-    async def update(self, event_id: int, patch: EventPatch) -> Event:
-        """Change the given fields."""
+    async def update(self, event_id: int, patch: EventPatch, *, actor: str | None = None) -> Event:
+        """Change the given fields (recording the change when an ``actor`` made it)."""
         self._ensure_open()
+        self._check_changes_allowed()
         current = self._events.get(event_id) if is_event_id(event_id) else None
         if current is None:
             raise NotFoundError(event_id)
@@ -99,16 +109,21 @@ class MemoryEventRepository(RepositoryBase):
         changes = copy.deepcopy(patch.changes())
         updated = current.model_copy(update=changes)
         self._events[event_id] = updated
+        if actor is not None:
+            self._store(update_record(current, updated, actor), datetime.now(UTC))
         return _copy(updated)
 
-    async def delete(self, event_id: int) -> None:
-        """Remove the event."""
+    async def delete(self, event_id: int, *, actor: str | None = None) -> None:
+        """Remove the event (recording the removal when an ``actor`` made it)."""
         self._ensure_open()
+        self._check_changes_allowed()
         gone = self._events.pop(event_id, None) if is_event_id(event_id) else None
         if gone is None:
             raise NotFoundError(event_id)
         if gone.idempotency_key is not None:
-            del self._keys[gone.idempotency_key]
+            del self._keys[self._callers.pop(event_id), gone.idempotency_key]
+        if actor is not None:
+            self._store(delete_record(gone, actor), datetime.now(UTC))
 
     async def _listing(self, query: EventQuery) -> Listing:
         """The matching events of one page, and their count."""

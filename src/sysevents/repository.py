@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Literal, Protocol, Self, runtime_checkable
 
+from .keys import KeyStore
 from .model import Event, EventPage, EventPatch, EventStats, NewEvent
 from .query import EventFilter, EventQuery
 
@@ -40,10 +41,14 @@ class EventRepository(Protocol):
     ) -> None:
         """Close the repository."""
 
-    async def add(self, new: NewEvent) -> Event:
-        """Store one event and return it with its ``id`` and ``created_at``."""
+    async def add(self, new: NewEvent, *, caller: str | None = None) -> Event:
+        """Store one event and return it with its ``id`` and ``created_at``.
 
-    async def add_many(self, news: Sequence[NewEvent]) -> list[Event]:
+        Idempotency keys belong to their ``caller`` (an API key's name; none:
+        the library's own): two callers never see each other's.
+        """
+
+    async def add_many(self, news: Sequence[NewEvent], *, caller: str | None = None) -> list[Event]:
         """Store several events atomically (all or none), in the order given."""
 
     async def get(self, event_id: int) -> Event | None:
@@ -52,11 +57,15 @@ class EventRepository(Protocol):
     async def list(self, query: EventQuery | None = None) -> EventPage:
         """One page of the events matching ``query``."""
 
-    async def update(self, event_id: int, patch: EventPatch) -> Event:
-        """Change the fields given in ``patch``; raise ``NotFoundError`` if missing."""
+    async def update(self, event_id: int, patch: EventPatch, *, actor: str | None = None) -> Event:
+        """Change the fields given in ``patch``; raise ``NotFoundError`` if missing.
 
-    async def delete(self, event_id: int) -> None:
-        """Remove the event; raise ``NotFoundError`` if missing."""
+        With an ``actor``, the change is recorded, atomically with it, as an
+        event of type ``sysevents.event_updated`` (see ``sysevents.audit``).
+        """
+
+    async def delete(self, event_id: int, *, actor: str | None = None) -> None:
+        """Remove the event; raise ``NotFoundError`` if missing (recorded if ``actor``)."""
 
     async def stats(self, query: EventFilter | None = None) -> EventStats:
         """Counts over the events matching the filters of ``query``."""
@@ -86,6 +95,14 @@ class JsonReads(Protocol):
         A page cut short holds at least one event, and its ``next_cursor``
         continues after the last event it holds.
         """
+
+
+@runtime_checkable
+class HasKeys(Protocol):
+    """A repository that keeps API keys beside its events (memory, PostgreSQL)."""
+
+    keys: KeyStore
+    """Its key store."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ from sqlalchemy import (
     DateTime,
     Identity,
     Index,
+    LargeBinary,
     MetaData,
     PrimaryKeyConstraint,
     SmallInteger,
@@ -17,8 +18,9 @@ from sqlalchemy import (
     Text,
     func,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
+from .keys import MAX_NAME_LENGTH
 from .model import Severity
 from .rules import MAX_EVENT_TYPE_LENGTH, MAX_IDEMPOTENCY_KEY_LENGTH, MAX_SOURCE_LENGTH
 
@@ -28,6 +30,7 @@ SEVERITY_NAMES = tuple(s.value for s in Severity)
 metadata = MetaData(
     naming_convention={
         "pk": "pk_%(table_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
         "ck": "ck_%(table_name)s_%(constraint_name)s",
         "ix": "ix_%(table_name)s_%(column_0_N_name)s",
     }
@@ -46,6 +49,7 @@ system_events = Table(
     Column("timestamp", DateTime(timezone=True), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("idempotency_key", String(MAX_IDEMPOTENCY_KEY_LENGTH), nullable=True),
+    Column("idempotency_caller", String(MAX_NAME_LENGTH), nullable=False, server_default=""),
     CheckConstraint(
         "severity IN (" + ", ".join(f"'{name}'" for name in SEVERITY_NAMES) + ")",
         name="severity",
@@ -66,9 +70,11 @@ Index(
 )
 Index("ix_system_events_severity_timestamp_id", _c.severity, _c.timestamp.desc(), _c.id.desc())
 Index("ix_system_events_source_timestamp_id", _c.source, _c.timestamp.desc(), _c.id.desc())
-# At most one event per idempotency key; most events have none, so the index skips them.
+# At most one event per idempotency key of each caller; most events have none,
+# so the index skips them.
 Index(
-    "ix_system_events_idempotency_key",
+    "ix_system_events_idempotency_caller_idempotency_key",
+    _c.idempotency_caller,
     _c.idempotency_key,
     unique=True,
     postgresql_where=_c.idempotency_key.isnot(None),
@@ -103,3 +109,26 @@ Index(
     system_event_rollups.c.stripe,
     postgresql_where=system_event_rollups.c.stripe > 0,
 )
+
+
+api_keys = Table(
+    "sysevents_api_keys",
+    metadata,
+    Column("key_id", String(12), primary_key=True),
+    Column("name", String(MAX_NAME_LENGTH), nullable=False, unique=True),
+    Column("scopes", ARRAY(String(10)), nullable=False),
+    Column("digest", LargeBinary, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("expires_at", DateTime(timezone=True), nullable=True),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
+)
+"""API keys (``sysevents.keys``): the secret of each only as its SHA-256."""
+
+secrets = Table(
+    "sysevents_secrets",
+    metadata,
+    Column("name", String(50), primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+"""Secrets the database keeps for every replica: the cursor secret (``cursor``)."""

@@ -1,32 +1,72 @@
-"""Settings, from keyword arguments or ``SYSEVENTS_*`` environment variables."""
+"""Settings, from keyword arguments or ``SYSEVENTS_*`` environment variables.
+
+Every settings class of sysevents is a pydantic-settings ``BaseSettings``: one
+way to read the environment, one set of rules. Secrets (the URLs' passwords,
+keys, cursor secrets) never appear in a ``repr``.
+"""
 
 from __future__ import annotations
 
-import os
+import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BeforeValidator, Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from .errors import ConfigurationError
 from .model import EventLimits
-from .redact import MASK, redact_url
+from .redact import redact_url
 
 ENV_PREFIX = "SYSEVENTS_"
 """Environment variables named ``SYSEVENTS_<FIELD>`` configure :class:`Settings`."""
 
-_SECRET_FIELDS = frozenset({"database_url", "redis_url", "cursor_secret"})
+_URL_FIELDS = frozenset({"database_url", "redis_url"})
+
+S = TypeVar("S", bound=BaseSettings)
 
 
-class Settings(BaseModel):
+def _comma_list(value: Any) -> Any:
+    """``a,b`` (as the environment spells a list) as ``["a", "b"]``; a list as it is."""
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+CommaList = Annotated[tuple[str, ...], NoDecode, BeforeValidator(_comma_list)]
+"""A list of texts, written ``a,b,c`` in the environment."""
+SecretList = Annotated[tuple[SecretStr, ...], NoDecode, BeforeValidator(_comma_list)]
+"""A list of secrets, written ``a,b,c`` in the environment."""
+
+AuthMode = Literal["auto", "required", "off"]
+"""When the REST API requires an API key (see :attr:`Settings.auth`)."""
+
+_RATE = re.compile(r"^\s*(\d+)\s*/\s*(second|minute|hour)\s*$")
+
+
+RateUnit = Literal["second", "minute", "hour"]
+"""The window of a rate limit."""
+
+
+def parse_rate(text: str) -> tuple[int, RateUnit]:
+    """``N/second``, ``N/minute`` or ``N/hour`` as ``(N, unit)``."""
+    match = _RATE.match(text)
+    if not match or int(match[1]) < 1:
+        raise ValueError("must read N/second, N/minute or N/hour, with N at least 1")
+    return int(match[1]), match[2]  # type: ignore[return-value]
+
+
+class Settings(BaseSettings):
     """Every knob of sysevents, with its default.
 
-    ``Settings.from_env()`` reads ``SYSEVENTS_<NAME>`` variables (for example
-    ``SYSEVENTS_DATABASE_URL``, ``SYSEVENTS_POOL_MAX_SIZE``); keyword arguments
-    win over the environment. Nothing reads the environment at import time.
+    ``Settings()`` and ``Settings.from_env()`` read ``SYSEVENTS_<NAME>``
+    variables (for example ``SYSEVENTS_DATABASE_URL``); keyword arguments win
+    over the environment. Nothing reads the environment at import time.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, extra="forbid", frozen=True, env_ignore_empty=True
+    )
 
     database_url: str = Field(default="memory://", description="Where events are stored.")
     redis_url: str | None = Field(default=None, description="Redis for the cache, if any.")
@@ -43,13 +83,21 @@ class Settings(BaseModel):
         gt=0,
         description="Seconds one Redis command may take before the cache is skipped.",
     )
+    cache_max_bytes: int = Field(
+        default=64 * 1024 * 1024,
+        ge=1024,
+        description="Bytes of Redis memory the cache's entries may take at most.",
+    )
     max_message_bytes: int = Field(default=64 * 1024, ge=1)
     max_details_bytes: int = Field(default=64 * 1024, ge=2)
     count_cap: int = Field(
         default=10_000, ge=0, description="Totals past this are reported as a lower bound."
     )
-    cursor_secret: str = Field(
-        default="sysevents-cursor", min_length=1, description="Key that signs paging cursors."
+    cursor_secret: SecretList = Field(
+        default=(),
+        description="Keys that sign paging cursors, newest first (older ones still read "
+        "cursors in flight). Default: PostgreSQL keeps one made by `sysevents migrate`; "
+        "the memory store makes one per process.",
     )
     stats_top: int = Field(
         default=1000,
@@ -61,24 +109,45 @@ class Settings(BaseModel):
         ge=1024,
         description="Bytes at most in one list answer as JSON; a page ends early to stay under.",
     )
-    cache_max_bytes: int = Field(
-        default=64 * 1024 * 1024,
-        ge=1024,
-        description="Bytes of Redis memory the cache's entries may take at most.",
+    append_only: bool = Field(
+        default=False, description="Refuse to change or delete events (retention still applies)."
     )
+    # -- the REST API's access control (the client's key, for http:// URLs) ------
+    api_key: SecretStr | None = Field(
+        default=None, description="The key an http:// repository sends to the REST API."
+    )
+    api_keys: SecretStr | None = Field(
+        default=None,
+        description="Keys given in full, for stateless deployments: NAME:SCOPE+SCOPE:KEY,...",
+    )
+    auth: AuthMode = Field(
+        default="auto",
+        description="auto: keys are required once any exists or the server listens beyond "
+        "this machine; required; or off.",
+    )
+    rate_limit: str = Field(
+        default="100/second",
+        description="Requests per key (or client address when auth is off): N/second, "
+        "N/minute or N/hour; off for none.",
+    )
+    cors_origins: CommaList = Field(
+        default=(), description="Origins whose pages may call the API (none: CORS is off)."
+    )
+
+    @model_validator(mode="after")
+    def _checks(self) -> Settings:
+        if self.pool_min_size > self.pool_max_size:
+            raise ValueError("pool_min_size must not exceed pool_max_size")
+        if self.rate_limit != "off":
+            parse_rate(self.rate_limit)
+        return self
 
     def __repr_args__(self) -> Any:
         for name, value in super().__repr_args__():
-            if name in _SECRET_FIELDS and isinstance(value, str):
-                yield name, redact_url(value) if name.endswith("_url") else MASK
+            if name in _URL_FIELDS and isinstance(value, str):
+                yield name, redact_url(value)
             else:
                 yield name, value
-
-    @model_validator(mode="after")
-    def _pool_sizes(self) -> Settings:
-        if self.pool_min_size > self.pool_max_size:
-            raise ValueError("pool_min_size must not exceed pool_max_size")
-        return self
 
     @property
     def limits(self) -> EventLimits:
@@ -87,32 +156,51 @@ class Settings(BaseModel):
             max_message_bytes=self.max_message_bytes, max_details_bytes=self.max_details_bytes
         )
 
+    @property
+    def cursor_secrets(self) -> list[str]:
+        """The cursor secrets as text, newest first."""
+        return [secret.get_secret_value() for secret in self.cursor_secret]
+
     def updated(self, **changes: Any) -> Settings:
         """A copy with ``changes`` applied and checked (``ConfigurationError`` if invalid)."""
         try:
-            return type(self).model_validate({**self.model_dump(), **changes})
+            return type(self).model_validate({**dict(self), **changes})
         except ValidationError as exc:
-            raise ConfigurationError(_describe(exc)) from None
+            raise ConfigurationError(describe(exc, ENV_PREFIX)) from None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
-        """Settings from ``SYSEVENTS_*`` variables, then ``overrides`` (``None`` is skipped)."""
-        env = os.environ if environ is None else environ
+        """Settings from ``SYSEVENTS_*`` variables (or ``environ``), then ``overrides``.
+
+        Overrides that are ``None`` are skipped; an invalid value is a
+        ``ConfigurationError`` naming its variable.
+        """
+        return settings_from(cls, ENV_PREFIX, environ, overrides)
+
+
+def settings_from(
+    cls: type[S], prefix: str, environ: Mapping[str, str] | None, overrides: Mapping[str, Any]
+) -> S:
+    """``cls`` from the environment (``environ``, or the process's) and ``overrides``."""
+    given = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        if environ is None:
+            return cls(**given)
         values: dict[str, Any] = {}
         for name in cls.model_fields:
-            raw = env.get(ENV_PREFIX + name.upper())
-            if raw is not None and raw != "":
+            raw = environ.get(prefix + name.upper())
+            if raw:
                 values[name] = raw
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        try:
-            return cls.model_validate(values)
-        except ValidationError as exc:
-            raise ConfigurationError(_describe(exc)) from None
+        # model_validate reads no environment: only these values.
+        return cls.model_validate({**values, **given})
+    except ValidationError as exc:
+        raise ConfigurationError(describe(exc, prefix)) from None
 
 
-def _describe(exc: ValidationError) -> str:
+def describe(exc: ValidationError, prefix: str) -> str:
+    """A validation error of settings, each problem naming its environment variable."""
     parts = []
-    for err in exc.errors():
-        name = ".".join(str(p) for p in err["loc"]) or "settings"
-        parts.append(f"{name} (env {ENV_PREFIX}{name.upper()}): {err['msg']}")
+    for err in exc.errors(include_input=False, include_url=False):
+        name = str(err["loc"][0]) if err["loc"] else "settings"
+        parts.append(f"{name} (env {prefix}{name.upper()}): {err['msg']}")
     return "invalid settings: " + "; ".join(parts)

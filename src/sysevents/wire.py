@@ -12,10 +12,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from .errors import (
+    AppendOnlyError,
+    AuthenticationError,
     ConflictError,
+    ForbiddenError,
     IdempotencyConflictError,
     InvalidCursorError,
     InvalidEventError,
+    KeyNotFoundError,
     NotFoundError,
     StoreError,
     StoreUnavailableError,
@@ -24,7 +28,11 @@ from .errors import (
 
 ERROR_STATUS: tuple[tuple[type[SyseventsError], int], ...] = (
     (InvalidEventError, 400),
+    (AuthenticationError, 401),
+    (ForbiddenError, 403),
     (NotFoundError, 404),
+    (KeyNotFoundError, 404),
+    (AppendOnlyError, 405),
     (IdempotencyConflictError, 422),
     (ConflictError, 409),
     (StoreUnavailableError, 503),
@@ -91,6 +99,12 @@ def error_of(
             if isinstance(e, Mapping) and e.get("type") == "idempotency_conflict"
         ]
         return IdempotencyConflictError(str(problem.get("idempotency_key") or ""), fields)
+    if status == 401:
+        return AuthenticationError()
+    if status == 403:
+        return ForbiddenError(str(problem.get("scope") or "?"))
+    if status == 405 and event_id is not None:
+        return AppendOnlyError()
     if status == 409:
         return ConflictError(detail)
     if status in UNAVAILABLE_STATUSES:

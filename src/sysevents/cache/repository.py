@@ -16,7 +16,7 @@ from sysevents._base import Lifecycle
 from sysevents.errors import InvalidEventError, NotFoundError
 from sysevents.model import Event, EventPage, EventPatch, EventStats, NewEvent
 from sysevents.query import EventFilter, EventQuery
-from sysevents.repository import CacheStats, EventRepository, JsonReads
+from sysevents.repository import CacheStats, EventRepository, HasKeys, JsonReads
 from sysevents.rules import is_event_id
 
 from .client import cache_client
@@ -61,6 +61,8 @@ class CachedEventRepository(Lifecycle):
         max_bytes: int = 64 * 1024 * 1024,
     ) -> None:
         self.inner = inner
+        if isinstance(inner, HasKeys):
+            self.keys = inner.keys  # keys are not cached: a revocation must take effect
         self._inner_json = inner if isinstance(inner, JsonReads) else None
         self.redis = redis
         self._event_ttl_ms = max(1, round(event_ttl * 1000))
@@ -216,27 +218,29 @@ class CachedEventRepository(Lifecycle):
 
     # -- writes ------------------------------------------------------------------
 
-    async def add(self, new: NewEvent) -> Event:
+    async def add(self, new: NewEvent, *, caller: str | None = None) -> Event:
         """Store one event, then invalidate its id (it may be cached as missing)."""
-        event = await self._write(self.inner.add(new), None)
+        event = await self._write(self.inner.add(new, caller=caller), None)
         await self._invalidations.invalidate([event.id])
         return event
 
-    async def add_many(self, news: Sequence[NewEvent]) -> builtins.list[Event]:
+    async def add_many(
+        self, news: Sequence[NewEvent], *, caller: str | None = None
+    ) -> builtins.list[Event]:
         """Store several events, then invalidate their ids."""
-        events = await self._write(self.inner.add_many(news), None)
+        events = await self._write(self.inner.add_many(news, caller=caller), None)
         await self._invalidations.invalidate([e.id for e in events])
         return events
 
-    async def update(self, event_id: int, patch: EventPatch) -> Event:
+    async def update(self, event_id: int, patch: EventPatch, *, actor: str | None = None) -> Event:
         """Change the event, then invalidate it and all stats."""
-        event = await self._write(self.inner.update(event_id, patch), [event_id])
+        event = await self._write(self.inner.update(event_id, patch, actor=actor), [event_id])
         await self._invalidations.invalidate([event_id])
         return event
 
-    async def delete(self, event_id: int) -> None:
+    async def delete(self, event_id: int, *, actor: str | None = None) -> None:
         """Remove the event, then invalidate it and all stats."""
-        await self._write(self.inner.delete(event_id), [event_id])
+        await self._write(self.inner.delete(event_id, actor=actor), [event_id])
         await self._invalidations.invalidate([event_id])
 
     async def _write(self, write: Awaitable[T], ids: Sequence[int] | None) -> T:

@@ -34,11 +34,12 @@ _INSERT_MANY = (
     "FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], "
     "%s::timestamptz[], %s::text[]) WITH ORDINALITY "
     "AS t(event_type, severity, message, details, source, ts, key, ord)) "
-    "INSERT INTO system_events "
-    '(event_type, severity, message, details, source, "timestamp", idempotency_key) '
-    "SELECT event_type, severity, message, details::jsonb, source, ts, key FROM input "
+    "INSERT INTO system_events (event_type, severity, message, details, source, "
+    '"timestamp", idempotency_key, idempotency_caller) '
+    "SELECT event_type, severity, message, details::jsonb, source, ts, key, %s FROM input "
     "WHERE key IS NULL OR nth = 1 ORDER BY ord "
-    "ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING "
+    "ON CONFLICT (idempotency_caller, idempotency_key) WHERE idempotency_key IS NOT NULL "
+    "DO NOTHING "
     # The rest of each stored event is what was sent: nothing else is read back.
     "RETURNING id, idempotency_key, created_at"
 )
@@ -54,11 +55,13 @@ _DRAW_IDS = (
     "FROM generate_series(1, %s)) AS drawn"
 )
 _COPY = (
-    "COPY system_events "
-    '(id, event_type, severity, message, details, source, "timestamp", idempotency_key) '
-    "FROM STDIN"
+    "COPY system_events (id, event_type, severity, message, details, source, "
+    '"timestamp", idempotency_key, idempotency_caller) FROM STDIN'
 )
-_BY_KEYS = "SELECT " + COLUMNS + " FROM system_events WHERE idempotency_key = ANY(%s::text[])"
+_BY_KEYS = (
+    "SELECT " + COLUMNS + " FROM system_events "
+    "WHERE idempotency_caller = %s AND idempotency_key = ANY(%s::text[])"
+)
 # A key already stored, or stored by a concurrent writer during the insert, is
 # not returned by _INSERT_MANY: it is read (and, if deleted meanwhile, inserted again).
 _KEY_ATTEMPTS = 5
@@ -84,8 +87,8 @@ async def insert_one(conn: Connection, new: NewEvent) -> Event:
     return event_from_row(row)
 
 
-def _batch_params(news: Sequence[NewEvent]) -> tuple[list[Any], ...]:
-    """The arrays ``_INSERT_MANY`` unnests, one per column."""
+def _batch_params(news: Sequence[NewEvent], caller: str) -> tuple[Any, ...]:
+    """The arrays ``_INSERT_MANY`` unnests, one per column, and the caller."""
     return (
         [n.event_type for n in news],
         [n.severity.value for n in news],
@@ -94,19 +97,20 @@ def _batch_params(news: Sequence[NewEvent]) -> tuple[list[Any], ...]:
         [n.source for n in news],
         [n.timestamp for n in news],
         [n.idempotency_key for n in news],
+        caller,
     )
 
 
-async def insert_batch(conn: Connection, news: Sequence[NewEvent]) -> list[Event]:
-    """Store ``news`` by one multi-row INSERT, inside the caller's transaction.
+async def insert_batch(conn: Connection, news: Sequence[NewEvent], caller: str = "") -> list[Event]:
+    """Store ``news`` by one multi-row INSERT (inside a transaction when keys are given).
 
-    A key already stored returns the stored event if ``news`` holds a retry of
-    it, and raises ``IdempotencyConflictError`` (the caller's transaction then
-    rolls back) if it holds a different event.
+    A key of ``caller`` already stored returns the stored event if ``news``
+    holds a retry of it, and raises ``IdempotencyConflictError`` (the
+    transaction then rolls back) if it holds a different event.
     """
     first_of_key = first_of_each_key(news)
     keys = list(first_of_key)
-    cur = await conn.execute(_INSERT_MANY, _batch_params(news))
+    cur = await conn.execute(_INSERT_MANY, _batch_params(news, caller))
     rows = await cur.fetchall()
     by_key = {
         key: as_stored(first_of_key[key], event_id, created_at)
@@ -117,14 +121,14 @@ async def insert_batch(conn: Connection, news: Sequence[NewEvent]) -> list[Event
     for _ in range(_KEY_ATTEMPTS):
         if not missing:
             break
-        cur = await conn.execute(_BY_KEYS, (missing,))
+        cur = await conn.execute(_BY_KEYS, (caller, missing))
         by_key.update(
             (row[8], replayed(first_of_key[row[8]], event_from_row(row)))
             for row in await cur.fetchall()
         )
         lost = [first_of_key[k] for k in missing if k not in by_key]
         if lost:
-            cur = await conn.execute(_INSERT_MANY, _batch_params(lost))
+            cur = await conn.execute(_INSERT_MANY, _batch_params(lost, caller))
             by_key.update(
                 (key, as_stored(first_of_key[key], event_id, created_at))
                 for event_id, key, created_at in await cur.fetchall()
@@ -144,11 +148,11 @@ async def insert_batch(conn: Connection, news: Sequence[NewEvent]) -> list[Event
     return events
 
 
-async def copy_batch(conn: Connection, news: Sequence[NewEvent]) -> list[Event]:
+async def copy_batch(conn: Connection, news: Sequence[NewEvent], caller: str = "") -> list[Event]:
     """COPY the events with ids drawn beforehand: nothing needs to be read back.
 
-    Runs inside the caller's transaction. Raises ``KeyTaken`` if an
-    idempotency key is already in the table; the caller rolls back.
+    Runs inside a transaction of its own caller's. Raises ``KeyTaken`` if an
+    idempotency key is already in the table; the transaction then rolls back.
 
     The ids come from the table's own identity sequence, in input order; the
     stored values are those of ``news`` (validated as PostgreSQL keeps them)
@@ -174,6 +178,7 @@ async def copy_batch(conn: Connection, news: Sequence[NewEvent]) -> list[Event]:
                         n.source,
                         n.timestamp,
                         n.idempotency_key,
+                        caller,
                     )
                 )
     except psycopg.errors.UniqueViolation as exc:

@@ -29,7 +29,9 @@ COLUMNS = (
 _SEVERITY = {s.value: s for s in Severity}
 
 GET = "SELECT " + COLUMNS + " FROM system_events WHERE id = %s"
+GET_FOR_UPDATE = GET + " FOR UPDATE"
 DELETE = "DELETE FROM system_events WHERE id = %s"
+DELETE_RETURNING = DELETE + " RETURNING " + COLUMNS
 # Reads no row, but fails on a database without the table.
 PING = "SELECT 1 FROM system_events LIMIT 0"
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from sysevents._base import Listing, RepositoryBase
+from sysevents.audit import delete_record, update_record
 from sysevents.errors import InvalidEventError, NotFoundError
 from sysevents.model import Event, EventPatch, EventStats, NewEvent
 from sysevents.query import EventFilter, EventQuery, page_total
@@ -13,6 +15,7 @@ from sysevents.rules import is_event_id
 
 from . import sql
 from .inserts import COPY_FROM, KeyTaken, copy_batch, insert_batch, insert_one
+from .keys import PostgresKeyStore, database_secret
 from .pool import Connection, PostgresPool
 
 if TYPE_CHECKING:
@@ -55,6 +58,9 @@ class PostgresEventRepository(RepositoryBase):
             prepare_threshold=prepare_threshold,
             check_after_idle=check_after_idle,
         )
+        self._secrets_loaded = False
+        self.keys = PostgresKeyStore(self._db)
+        """The API keys kept in this database (see ``sysevents.keys``)."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PostgresEventRepository:
@@ -66,8 +72,9 @@ class PostgresEventRepository(RepositoryBase):
             timeout=settings.timeout,
             limits=settings.limits,
             count_cap=settings.count_cap,
-            cursor_secret=settings.cursor_secret,
+            cursor_secret=settings.cursor_secrets,
             stats_top=settings.stats_top,
+            append_only=settings.append_only,
         )
 
     # -- lifecycle ------------------------------------------------------------
@@ -89,16 +96,18 @@ class PostgresEventRepository(RepositoryBase):
 
     # -- writes ---------------------------------------------------------------
 
-    async def add(self, new: NewEvent) -> Event:
+    async def add(self, new: NewEvent, *, caller: str | None = None) -> Event:
         """Store one event."""
         self._ensure_open()
         self._check_sizes([new], loc_prefix=False)
         if new.idempotency_key is not None:
-            return (await self._add_keyed([new]))[0]
+            return (await self._add_keyed([new], caller or ""))[0]
         async with self._db.connection() as conn:
             return await insert_one(conn, new)
 
-    async def add_many(self, news: Sequence[NewEvent]) -> list[Event]:
+    async def add_many(
+        self, news: Sequence[NewEvent], *, caller: str | None = None
+    ) -> builtins.list[Event]:
         """Store several events in one transaction: all or none, in the order given."""
         self._ensure_open()
         self._check_sizes(news, loc_prefix=True)
@@ -108,26 +117,31 @@ class PostgresEventRepository(RepositoryBase):
         if len(news) >= COPY_FROM and len(set(keys)) == len(keys):
             try:
                 async with self._db.transaction() as conn:
-                    return await copy_batch(conn, news)
+                    return await copy_batch(conn, news, caller or "")
             except KeyTaken:
                 pass  # a key is stored already (a retried batch): the path below reads it
         if not keys:
             async with self._db.connection() as conn:  # one statement: atomic by itself
                 return await insert_batch(conn, news)
-        return await self._add_keyed(news)
+        return await self._add_keyed(news, caller or "")
 
-    async def _add_keyed(self, news: Sequence[NewEvent]) -> list[Event]:
+    async def _add_keyed(self, news: Sequence[NewEvent], caller: str) -> builtins.list[Event]:
         # In a transaction: a key reused with another event rolls the batch back.
         async with (
             self._db.connection() as conn,
             conn.pipeline(),  # BEGIN rides with the INSERT
             conn.transaction(),
         ):
-            return await insert_batch(conn, news)
+            return await insert_batch(conn, news, caller)
 
-    async def update(self, event_id: int, patch: EventPatch) -> Event:
-        """Change the given fields; ``id`` and ``created_at`` never change."""
+    async def update(self, event_id: int, patch: EventPatch, *, actor: str | None = None) -> Event:
+        """Change the given fields; ``id`` and ``created_at`` never change.
+
+        With an ``actor``, the change is recorded as an audit event in the same
+        transaction (see ``sysevents.audit``).
+        """
         self._ensure_open()
+        self._check_changes_allowed()
         if not is_event_id(event_id):
             raise NotFoundError(event_id)
         try:
@@ -143,23 +157,44 @@ class PostgresEventRepository(RepositoryBase):
             if current is None:
                 raise NotFoundError(event_id)
             return current
-        async with self._db.connection() as conn:
+        if actor is None:
+            async with self._db.connection() as conn:
+                cur = await conn.execute(statement.sql, statement.params)
+                row = await cur.fetchone()
+            if row is None:
+                raise NotFoundError(event_id)
+            return sql.event_from_row(row)
+        async with self._db.transaction() as conn:
+            cur = await conn.execute(sql.GET_FOR_UPDATE, (event_id,))
+            old = await cur.fetchone()
+            if old is None:
+                raise NotFoundError(event_id)
             cur = await conn.execute(statement.sql, statement.params)
             row = await cur.fetchone()
-        if row is None:
-            raise NotFoundError(event_id)
-        return sql.event_from_row(row)
+            assert row is not None
+            before, after = sql.event_from_row(old), sql.event_from_row(row)
+            await insert_one(conn, update_record(before, after, actor))
+        return after
 
-    async def delete(self, event_id: int) -> None:
-        """Remove the event."""
+    async def delete(self, event_id: int, *, actor: str | None = None) -> None:
+        """Remove the event; with an ``actor``, record it in the same transaction."""
         self._ensure_open()
+        self._check_changes_allowed()
         if not is_event_id(event_id):
             raise NotFoundError(event_id)
-        async with self._db.connection() as conn:
-            cur = await conn.execute(sql.DELETE, (event_id,))
-            deleted = cur.rowcount
-        if deleted == 0:
-            raise NotFoundError(event_id)
+        if actor is None:
+            async with self._db.connection() as conn:
+                cur = await conn.execute(sql.DELETE, (event_id,))
+                deleted = cur.rowcount
+            if deleted == 0:
+                raise NotFoundError(event_id)
+            return
+        async with self._db.transaction() as conn:
+            cur = await conn.execute(sql.DELETE_RETURNING, (event_id,))
+            row = await cur.fetchone()
+            if row is None:
+                raise NotFoundError(event_id)
+            await insert_one(conn, delete_record(sql.event_from_row(row), actor))
 
     # -- reads ----------------------------------------------------------------
 
@@ -175,6 +210,10 @@ class PostgresEventRepository(RepositoryBase):
 
     async def _listing(self, query: EventQuery) -> Listing:
         """The rows of one page (newest or oldest first by (timestamp, id)), and the count."""
+        if not self._secrets_given and not self._secrets_loaded:
+            # The database's own cursor secret: every replica signs alike.
+            self._secrets = [(await database_secret(self._db, "cursor")).encode()]
+            self._secrets_loaded = True
         page = sql.page_statement(query, self._position(query))
         count = sql.count_statement(query, self.count_cap)
         counted: int | None = None

@@ -11,6 +11,8 @@ from sysevents.repository import EventRepository
 
 BAD_IDS = [0, -1, MAX_EVENT_ID + 1, 2**64, -(2**63) - 1]
 """Ids no store can have: every store answers them as missing."""
+OWN = "conformance"
+"""The source of the events a test counts: a store may hold events of its own."""
 BIG = EventLimits(max_message_bytes=10**7, max_details_bytes=10**7)
 """Limits above any store's, to build events a store must refuse itself."""
 

@@ -1,4 +1,4 @@
-"""The ``sysevents`` console command: ``serve`` and ``migrate``."""
+"""The ``sysevents`` console command: ``serve``, ``migrate`` and ``keys``."""
 
 from __future__ import annotations
 
@@ -6,10 +6,12 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from . import __version__
-from .errors import ConfigurationError, SyseventsError
-from .redact import redact_url
-from .settings import Settings
+from sysevents import __version__
+from sysevents.errors import ConfigurationError, SyseventsError
+from sysevents.redact import redact_url
+from sysevents.settings import Settings
+
+from . import keys
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -41,10 +43,17 @@ def _parser() -> argparse.ArgumentParser:
     limits.add_argument(
         "--max-connections", type=int, metavar="N", help="connections open at once (1000)"
     )
+    serve.add_argument(
+        "--auth",
+        choices=["auto", "required", "off"],
+        help="require API keys: auto (default: once a key exists, or beyond this machine), "
+        "required, or off (SYSEVENTS_AUTH)",
+    )
 
     migrate = commands.add_parser("migrate", help="apply the database migrations")
     migrate.add_argument("--database-url", help="PostgreSQL URL (default: SYSEVENTS_DATABASE_URL)")
     migrate.add_argument("--revision", default="head", help="target revision (default: head)")
+    keys.add_parser(commands)
     return parser
 
 
@@ -53,10 +62,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         settings = Settings.from_env(
-            database_url=args.database_url, redis_url=getattr(args, "redis_url", None)
+            database_url=args.database_url,
+            redis_url=getattr(args, "redis_url", None),
+            auth=getattr(args, "auth", None),
         )
+        if args.command == "keys":
+            return keys.run(args, settings)
         if args.command == "migrate":
-            from .migrate import upgrade
+            from sysevents.migrate import upgrade
 
             if args.database_url is None and settings.database_url == "memory://":
                 raise ConfigurationError(
@@ -85,7 +98,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SyseventsError as exc:
         print(f"sysevents: {exc}", file=sys.stderr)
         return 2
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

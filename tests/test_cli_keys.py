@@ -1,0 +1,86 @@
+"""``sysevents keys`` and the refusal of ``sysevents serve`` to run open beyond this machine."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import psycopg
+import pytest
+
+from sysevents.cli import main
+from sysevents.keys import split_key
+from tests.http.served import serve_process
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "sysevents", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+
+
+@pytest.mark.postgres
+def test_create_list_revoke(empty_postgres_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with psycopg.connect(empty_postgres_url, autocommit=True) as conn:
+        conn.execute("DELETE FROM sysevents_api_keys")
+    db = ["--database-url", empty_postgres_url]
+    assert (
+        main(["keys", *db, "create", "--name", "ingest", "--scope", "write", "--expires", "90d"])
+        == 0
+    )
+    out = capsys.readouterr().out.splitlines()
+    key = out[-1]
+    assert split_key(key) is not None  # the key, on the last line
+    assert main(["keys", *db, "list"]) == 0
+    listed = capsys.readouterr().out
+    assert "ingest" in listed
+    assert "active" in listed
+    assert key not in listed
+    assert main(["keys", *db, "revoke", "ingest"]) == 0
+    capsys.readouterr()
+    assert main(["keys", *db, "list"]) == 0
+    assert "revoked" in capsys.readouterr().out
+    assert main(["keys", *db, "create", "--name", "ingest", "--scope", "read"]) == 2
+    assert "exists already" in capsys.readouterr().err
+    assert main(["keys", *db, "create", "--name", "x", "--scope", "root"]) == 2
+    assert "unknown scope" in capsys.readouterr().err
+    assert main(["keys", *db, "revoke", "nobody"]) == 2
+
+
+def test_a_memory_store_gets_an_entry_for_the_setting(capsys: pytest.CaptureFixture[str]) -> None:
+    assert (
+        main(
+            [
+                "keys",
+                "--database-url",
+                "memory://",
+                "create",
+                "--name",
+                "web",
+                "--scope",
+                "read,write",
+            ]
+        )
+        == 0
+    )
+    lines = capsys.readouterr().out.splitlines()
+    key = lines[-1]
+    assert split_key(key) is not None
+    assert f"web:read+write:{key}" in lines
+
+
+def test_serve_refuses_an_open_service_beyond_this_machine() -> None:
+    done = run("serve", "--host", "0.0.0.0", "--port", "1")
+    assert done.returncode == 2
+    assert "refusing to serve on 0.0.0.0 with no API key" in done.stderr
+    assert "sysevents keys create" in done.stderr
+
+
+def test_serve_with_auth_off_beyond_this_machine_warns() -> None:
+    with serve_process("--host", "0.0.0.0", "--auth", "off") as served:
+        log = served.stop()
+    assert "with auth off: anyone who can reach it" in log
