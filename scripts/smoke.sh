@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # End-to-end smoke test of a running sysevents API, with curl.
 #
-#   scripts/smoke.sh http://127.0.0.1:8000
+#   scripts/smoke.sh http://127.0.0.1:8000 [KEY]
 #
-# Prints each check; exits non-zero on the first failure.
+# KEY (or SYSEVENTS_API_KEY) is an API key with the read, write and admin
+# scopes, for a server that requires keys. Prints each check; exits non-zero
+# on the first failure.
 set -euo pipefail
 
 BASE="${1:-${SYSEVENTS_BASE_URL:-http://127.0.0.1:8000}}"
 BASE="${BASE%/}"
+KEY="${2:-${SYSEVENTS_API_KEY:-}}"
 TMP="$(mktemp -d)"
 trap 'rm -rf "$TMP"' EXIT
 TYPE="smoke_$(date +%s)_$$"
@@ -29,6 +32,9 @@ request() {
     local args=(-sS -X "$method" -o "$TMP/body" -D "$TMP/headers" -w '%{http_code}' --max-time 20)
     if [[ -n "$data" ]]; then
         args+=(-H 'Content-Type: application/json' --data-binary "$data")
+    fi
+    if [[ -n "$KEY" ]]; then
+        args+=(-H "Authorization: Bearer $KEY")
     fi
     STATUS="$(curl "${args[@]}" "$BASE$path")" || fail "$method $path: curl could not reach $BASE"
 }

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Litestar
+from litestar.config.cors import CORSConfig
 from litestar.logging import LoggingConfig
 
 from sysevents import EventRepository, Settings
@@ -13,6 +14,19 @@ from .config import HttpOptions
 from .docs import asset_routers, openapi_config
 from .plugin import SyseventsConfig, SyseventsPlugin
 from .problems import EXCEPTION_HANDLERS, QUIET_EXCEPTIONS
+
+
+def cors_config(settings: Settings) -> CORSConfig | None:
+    """CORS for the origins of ``settings.cors_origins``; none listed, none allowed."""
+    if not settings.cors_origins:
+        return None
+    return CORSConfig(
+        allow_origins=list(settings.cors_origins),
+        allow_methods=["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS"],
+        allow_headers=["Authorization", "X-API-Key", "Content-Type", "Idempotency-Key"],
+        expose_headers=["Location", "Retry-After", "RateLimit", "RateLimit-Policy"],
+        max_age=600,
+    )
 
 
 def create_app(
@@ -41,6 +55,7 @@ def create_app(
     )
     return Litestar(
         route_handlers=asset_routers(),
+        cors_config=cors_config(settings),
         plugins=[plugin],
         # The API's router has its own; these answer what no route matches (404, 405).
         exception_handlers=EXCEPTION_HANDLERS,

@@ -158,10 +158,13 @@ class JSONRequest(Request[Any, Any, Any]):
 
     async def json(self) -> Any:
         """The decoded body; the model instance when the handler names a ``body_model``."""
+        # A body sent without a JSON type is refused, even when it is JSON: a web
+        # page may send text/plain (or nothing) cross-site without a preflight.
         content_type = self.headers.get("content-type")
-        if content_type and not _is_json(content_type):
+        if not content_type or not _is_json(content_type):
             raise UnsupportedMediaType(
-                detail=f"send the body as application/json, not {content_type[:60]}",
+                detail="send the body as application/json"
+                + (f", not {content_type[:60]}" if content_type else " (Content-Type is missing)"),
             )
         encoding = self.headers.get("content-encoding", "identity").strip().lower()
         if encoding not in ("", "identity"):

@@ -2,85 +2,60 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from typing import Any
 
-from sysevents import ConfigurationError
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
-_ENV = {
-    "max_body_size": "SYSEVENTS_HTTP_MAX_BODY_SIZE",
-    "health_log_interval": "SYSEVENTS_HTTP_HEALTH_LOG_INTERVAL",
-    "store_timeout": "SYSEVENTS_HTTP_STORE_TIMEOUT",
-    "max_batch_size": "SYSEVENTS_HTTP_MAX_BATCH_SIZE",
-    "header_timeout": "SYSEVENTS_HTTP_HEADER_TIMEOUT",
-    "body_timeout": "SYSEVENTS_HTTP_BODY_TIMEOUT",
-    "keep_alive_timeout": "SYSEVENTS_HTTP_KEEP_ALIVE_TIMEOUT",
-    "max_connections": "SYSEVENTS_HTTP_MAX_CONNECTIONS",
-}
-_INTEGERS = {"max_body_size", "max_batch_size", "max_connections"}
+from sysevents.settings import settings_from
+
+ENV_PREFIX = "SYSEVENTS_HTTP_"
+"""Environment variables named ``SYSEVENTS_HTTP_<FIELD>`` configure :class:`HttpOptions`."""
 
 
-@dataclass(frozen=True, slots=True)
-class HttpOptions:
+class HttpOptions(BaseSettings):
     """Knobs of the REST service; each also read from ``SYSEVENTS_HTTP_<NAME>``.
 
-    ``max_body_size`` bytes per request body (a larger one is a 413);
-    ``health_log_interval`` seconds between two recorded health events of one
-    kind while the state stays the same; ``store_timeout`` seconds a request
-    waits for the store before it answers 503 (``None``: the library's
-    ``timeout`` plus one second); ``max_batch_size`` events at most in one
-    ``POST /api/events/batch``.
-
-    What ``sysevents serve`` gives slow and idle clients: ``header_timeout``
-    seconds for a request's headers to arrive (from the connection, or from the
-    previous answer), ``body_timeout`` for its body after them,
-    ``keep_alive_timeout`` of idleness between requests, and ``max_connections``
-    open at once (past it, new requests are answered 503).
+    Read by the same rules as :class:`sysevents.Settings` (pydantic-settings).
     """
 
-    max_body_size: int = 1024 * 1024
-    health_log_interval: float = 60.0
-    store_timeout: float | None = None
-    max_batch_size: int = 1000
-    header_timeout: float = 10.0
-    body_timeout: float = 30.0
-    keep_alive_timeout: float = 5.0
-    max_connections: int = 1000
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, extra="forbid", frozen=True, env_ignore_empty=True
+    )
 
-    def __post_init__(self) -> None:
-        if self.max_body_size < 1:
-            raise ConfigurationError("max_body_size must be at least 1 byte")
-        if self.health_log_interval < 0:
-            raise ConfigurationError("health_log_interval must not be negative")
-        if self.store_timeout is not None and not self.store_timeout > 0:
-            raise ConfigurationError("store_timeout must be positive")
-        if self.max_batch_size < 1:
-            raise ConfigurationError("max_batch_size must be at least 1")
-        for name in ("header_timeout", "body_timeout", "keep_alive_timeout"):
-            if not getattr(self, name) > 0:
-                raise ConfigurationError(f"{name} must be positive")
-        if self.max_connections < 1:
-            raise ConfigurationError("max_connections must be at least 1")
+    max_body_size: int = Field(
+        default=1024 * 1024, ge=1, description="Bytes per request body; a larger one is a 413."
+    )
+    health_log_interval: float = Field(
+        default=60.0,
+        ge=0,
+        description="Seconds between two recorded health events of one kind and state.",
+    )
+    store_timeout: float | None = Field(
+        default=None,
+        gt=0,
+        description="Seconds a request waits for the store before a 503 (default: the "
+        "library's timeout plus one second).",
+    )
+    max_batch_size: int = Field(default=1000, ge=1, description="Events at most in one batch.")
+    header_timeout: float = Field(
+        default=10.0,
+        gt=0,
+        description="Seconds for a request's headers to arrive, from the connection or the "
+        "previous answer (sysevents serve).",
+    )
+    body_timeout: float = Field(
+        default=30.0, gt=0, description="Seconds for a request's body after its headers."
+    )
+    keep_alive_timeout: float = Field(
+        default=5.0, gt=0, description="Seconds an idle connection stays open between requests."
+    )
+    max_connections: int = Field(
+        default=1000, ge=1, description="Connections at once; past it new requests get a 503."
+    )
 
     @classmethod
-    def from_env(
-        cls, environ: Mapping[str, str] | None = None, **overrides: float | int | None
-    ) -> HttpOptions:
-        """Options from ``SYSEVENTS_HTTP_*`` variables, then ``overrides`` (``None`` skipped)."""
-        env = os.environ if environ is None else environ
-        values: dict[str, float | int] = {}
-        for field in fields(cls):
-            raw = env.get(_ENV[field.name], "")
-            if raw:
-                try:
-                    values[field.name] = int(raw) if field.name in _INTEGERS else float(raw)
-                except ValueError:
-                    raise ConfigurationError(
-                        f"{_ENV[field.name]} must be a number, not {raw!r}"
-                    ) from None
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        unknown = set(values) - set(_ENV)
-        if unknown:
-            raise ConfigurationError(f"unknown HTTP options: {', '.join(sorted(unknown))}")
-        return cls(**values)  # type: ignore[arg-type]
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> HttpOptions:
+        """Options from ``SYSEVENTS_HTTP_*`` variables (or ``environ``), then ``overrides``."""
+        return settings_from(cls, ENV_PREFIX, environ, overrides)

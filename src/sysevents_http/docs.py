@@ -7,12 +7,14 @@ from typing import Any
 
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import RedocRenderPlugin, SwaggerRenderPlugin
-from litestar.openapi.spec import Tag
+from litestar.openapi.spec import Components, SecurityScheme, Tag
 from litestar.router import Router
 from litestar.routes import BaseRoute
 from litestar.static_files import create_static_files_router
 
 import sysevents
+
+from .routes.params import API_KEY_HEADER, BEARER
 
 SWAGGER_ASSETS = "/static/swagger-ui"
 """Where the Swagger UI files are served."""
@@ -49,11 +51,30 @@ def openapi_config() -> OpenAPIConfig:
     return OpenAPIConfig(
         title="sysevents",
         version=sysevents.__version__,
-        description="Record and query system events. Errors are RFC 9457 problem details.",
+        description="Record and query system events. Errors are RFC 9457 problem details.\n\n"
+        "Every route but the health checks needs an API key with a scope (`read`, `write` "
+        "or `admin`, named on each operation), sent as `Authorization: Bearer <key>` or "
+        "`X-API-Key: <key>`. Use Authorize to try them here.",
         tags=[
             Tag(name="events", description="Recording, querying and correcting events."),
+            Tag(name="keys", description="API keys (the `admin` scope)."),
             Tag(name="health", description="Liveness of the service and of its store."),
         ],
+        components=Components(
+            security_schemes={
+                BEARER: SecurityScheme(
+                    type="http",
+                    scheme="bearer",
+                    description="An API key: `Authorization: Bearer se_...`.",
+                ),
+                API_KEY_HEADER: SecurityScheme(
+                    type="apiKey",
+                    name="X-API-Key",
+                    security_scheme_in="header",
+                    description="The same key, in the `X-API-Key` header.",
+                ),
+            }
+        ),
         path="/",
         openapi_router=_DocsRouter("/", route_handlers=[], include_in_schema=False),
         render_plugins=[

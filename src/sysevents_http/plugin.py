@@ -83,6 +83,7 @@ class SyseventsPlugin(InitPlugin):
                 path=self.config.path,
                 max_body_size=self.options.max_body_size,
                 max_batch_size=self.options.max_batch_size,
+                rate_limit=self.settings.rate_limit,
             ),
         ]
         return app_config

@@ -19,6 +19,9 @@ from litestar.status_codes import HTTP_400_BAD_REQUEST, HTTP_500_INTERNAL_SERVER
 from pydantic import ValidationError
 
 from sysevents import (
+    AppendOnlyError,
+    AuthenticationError,
+    ForbiddenError,
     IdempotencyConflictError,
     InvalidEventError,
     StoreUnavailableError,
@@ -36,10 +39,13 @@ _TITLES = {
     400: "Bad Request",
     404: "Not Found",
     409: "Conflict",
+    401: "Unauthorized",
+    403: "Forbidden",
     405: "Method Not Allowed",
     413: "Content Too Large",
     415: "Unsupported Media Type",
     422: "Unprocessable Content",
+    429: "Too Many Requests",
     500: "Internal Server Error",
     503: "Service Unavailable",
 }
@@ -124,6 +130,15 @@ def _library(request: Request[Any, Any, Any], exc: SyseventsError) -> Response[d
         return _idempotency_conflict(status, exc)
     if isinstance(exc, StoreUnavailableError):
         return _unavailable(request, status, exc)
+    if isinstance(exc, AuthenticationError):
+        # The same answer for no key, a malformed, unknown, expired or revoked one.
+        return problem(status, str(exc), headers={"WWW-Authenticate": 'Bearer realm="sysevents"'})
+    if isinstance(exc, ForbiddenError):
+        response = problem(status, str(exc))
+        response.content["scope"] = exc.scope
+        return response
+    if isinstance(exc, AppendOnlyError):
+        return problem(status, str(exc), headers={"Allow": "GET, HEAD, OPTIONS"})
     if status >= 500:
         return problem(status, "the event store failed")
     return problem(status, str(exc))
@@ -241,6 +256,9 @@ def _every_kind(base: type[SyseventsError]) -> list[type[SyseventsError]]:
 # Litestar matches these by exact type, so every kind of client error is listed.
 QUIET_EXCEPTIONS: set[int | type[Exception]] = {
     400,
+    401,
+    403,
+    429,
     404,
     405,
     413,

@@ -12,11 +12,12 @@ connection opening (or of the previous answer), and its body within
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 from typing import Any
 
 import sysevents
-from sysevents import Settings
+from sysevents import ConfigurationError, HasKeys, Settings, SyseventsError
 
 from .app import create_app
 from .config import HttpOptions
@@ -92,11 +93,62 @@ def _peer(protocol: Any) -> str:
     return f"{client[0]}:{client[1]}" if client else "an unknown client"
 
 
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is reachable from this machine only."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a name: it may resolve to anything
+
+
+async def _any_key(settings: Settings) -> bool | None:
+    """Whether a key exists (settings or store); ``None`` if the store cannot say now."""
+    if settings.api_keys is not None and settings.api_keys.get_secret_value().strip():
+        return True
+    if settings.database_url.startswith("memory:"):
+        return False  # the memory store starts with none
+    repo = sysevents.connect(settings=settings)
+    if not isinstance(repo, HasKeys):
+        return False
+    try:
+        async with repo, asyncio.timeout(settings.timeout + 1):
+            return await repo.keys.has_keys()
+    except (SyseventsError, TimeoutError):
+        return None
+
+
+def secured(settings: Settings, host: str) -> Settings:
+    """``settings`` for serving on ``host``: beyond this machine, keys are required.
+
+    With ``auth`` left to ``auto`` on an address other machines reach, the
+    service refuses to start while no key exists, and says how to make one.
+    ``auth=off`` is obeyed, with a warning.
+    """
+    if is_loopback(host):
+        return settings
+    if settings.auth == "off":
+        logger.warning(
+            "serving on %s with auth off: anyone who can reach it can read, change and "
+            "delete every event",
+            host,
+        )
+        return settings
+    if settings.auth == "auto" and asyncio.run(_any_key(settings)) is False:
+        raise ConfigurationError(
+            f"refusing to serve on {host} with no API key: create one with "
+            "`sysevents keys create --name admin --scope read,write,admin` (or give keys in "
+            "SYSEVENTS_API_KEYS), or pass --auth off to serve without keys"
+        )
+    return settings.updated(auth="required")
+
+
 def run(settings: Settings, *, host: str, port: int, options: HttpOptions | None = None) -> None:
     """Serve the API for ``settings`` on ``host:port`` until interrupted.
 
-    A URL no backend serves, or a missing extra, is a ``ConfigurationError``
-    here, before the server starts, rather than a failed start-up.
+    A URL no backend serves, a missing extra, or an open service beyond this
+    machine is a ``ConfigurationError`` here, before the server starts.
     """
     import uvicorn
     from uvicorn.config import HTTP_PROTOCOLS
@@ -104,6 +156,7 @@ def run(settings: Settings, *, host: str, port: int, options: HttpOptions | None
 
     options = options or HttpOptions.from_env()
     sysevents.connect(settings=settings)  # builds, does not open: checks the URLs
+    settings = secured(settings, host)
     base = import_from_string(HTTP_PROTOCOLS["auto"])
     uvicorn.run(
         create_app(settings, options=options),

@@ -15,9 +15,11 @@ from typing import Any, ParamSpec, TypeVar
 
 import sysevents
 from sysevents import (
+    ConfigurationError,
     EventFilter,
     EventQuery,
     EventRepository,
+    HasKeys,
     JsonReads,
     NewEvent,
     ReportsCacheStats,
@@ -25,8 +27,13 @@ from sysevents import (
     Severity,
     StoreUnavailableError,
 )
+from sysevents.keys import KeyRing, KeyStore, static_keys
 
 from .config import HttpOptions
+from .limits import MemoryCounter, RedisCounter
+
+HEALTH_STORE_TIMEOUT = 1.0
+"""Seconds a question the service asks its store for itself may take."""
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -61,6 +68,11 @@ class EventService:
         self._last_health: dict[str, tuple[float, str]] = {}
         self.started_monotonic = time.monotonic()
         self.store_timeout = options.store_timeout or settings.timeout + 1.0
+        secret_keys = settings.api_keys.get_secret_value() if settings.api_keys else ""
+        self.keys = KeyRing(None, static_keys(secret_keys))
+        """The API keys requests are checked against (settings first, then the store's)."""
+        self.rate_counter: MemoryCounter | RedisCounter = MemoryCounter()
+        self._rate_redis: Any = None
 
     @property
     def uptime(self) -> float:
@@ -83,9 +95,15 @@ class EventService:
         if self._given is None:
             self._repository = sysevents.connect(settings=self.settings)
             self._opened = False
-        # Looked up once: the capability does not change while the app runs.
+        # Looked up once: the capabilities do not change while the app runs.
         repository = self._repository
         self._json_reads = repository if isinstance(repository, JsonReads) else None
+        self.keys.store = repository.keys if isinstance(repository, HasKeys) else None
+        if self.settings.redis_url and self.settings.rate_limit != "off":
+            from sysevents.cache import cache_client
+
+            self._rate_redis = cache_client(self.settings.redis_url, timeout=0.25)
+            self.rate_counter = RedisCounter(self._rate_redis, self.settings.cache_prefix)
         if not self._opened:
             await self._try_open()
         await self.record(
@@ -103,6 +121,8 @@ class EventService:
                 for task in pending:
                     task.cancel()
         finally:
+            if self._rate_redis is not None:
+                await self._rate_redis.aclose()
             if self._given is None and self._repository is not None:
                 await self._repository.close()
 
@@ -155,6 +175,25 @@ class EventService:
             return await self.call(self._json_reads.stats_json, query)
         stats = await self.call(self.repository.stats, query)
         return stats.model_dump_json().encode()
+
+    def key_store(self) -> KeyStore:
+        """The store's keys (``ConfigurationError`` for a store that keeps none)."""
+        if self.keys.store is None:
+            raise ConfigurationError(
+                "this event store keeps no API keys: give them in SYSEVENTS_API_KEYS"
+            )
+        return self.keys.store
+
+    async def auth_required(self) -> bool:
+        """Whether a request to a protected route must carry a key (see ``Settings.auth``)."""
+        mode = self.settings.auth
+        if mode == "off":
+            return False
+        if mode == "required":
+            return True
+        # A store that cannot say whether keys exist fails the request (503):
+        # nothing is served without knowing.
+        return await self.call_within(HEALTH_STORE_TIMEOUT, self.keys.any_keys)
 
     async def page_json(self, query: EventQuery) -> bytes:
         """One page as JSON, within the ``max_page_bytes`` budget when the repository can cut it.

@@ -11,6 +11,7 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from sysevents import Settings
+from sysevents.keys import new_key
 from sysevents_http import HttpOptions, create_app
 
 Client = AsyncTestClient[Litestar]
@@ -290,10 +291,17 @@ CASES: list[tuple[str, str, str, bytes | None, str, int, str | None]] = [
 ]
 
 
+KEY, _, _ = new_key()
+
+
 @pytest.fixture
 async def client(plain_settings: Settings) -> AsyncIterator[Client]:
-    app = create_app(plain_settings, options=HttpOptions(max_body_size=MAX_BODY))
+    # Keys required, and every request carries one with every scope: the
+    # table's answers are those a real caller gets past authentication.
+    settings = plain_settings.updated(auth="required", api_keys=f"table:read+write+admin:{KEY}")
+    app = create_app(settings, options=HttpOptions(max_body_size=MAX_BODY))
     async with AsyncTestClient(app) as test_client:
+        test_client.headers["Authorization"] = f"Bearer {KEY}"
         yield test_client
 
 

@@ -15,7 +15,8 @@ def test_options_from_the_environment() -> None:
         "SYSEVENTS_HTTP_HEALTH_LOG_INTERVAL": "5",
         "SYSEVENTS_HTTP_STORE_TIMEOUT": "0.5",
     }
-    assert HttpOptions.from_env(env) == HttpOptions(2048, 5.0, 0.5)
+    expected = HttpOptions(max_body_size=2048, health_log_interval=5.0, store_timeout=0.5)
+    assert HttpOptions.from_env(env) == expected
     assert HttpOptions.from_env(env, max_body_size=10).max_body_size == 10
     assert HttpOptions.from_env({}) == HttpOptions()
 

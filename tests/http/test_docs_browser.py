@@ -71,8 +71,13 @@ def test_swagger_ui_renders_every_operation(chromium: str, base_url: str, tmp_pa
         "Delete an event",
         "Service health",
         "Store health",
+        "Create an API key",
     ]:
         assert text in dom, text
+    # The keys' security schemes give Swagger its Authorize button, and each
+    # protected operation its lock.
+    assert 'class="btn authorize' in dom
+    assert dom.count("authorization__btn") >= 10
 
 
 def test_redoc_renders_every_operation(chromium: str, base_url: str, tmp_path: Path) -> None:

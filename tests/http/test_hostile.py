@@ -25,9 +25,9 @@ class CountingRepository(MemoryEventRepository):
         super().__init__(**options)
         self.batches = 0
 
-    async def add_many(self, news: Any) -> Any:
+    async def add_many(self, news: Any, *, caller: str | None = None) -> Any:
         self.batches += 1
-        return await super().add_many(news)
+        return await super().add_many(news, caller=caller)
 
 
 @pytest.fixture

@@ -53,3 +53,32 @@ async def test_the_filters_are_documented_on_every_reading_route() -> None:
     for path in ("/api/events", "/api/events/stats"):
         names = {p["name"] for p in paths[path]["get"]["parameters"]}
         assert {"event_type", "severity", "min_severity", "source", "since", "until"} <= names
+
+
+async def test_the_document_declares_the_keys_and_each_operations_scope() -> None:
+    doc = await document()
+    schemes = doc["components"]["securitySchemes"]
+    assert schemes["bearer"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "description": schemes["bearer"]["description"],
+    }
+    assert (schemes["apiKey"]["in"], schemes["apiKey"]["name"]) == ("header", "X-API-Key")
+    needs = {
+        ("/api/events", "get"): "read",
+        ("/api/events", "post"): "write",
+        ("/api/events/batch", "post"): "write",
+        ("/api/events/stats", "get"): "read",
+        ("/api/events/{event_id}", "get"): "read",
+        ("/api/events/{event_id}", "put"): "admin",
+        ("/api/events/{event_id}", "delete"): "admin",
+        ("/api/keys", "get"): "admin",
+        ("/api/keys", "post"): "admin",
+        ("/api/keys/{name}", "delete"): "admin",
+    }
+    for (path, method), scope in needs.items():
+        operation = doc["paths"][path][method]
+        assert operation["security"] == [{"bearer": [scope]}, {"apiKey": [scope]}], (path, method)
+        assert {"401", "403", "429"} <= set(operation["responses"])
+    for path in ("/api/health", "/api/health/db"):
+        assert "security" not in doc["paths"][path]["get"]

@@ -10,9 +10,19 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from sysevents import Settings
+from sysevents.keys import new_key
 from sysevents_http import HttpOptions, create_app
 
-app = create_app(Settings(database_url="memory://"), options=HttpOptions())
+KEY, _, _ = new_key()
+# Keys required, one key with every scope: schemathesis sends it, and checks
+# that requests without it, or with a made-up one, are refused.
+app_settings = Settings(
+    database_url="memory://",
+    auth="required",
+    api_keys=f"schemathesis:read+write+admin:{KEY}",
+    rate_limit="off",
+)
+app = create_app(app_settings, options=HttpOptions())
 schema = schemathesis.openapi.from_asgi("/openapi.json", app)
 
 
@@ -25,4 +35,7 @@ def test_api_conforms_to_its_openapi(case: schemathesis.Case) -> None:
     # a "schema-violating" boolean for a list of strings arrives as the valid
     # string "true". The bad-request table covers rejection; every other check
     # (no 5xx, status codes, content types, headers, response schemas) runs.
-    case.call_and_validate(excluded_checks=[positive_data_acceptance, negative_data_rejection])
+    case.call_and_validate(
+        headers={"Authorization": f"Bearer {KEY}"},
+        excluded_checks=[positive_data_acceptance, negative_data_rejection],
+    )

@@ -67,6 +67,9 @@ async def test_client_errors_are_not_logged_as_tracebacks() -> None:
     async with AsyncTestClient(app) as client:
         logged = Logged(app)
         assert (await client.get("/api/events/999")).status_code == 404
-        assert (await client.post("/api/events", content=b"\xff")).status_code == 400
+        bad_utf8 = await client.post(
+            "/api/events", content=b"\xff", headers={"content-type": "application/json"}
+        )
+        assert bad_utf8.status_code == 400
         assert (await client.get("/api/events/0")).status_code == 400
         assert "Traceback" not in logged.text

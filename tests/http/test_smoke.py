@@ -7,6 +7,7 @@ import subprocess
 
 import pytest
 
+from sysevents.keys import new_key
 from tests.conftest import skip_or_fail
 
 from .served import ROOT, serve
@@ -20,14 +21,18 @@ def _tools() -> None:
         skip_or_fail("the smoke script needs bash and curl")
 
 
-def run_smoke(url: str) -> subprocess.CompletedProcess[str]:
+KEY, _, _ = new_key()
+KEYS = {"SYSEVENTS_API_KEYS": f"smoke:read+write+admin:{KEY}"}
+
+
+def run_smoke(url: str, key: str = KEY) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        ["bash", str(SMOKE), url], capture_output=True, text=True, timeout=120, check=False
+        ["bash", str(SMOKE), url, key], capture_output=True, text=True, timeout=120, check=False
     )
 
 
 def test_smoke_on_memory() -> None:
-    with serve("--database-url", "memory://") as url:
+    with serve("--database-url", "memory://", env=KEYS) as url:
         result = run_smoke(url)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "all 14 checks passed" in result.stdout
@@ -37,7 +42,7 @@ def test_smoke_on_memory() -> None:
 def test_smoke_on_postgres_and_redis(
     postgres_url: str, redis_server_url: str, cache_prefix: str
 ) -> None:
-    env = {"SYSEVENTS_CACHE_PREFIX": cache_prefix}
+    env = {"SYSEVENTS_CACHE_PREFIX": cache_prefix, **KEYS}
     with serve("--database-url", postgres_url, "--redis-url", redis_server_url, env=env) as url:
         result = run_smoke(url)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -45,7 +50,7 @@ def test_smoke_on_postgres_and_redis(
 
 
 def test_smoke_fails_on_the_first_failed_check() -> None:
-    with serve() as url:
+    with serve(env=KEYS) as url:
         result = run_smoke(url + "/nothing-here")
     assert result.returncode != 0
     assert "FAIL: check 1, health" in result.stderr

@@ -11,13 +11,17 @@ from litestar.status_codes import HTTP_204_NO_CONTENT
 from litestar.types import ControllerRouterHandler
 
 from sysevents import EventLimits
+from sysevents.settings import parse_rate
+from sysevents_http.auth import KeyAuthMiddleware, scope_guard
 from sysevents_http.body import CONTEXT_OPT, JSONRequest
+from sysevents_http.limits import RateLimitMiddleware
 from sysevents_http.problems import EXCEPTION_HANDLERS
 from sysevents_http.schemas import DEFAULT_MAX_BATCH_SIZE
 from sysevents_http.service import EventService
 
 from .events import EVENT_ROUTES
 from .health import HEALTH_ROUTES
+from .keys import KEY_ROUTES
 
 
 def _allow(methods: str) -> Any:
@@ -39,6 +43,9 @@ _OPTIONS = [
         include_in_schema=False,
         name="options_event",
     )(_allow("GET, HEAD, PUT, DELETE, OPTIONS")),
+    route("/api/keys", http_method="OPTIONS", include_in_schema=False, name="options_keys")(
+        _allow("GET, POST, OPTIONS")
+    ),
 ]
 
 
@@ -49,21 +56,35 @@ def api_router(
     path: str = "/",
     max_body_size: int | None = None,
     max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
+    rate_limit: str = "off",
 ) -> Router:
     """A router with every API route under ``path``, each given ``service()`` as ``service``.
 
-    The strict JSON request class, the exception handlers (problem details),
+    Requests to protected routes are authenticated, rate limited
+    (``rate_limit``) and checked for their scope. The strict JSON request
+    class, the exception handlers (problem details),
     the event ``limits`` and ``max_batch_size`` bodies are validated with and
     the body size limit are
     the router's own: they do not touch the rest of an app the router is
     mounted into.
     """
-    handlers: list[ControllerRouterHandler] = [*_OPTIONS, *EVENT_ROUTES, *HEALTH_ROUTES]
+    handlers: list[ControllerRouterHandler] = [
+        *_OPTIONS,
+        *EVENT_ROUTES,
+        *HEALTH_ROUTES,
+        *KEY_ROUTES,
+    ]
+    middleware: list[Any] = [KeyAuthMiddleware(service)]
+    if rate_limit != "off":
+        count, unit = parse_rate(rate_limit)
+        middleware.append(RateLimitMiddleware(count, unit, lambda: service().rate_counter))
     return Router(
         path=path,
         # The OPTIONS handlers come first so Litestar adds no partial one of its own.
         route_handlers=handlers,
         dependencies={"service": Provide(service, sync_to_thread=False)},
+        middleware=middleware,
+        guards=[scope_guard],
         request_class=JSONRequest,
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=max_body_size,

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from litestar import Response, delete, post, put, route
+from litestar import Request, Response, delete, post, put, route
 from litestar.datastructures import ResponseHeader
 from litestar.di import NamedDependency
 from litestar.exceptions import ValidationException
@@ -14,13 +14,17 @@ from pydantic import TypeAdapter, ValidationError
 
 from sysevents import Event, EventFilter, EventPage, EventPatch, EventQuery, EventStats, NewEvent
 from sysevents import NotFoundError as EventNotFound
+from sysevents.keys import Scope
 from sysevents.model import IdempotencyKey
+from sysevents_http.auth import SCOPE_OPT, caller_of
 from sysevents_http.schemas import EventBatch, StoredBatch
 from sysevents_http.service import EventService
 
 from .params import (
+    APPEND_ONLY,
     BAD_REQUEST,
     CONFLICT,
+    GUARDED,
     NOT_FOUND,
     NOT_JSON,
     READ,
@@ -42,8 +46,11 @@ from .params import (
     filter_fields,
     json_response,
     parse_event_id,
+    security,
     whole_number,
 )
+
+READER = {SCOPE_OPT: Scope.READ.value}
 
 IdempotencyKeyHeader = Annotated[
     str | None,
@@ -103,17 +110,28 @@ def _keyed(data: NewEvent, header: str | None) -> NewEvent:
             documentation_only=True,
         )
     ],
-    responses={**BAD_REQUEST, **TOO_LARGE, **NOT_JSON, **CONFLICT, **UNAVAILABLE, **SERVER_ERROR},
-    opt={"body_model": NewEvent},
+    responses={
+        **BAD_REQUEST,
+        **GUARDED,
+        **TOO_LARGE,
+        **NOT_JSON,
+        **CONFLICT,
+        **UNAVAILABLE,
+        **SERVER_ERROR,
+    },
+    opt={"body_model": NewEvent, SCOPE_OPT: Scope.WRITE.value},
+    security=security(Scope.WRITE),
     tags=["events"],
 )
 async def create_event(
+    request: Request[Any, Any, Any],
     data: JSONBody[NewEvent],
     service: NamedDependency[EventService],
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response[Event]:
     """Store one event."""
-    event = await service.call(service.repository.add, _keyed(data, idempotency_key))
+    new = _keyed(data, idempotency_key)
+    event = await service.call(service.repository.add, new, caller=caller_of(request).name)
     return json_response(
         event.model_dump_json().encode(), 201, {"Location": f"/api/events/{event.id}"}
     )
@@ -125,15 +143,27 @@ async def create_event(
     summary="Record several events",
     description="Stores every event of the batch in one round trip, or none: one bad event "
     "is a 400 naming its index and field. At most the configured batch size (default 1000).",
-    responses={**BAD_REQUEST, **TOO_LARGE, **NOT_JSON, **CONFLICT, **UNAVAILABLE, **SERVER_ERROR},
-    opt={"body_model": EventBatch},
+    responses={
+        **BAD_REQUEST,
+        **GUARDED,
+        **TOO_LARGE,
+        **NOT_JSON,
+        **CONFLICT,
+        **UNAVAILABLE,
+        **SERVER_ERROR,
+    },
+    opt={"body_model": EventBatch, SCOPE_OPT: Scope.WRITE.value},
+    security=security(Scope.WRITE),
     tags=["events"],
 )
 async def create_events(
-    data: JSONBody[EventBatch], service: NamedDependency[EventService]
+    request: Request[Any, Any, Any],
+    data: JSONBody[EventBatch],
+    service: NamedDependency[EventService],
 ) -> StoredBatch:
     """Store several events, all or none (the batch size is checked as the body is read)."""
-    events = await service.call(service.repository.add_many, data.events)
+    caller = caller_of(request).name
+    events = await service.call(service.repository.add_many, data.events, caller=caller)
     return StoredBatch(events=events)
 
 
@@ -145,7 +175,9 @@ async def create_events(
     "Page with `offset` or with `cursor` (the `next_cursor` of the previous page). A page "
     "whose events would take more than the configured byte budget (8 MiB by default) ends "
     "early, with `next_cursor` set.",
-    responses={**BAD_REQUEST, **UNAVAILABLE, **SERVER_ERROR},
+    responses={**BAD_REQUEST, **GUARDED, **UNAVAILABLE, **SERVER_ERROR},
+    opt=READER,
+    security=security(Scope.READ),
     tags=["events"],
 )
 async def list_events(
@@ -180,7 +212,9 @@ async def list_events(
     path="/api/events/stats",
     summary="Event statistics",
     description="Counts over the events matching the filters (the same as the listing's).",
-    responses={**BAD_REQUEST, **UNAVAILABLE, **SERVER_ERROR},
+    responses={**BAD_REQUEST, **GUARDED, **UNAVAILABLE, **SERVER_ERROR},
+    opt=READER,
+    security=security(Scope.READ),
     tags=["events"],
 )
 async def event_stats(
@@ -201,7 +235,9 @@ async def event_stats(
     http_method=READ,
     path="/api/events/{event_id:str}",
     summary="Get an event",
-    responses={**BAD_REQUEST, **NOT_FOUND, **UNAVAILABLE, **SERVER_ERROR},
+    responses={**BAD_REQUEST, **GUARDED, **NOT_FOUND, **UNAVAILABLE, **SERVER_ERROR},
+    opt=READER,
+    security=security(Scope.READ),
     tags=["events"],
 )
 async def get_event(event_id: EventId, service: NamedDependency[EventService]) -> Response[Event]:
@@ -220,20 +256,28 @@ async def get_event(event_id: EventId, service: NamedDependency[EventService]) -
     "set to null to clear them. `id` and `created_at` never change.",
     responses={
         **BAD_REQUEST,
+        **GUARDED,
         **NOT_FOUND,
+        **APPEND_ONLY,
         **TOO_LARGE,
         **NOT_JSON,
         **UNAVAILABLE,
         **SERVER_ERROR,
     },
-    opt={"body_model": EventPatch},
+    opt={"body_model": EventPatch, SCOPE_OPT: Scope.ADMIN.value},
+    security=security(Scope.ADMIN),
     tags=["events"],
 )
 async def update_event(
-    event_id: EventId, data: JSONBody[EventPatch], service: NamedDependency[EventService]
+    request: Request[Any, Any, Any],
+    event_id: EventId,
+    data: JSONBody[EventPatch],
+    service: NamedDependency[EventService],
 ) -> Response[Event]:
-    """Apply a patch."""
-    event = await service.call(service.repository.update, parse_event_id(event_id), data)
+    """Apply a patch (recorded in the audit trail)."""
+    wanted = parse_event_id(event_id)
+    actor = caller_of(request).actor
+    event = await service.call(service.repository.update, wanted, data, actor=actor)
     return json_response(event.model_dump_json().encode())
 
 
@@ -241,12 +285,17 @@ async def update_event(
     "/api/events/{event_id:str}",
     status_code=HTTP_204_NO_CONTENT,
     summary="Delete an event",
-    responses={**BAD_REQUEST, **NOT_FOUND, **UNAVAILABLE, **SERVER_ERROR},
+    responses={**BAD_REQUEST, **GUARDED, **NOT_FOUND, **APPEND_ONLY, **UNAVAILABLE, **SERVER_ERROR},
+    opt={SCOPE_OPT: Scope.ADMIN.value},
+    security=security(Scope.ADMIN),
     tags=["events"],
 )
-async def delete_event(event_id: EventId, service: NamedDependency[EventService]) -> None:
-    """Remove an event."""
-    await service.call(service.repository.delete, parse_event_id(event_id))
+async def delete_event(
+    request: Request[Any, Any, Any], event_id: EventId, service: NamedDependency[EventService]
+) -> None:
+    """Remove an event (recorded in the audit trail)."""
+    wanted = parse_event_id(event_id)
+    await service.call(service.repository.delete, wanted, actor=caller_of(request).actor)
 
 
 EVENT_ROUTES = [

@@ -12,6 +12,7 @@ from litestar.params import PathParameter, QueryParameter
 from litestar.status_codes import HTTP_200_OK
 
 from sysevents import Severity
+from sysevents.keys import Scope
 from sysevents.query import CountMode, Order
 from sysevents.rules import MAX_EVENT_ID, is_event_id
 from sysevents_http.problems import PROBLEM_JSON
@@ -21,19 +22,37 @@ READ = [HttpMethod.GET, HttpMethod.HEAD]
 """The methods of every reading route: HEAD answers the headers GET would."""
 
 
-def _spec(description: str) -> ResponseSpec:
+def spec(description: str) -> ResponseSpec:
+    """An error answer of the OpenAPI document: problem details, described."""
     return ResponseSpec(data_container=Problem, description=description, media_type=PROBLEM_JSON)
 
 
-BAD_REQUEST = {400: _spec("A parameter or the body is invalid; `errors` names each bad field.")}
-NOT_FOUND = {404: _spec("No event has this id.")}
-TOO_LARGE = {413: _spec("The request body is larger than the configured limit.")}
-NOT_JSON = {415: _spec("The body is not sent as application/json.")}
+BAD_REQUEST = {400: spec("A parameter or the body is invalid; `errors` names each bad field.")}
+NOT_FOUND = {404: spec("No event has this id.")}
+TOO_LARGE = {413: spec("The request body is larger than the configured limit.")}
+NOT_JSON = {415: spec("The body is not sent as application/json.")}
 CONFLICT = {
-    422: _spec("The idempotency key was used before with a different event."),
+    422: spec("The idempotency key was used before with a different event."),
 }
-UNAVAILABLE = {503: _spec("The event store is unavailable; retry later.")}
-SERVER_ERROR = {500: _spec("An unexpected error (logged with its traceback).")}
+UNAVAILABLE = {503: spec("The event store is unavailable; retry later.")}
+SERVER_ERROR = {500: spec("An unexpected error (logged with its traceback).")}
+APPEND_ONLY = {405: spec("The event log is append-only: events cannot be changed or deleted.")}
+GUARDED = {
+    401: spec("No API key, or one that is unknown, expired or revoked (`WWW-Authenticate`)."),
+    403: spec("The API key lacks the scope this operation needs."),
+    429: spec("Too many requests for this key (`Retry-After`, `RateLimit`)."),
+}
+
+BEARER = "bearer"
+"""The OpenAPI name of the bearer-token scheme (``Authorization: Bearer <key>``)."""
+API_KEY_HEADER = "apiKey"
+"""The OpenAPI name of the ``X-API-Key`` header scheme."""
+
+
+def security(scope: Scope) -> list[dict[str, list[str]]]:
+    """The OpenAPI security of a route needing ``scope``: either way of sending a key."""
+    return [{BEARER: [scope.value]}, {API_KEY_HEADER: [scope.value]}]
+
 
 EventId = Annotated[
     str,

@@ -1,0 +1,144 @@
+"""The routes of ``/api/keys``: create, list and revoke API keys (``admin`` scope)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from litestar import delete, get, post
+from litestar.di import NamedDependency
+from litestar.params import JSONBody, PathParameter
+from pydantic import BaseModel, ConfigDict, Field
+
+from sysevents import ConfigurationError, InvalidEventError
+from sysevents.keys import MAX_NAME_LENGTH, ApiKey, KeyName, Scope, parse_duration
+from sysevents_http.auth import SCOPE_OPT
+from sysevents_http.service import EventService
+
+from .params import (
+    BAD_REQUEST,
+    GUARDED,
+    NOT_JSON,
+    SERVER_ERROR,
+    UNAVAILABLE,
+    security,
+    spec,
+)
+
+ADMIN = {SCOPE_OPT: Scope.ADMIN.value}
+_NO_KEY = {404: spec("No key has this name.")}
+_TAKEN = {409: spec("A key with this name exists already.")}
+
+
+class KeyInfo(BaseModel):
+    """What is known of an API key; never the key itself."""
+
+    name: str
+    key_id: str = Field(description="The public part of the key: `se_<key_id>_...`.")
+    scopes: list[Scope]
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+
+    @classmethod
+    def of(cls, key: ApiKey) -> KeyInfo:
+        """The info of ``key``."""
+        return cls(
+            name=key.name,
+            key_id=key.key_id,
+            scopes=sorted(key.scopes),
+            created_at=key.created_at,
+            expires_at=key.expires_at,
+            revoked_at=key.revoked_at,
+        )
+
+
+class NewKey(BaseModel):
+    """A key to create."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: KeyName = Field(examples=["ingest-web"])
+    scopes: list[Scope] = Field(min_length=1, examples=[["write"]])
+    expires_in: str | None = Field(
+        default=None,
+        description="How long the key lives, e.g. `90d`, `36h`, `52w`.",
+        examples=["90d"],
+    )
+
+
+class CreatedKey(KeyInfo):
+    """A new key, with its text: shown this once, kept nowhere."""
+
+    key: str = Field(description="The key; send it as `Authorization: Bearer <key>`.")
+
+
+def _expiry(expires_in: str | None) -> datetime | None:
+    if expires_in is None:
+        return None
+    try:
+        return datetime.now(UTC) + parse_duration(expires_in)
+    except ConfigurationError as exc:
+        raise InvalidEventError(
+            [{"loc": ("expires_in",), "msg": str(exc), "type": "value_error"}]
+        ) from None
+
+
+KeyNameParam = Annotated[
+    str, PathParameter(description="The key's name.", max_length=MAX_NAME_LENGTH)
+]
+
+
+@post(
+    "/api/keys",
+    status_code=201,
+    summary="Create an API key",
+    description="Creates a key with the scopes given; the answer holds the key itself, "
+    "shown this once (only its hash is kept).",
+    responses={**BAD_REQUEST, **GUARDED, **NOT_JSON, **_TAKEN, **UNAVAILABLE, **SERVER_ERROR},
+    opt={"body_model": NewKey, **ADMIN},
+    security=security(Scope.ADMIN),
+    tags=["keys"],
+)
+async def create_key(data: JSONBody[NewKey], service: NamedDependency[EventService]) -> CreatedKey:
+    """Create a key."""
+    key, text = await service.call(
+        service.key_store().create_key, data.name, frozenset(data.scopes), _expiry(data.expires_in)
+    )
+    service.keys.forget(key.key_id)  # keys now exist: this replica knows at once
+    return CreatedKey(**KeyInfo.of(key).model_dump(), key=text)
+
+
+@get(
+    "/api/keys",
+    summary="List the API keys",
+    description="Every key, revoked and expired ones included; never the keys themselves.",
+    responses={**GUARDED, **UNAVAILABLE, **SERVER_ERROR},
+    opt=ADMIN,
+    security=security(Scope.ADMIN),
+    tags=["keys"],
+)
+async def list_keys(service: NamedDependency[EventService]) -> list[KeyInfo]:
+    """List the keys."""
+    return [KeyInfo.of(k) for k in await service.call(service.key_store().list_keys)]
+
+
+@delete(
+    "/api/keys/{name:str}",
+    status_code=200,
+    summary="Revoke an API key",
+    description="The key stops working on every replica within a few seconds.",
+    responses={**BAD_REQUEST, **GUARDED, **_NO_KEY, **UNAVAILABLE, **SERVER_ERROR},
+    opt=ADMIN,
+    security=security(Scope.ADMIN),
+    tags=["keys"],
+)
+async def revoke_key(name: KeyNameParam, service: NamedDependency[EventService]) -> KeyInfo:
+    """Revoke a key."""
+    key = await service.call(service.key_store().revoke_key, name)
+    service.keys.forget(key.key_id)  # at once here; other replicas within the ring's ttl
+    return KeyInfo.of(key)
+
+
+KEY_ROUTES = [create_key, list_keys, revoke_key]
+"""Every handler of ``/api/keys``."""
