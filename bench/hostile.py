@@ -12,7 +12,6 @@ closing note quotes.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import subprocess
@@ -50,16 +49,20 @@ def request(url: str, method: str = "GET", body: bytes | None = None) -> tuple[i
     return status, size, time.monotonic() - started
 
 
-async def fill_fat(database_url: str, count: int) -> None:
-    import sysevents
+# Run by the server's own interpreter, so that the events fit its schema.
+FILL = """
+import asyncio, sys
+import sysevents
 
-    async with sysevents.connect(database_url) as repo:
+async def fill():
+    async with sysevents.connect(sys.argv[1]) as repo:
         await repo.add_many(
-            [
-                sysevents.NewEvent(event_type="fat", message="\x01" * 65536, details={"i": i})
-                for i in range(count)
-            ]
+            [sysevents.NewEvent(event_type="fat", message="\\x01" * 65536, details={"i": i})
+             for i in range(int(sys.argv[2]))]
         )
+
+asyncio.run(fill())
+"""
 
 
 def main() -> None:
@@ -80,7 +83,7 @@ def main() -> None:
         subprocess.run(
             [args.python, "-m", "sysevents.cli", "migrate", "--database-url", url], check=True
         )
-        asyncio.run(fill_fat(url, 250))
+        subprocess.run([args.python, "-c", FILL, url, "250"], check=True)
         server = subprocess.Popen(
             [
                 args.python,

@@ -138,9 +138,23 @@ def run(ctx: Context, url: str, redis_url: str, *, smoke: bool) -> dict[str, Any
         redis_url,
     ]
     bare = [sys.executable, str(HERE / "bare_app.py"), str(bare_port)]
-    env = {"SYSEVENTS_CACHE_PREFIX": prefix}
+    # The same service with keys required (a key given in the settings): the
+    # cost of authentication per request, beside the open one.
+    from sysevents.keys import new_key
+
+    key, _, _ = new_key()
+    keyed_port = _free_port()
+    keyed = [*serve[:-1], redis_url]
+    keyed[keyed.index("--port") + 1] = str(keyed_port)
+    env = {"SYSEVENTS_CACHE_PREFIX": prefix, "SYSEVENTS_RATE_LIMIT": "off"}
+    keyed_env = {
+        **env,
+        "SYSEVENTS_API_KEYS": f"bench:read+write+admin:{key}",
+        "SYSEVENTS_AUTH": "required",
+    }
     bare_env = {"BARE_DATABASE_URL": url, "BARE_REDIS_URL": redis_url, "BARE_PREFIX": bare_prefix}
     base, bare_base = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{bare_port}"
+    keyed_base = f"http://127.0.0.1:{keyed_port}"
     body = json.dumps(
         {
             "event_type": "http_request",
@@ -156,6 +170,7 @@ def run(ctx: Context, url: str, redis_url: str, *, smoke: bool) -> dict[str, Any
     with ExitStack() as stack, tempfile.TemporaryDirectory() as tmp:
         stack.enter_context(_server([*_pin(1), *serve], env, base + "/api/health"))
         stack.enter_context(_server([*_pin(1), *bare], bare_env, bare_base + "/api/events/stats"))
+        stack.enter_context(_server([*_pin(1), *keyed], keyed_env, keyed_base + "/api/health"))
         post = Path(tmp) / "post.lua"
         post.write_text(
             'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
@@ -177,6 +192,10 @@ def run(ctx: Context, url: str, redis_url: str, *, smoke: bool) -> dict[str, Any
             ("GET /api/events (first page)", "/api/events", None, "page SELECT + capped count"),
             ("GET /api/events/stats (cached)", "/api/events/stats", None, "Redis GET"),
         ]
+        keyed_post = Path(tmp) / "keyed_post.lua"
+        keyed_post.write_text(post.read_text() + f'wrk.headers["Authorization"] = "Bearer {key}"\n')
+        keyed_get = Path(tmp) / "keyed_get.lua"
+        keyed_get.write_text(f'wrk.headers["Authorization"] = "Bearer {key}"\n')
         for name, path, script, call in routes:
             mine: list[float] = []
             theirs: list[float] = []
@@ -207,8 +226,45 @@ def run(ctx: Context, url: str, redis_url: str, *, smoke: bool) -> dict[str, Any
                 f"ratio {fig.ratio:.2f}",
                 flush=True,
             )
-    for key in client.scan_iter(match=f"{ctx.prefix}-*", count=1000):
-        client.delete(key)
+        # The cost of keys: the same requests, keyed, against the service with auth on.
+        for name, path, script, keyed_script in [
+            ("POST /api/events with an API key", "/api/events", post, keyed_post),
+            (
+                "GET /api/events/{id} (cached) with an API key",
+                f"/api/events/{event_id}",
+                None,
+                keyed_get,
+            ),
+        ]:
+            open_runs: list[float] = []
+            keyed_runs: list[float] = []
+            _wrk(wrk, keyed_base + path, 1, keyed_script)  # warm-up
+            for _ in range(ctx.runs):
+                keyed_runs.append(_wrk(wrk, keyed_base + path, seconds, keyed_script))
+                open_runs.append(_wrk(wrk, base + path, seconds, script))
+            from measure import median
+
+            fig = Figure(
+                "http",
+                name,
+                "rate",
+                "req/s",
+                median(keyed_runs),
+                "the same without auth",
+                median(open_runs),
+                "(cost of auth, no target)",
+                None,
+                keyed_runs,
+                open_runs,
+            )
+            ctx.figures.append(fig)
+            print(
+                f"  http     {name:44} {fig.value:10.0f} req/s vs {fig.baseline:10.0f} "
+                f"ratio {fig.ratio:.2f}",
+                flush=True,
+            )
+    for stale in client.scan_iter(match=f"{ctx.prefix}-*", count=1000):
+        client.delete(stale)
     client.close()
     pinned = bool(_pin(1))
     setup = (
