@@ -467,7 +467,7 @@ async def bench_list(ctx: Context, rows: int) -> None:
         assert row is not None
         ts, last_id = row
         base = EventQuery(count="none")
-        cursor = encode_cursor(repo._secret, base, ts, last_id)
+        cursor = encode_cursor(repo._secrets, base, ts, last_id)
         deep = await case(
             f"cursor page {depth:,} deep",
             EventQuery(count="none", cursor=cursor),
