@@ -24,13 +24,22 @@ from .errors import (
 from .memory import MemoryEventRepository
 from .model import Event, EventLimits, EventPage, EventPatch, EventStats, NewEvent, Severity
 from .query import EventFilter, EventQuery
-from .repository import CacheStats, EventRepository, HasKeys, JsonReads, ReportsCacheStats
+from .repository import (
+    AppliesRetention,
+    CacheStats,
+    EventRepository,
+    HasKeys,
+    JsonReads,
+    ReportsCacheStats,
+)
+from .retention import RetentionPolicy, RetentionReport
 from .settings import Settings
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AppendOnlyError",
+    "AppliesRetention",
     "AuthenticationError",
     "CacheStats",
     "ConfigurationError",
@@ -56,6 +65,8 @@ __all__ = [
     "NewEvent",
     "NotFoundError",
     "ReportsCacheStats",
+    "RetentionPolicy",
+    "RetentionReport",
     "Settings",
     "Severity",
     "StoreError",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Self
 
@@ -64,8 +64,11 @@ class RepositoryBase(Lifecycle):
         cursor_secret: str | Sequence[str] = (),
         stats_top: int = 1000,
         append_only: bool = False,
+        idempotency_window: float = 86400.0,
     ) -> None:
         self.limits = limits
+        self.idempotency_window = timedelta(seconds=idempotency_window)
+        """How long an idempotency key is remembered after its event was stored."""
         self.count_cap = count_cap
         self.stats_top = stats_top
         self.append_only = append_only

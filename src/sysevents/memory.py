@@ -15,6 +15,7 @@ from .errors import NotFoundError
 from .keys import MemoryKeyStore
 from .model import Event, EventPatch, EventStats, NewEvent
 from .query import EventFilter, EventQuery, page_total
+from .retention import RetentionPolicy, RetentionReport
 from .rules import is_event_id
 
 if TYPE_CHECKING:
@@ -42,22 +43,37 @@ class MemoryEventRepository(RepositoryBase):
             cursor_secret=settings.cursor_secrets,
             stats_top=settings.stats_top,
             append_only=settings.append_only,
+            idempotency_window=settings.idempotency_window,
         )
 
     async def open(self) -> None:
         """Reopen after ``close``; contents are kept."""
         self._closed = False
 
-    def _check_keys(self, news: Sequence[NewEvent], caller: str) -> None:
+    def _keyed(self, caller: str, key: str, now: datetime) -> Event | None:
+        """The event stored with this key, unless it is older than the idempotency window."""
+        event_id = self._keys.get((caller, key))
+        if event_id is None:
+            return None
+        event = self._events[event_id]
+        if event.created_at < now - self.idempotency_window:
+            del self._keys[caller, key], self._callers[event_id]
+            return None
+        return event
+
+    def _check_keys(self, news: Sequence[NewEvent], caller: str, now: datetime) -> None:
         """Refuse, before anything is stored, a key reused with a different event."""
         for key, new in first_of_each_key(news).items():
-            if (caller, key) in self._keys:
-                replayed(new, self._events[self._keys[caller, key]])
+            stored = self._keyed(caller, key, now)
+            if stored is not None:
+                replayed(new, stored)
 
     def _store(self, new: NewEvent, now: datetime, caller: str = "") -> Event:
         key = new.idempotency_key
-        if key is not None and (caller, key) in self._keys:
-            return _copy(replayed(new, self._events[self._keys[caller, key]]))
+        if key is not None:
+            stored = self._keyed(caller, key, now)
+            if stored is not None:
+                return _copy(replayed(new, stored))
         event = Event.model_construct(
             id=self._next_id,
             event_type=new.event_type,
@@ -88,8 +104,8 @@ class MemoryEventRepository(RepositoryBase):
         """Store several events, all or none."""
         self._ensure_open()
         self._check_sizes(news, loc_prefix=True)
-        self._check_keys(news, caller or "")
         now = datetime.now(UTC)
+        self._check_keys(news, caller or "", now)
         return [self._store(new, now, caller or "") for new in news]
 
     async def get(self, event_id: int) -> Event | None:
@@ -120,10 +136,32 @@ class MemoryEventRepository(RepositoryBase):
         gone = self._events.pop(event_id, None) if is_event_id(event_id) else None
         if gone is None:
             raise NotFoundError(event_id)
-        if gone.idempotency_key is not None:
-            del self._keys[self._callers.pop(event_id), gone.idempotency_key]
+        self._forget_key(gone)
         if actor is not None:
             self._store(delete_record(gone, actor), datetime.now(UTC))
+
+    def _forget_key(self, gone: Event) -> None:
+        caller = self._callers.pop(gone.id, None)
+        if caller is not None and gone.idempotency_key is not None:
+            self._keys.pop((caller, gone.idempotency_key), None)
+
+    async def apply_retention(
+        self, policy: RetentionPolicy, *, now: datetime | None = None, dry_run: bool = False
+    ) -> RetentionReport:
+        """Remove the events ``policy`` says have expired (or only count them)."""
+        self._ensure_open()
+        now = now or datetime.now(UTC)
+        counts: Counter[str] = Counter()
+        expired = []
+        for event in self._events.values():
+            rule = policy.rule_for(event.event_type, event.severity)
+            if rule is not None and event.timestamp < now - rule.age:
+                counts[rule.text] += 1
+                expired.append(event.id)
+        if not dry_run:
+            for event_id in expired:
+                self._forget_key(self._events.pop(event_id))
+        return RetentionReport.from_counts(policy, now, counts, dry_run=dry_run)
 
     async def _listing(self, query: EventQuery) -> Listing:
         """The matching events of one page, and their count."""

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from types import TracebackType
 from typing import Literal, Protocol, Self, runtime_checkable
 
 from .keys import KeyStore
 from .model import Event, EventPage, EventPatch, EventStats, NewEvent
 from .query import EventFilter, EventQuery
+from .retention import RetentionPolicy, RetentionReport
 
 
 @runtime_checkable
@@ -103,6 +105,28 @@ class HasKeys(Protocol):
 
     keys: KeyStore
     """Its key store."""
+
+
+@runtime_checkable
+class AppliesRetention(Protocol):
+    """A repository that removes expired events itself (every store of this package)."""
+
+    async def apply_retention(
+        self, policy: RetentionPolicy, *, now: datetime | None = None, dry_run: bool = False
+    ) -> RetentionReport:
+        """Remove the events ``policy`` says have expired at ``now``, rule by rule.
+
+        ``dry_run`` only counts them. Afterwards no read shows an expired event
+        and every count stays exact.
+        """
+
+
+@runtime_checkable
+class Maintains(Protocol):
+    """A repository with upkeep to run now and then (PostgreSQL: partitions ahead, old keys)."""
+
+    async def maintain(self, now: datetime | None = None) -> list[str]:
+        """Do the upkeep; what it created, for the log."""
 
 
 @dataclass(frozen=True, slots=True)

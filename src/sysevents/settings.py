@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from .errors import ConfigurationError
 from .model import EventLimits
 from .redact import redact_url
+from .retention import RetentionPolicy
 
 ENV_PREFIX = "SYSEVENTS_"
 """Environment variables named ``SYSEVENTS_<FIELD>`` configure :class:`Settings`."""
@@ -109,6 +110,25 @@ class Settings(BaseSettings):
         ge=1024,
         description="Bytes at most in one list answer as JSON; a page ends early to stay under.",
     )
+    retention: str = Field(
+        default="",
+        description="Retention rules SELECTOR=AGE,... (SELECTOR: *, a severity or type:GLOB; "
+        "AGE: 36h, 7d, 52w); empty: every event is kept.",
+    )
+    retention_interval: float = Field(
+        default=600.0, gt=0, description="Seconds between two applications of the retention rules."
+    )
+    fold_interval: float = Field(
+        default=1.0,
+        ge=0,
+        description="PostgreSQL: seconds between two counts of new events into the statistics' "
+        "rollups (0: this process never counts them).",
+    )
+    idempotency_window: float = Field(
+        default=86400.0,
+        gt=0,
+        description="Seconds an idempotency key is remembered after its event was stored.",
+    )
     append_only: bool = Field(
         default=False, description="Refuse to change or delete events (retention still applies)."
     )
@@ -140,7 +160,13 @@ class Settings(BaseSettings):
             raise ValueError("pool_min_size must not exceed pool_max_size")
         if self.rate_limit != "off":
             parse_rate(self.rate_limit)
+        RetentionPolicy.parse(self.retention)
         return self
+
+    @property
+    def retention_policy(self) -> RetentionPolicy:
+        """The retention rules, parsed."""
+        return RetentionPolicy.parse(self.retention)
 
     def __repr_args__(self) -> Any:
         for name, value in super().__repr_args__():

@@ -10,13 +10,22 @@ from __future__ import annotations
 import asyncio
 import builtins
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, TypeVar, cast
 
 from sysevents._base import Lifecycle
-from sysevents.errors import InvalidEventError, NotFoundError
+from sysevents.errors import ConfigurationError, InvalidEventError, NotFoundError
 from sysevents.model import Event, EventPage, EventPatch, EventStats, NewEvent
 from sysevents.query import EventFilter, EventQuery
-from sysevents.repository import CacheStats, EventRepository, HasKeys, JsonReads
+from sysevents.repository import (
+    AppliesRetention,
+    CacheStats,
+    EventRepository,
+    HasKeys,
+    JsonReads,
+    Maintains,
+)
+from sysevents.retention import RetentionPolicy, RetentionReport
 from sysevents.rules import is_event_id
 
 from .client import cache_client
@@ -242,6 +251,26 @@ class CachedEventRepository(Lifecycle):
         """Remove the event, then invalidate it and all stats."""
         await self._write(self.inner.delete(event_id, actor=actor), [event_id])
         await self._invalidations.invalidate([event_id])
+
+    async def apply_retention(
+        self, policy: RetentionPolicy, *, now: datetime | None = None, dry_run: bool = False
+    ) -> RetentionReport:
+        """Apply the policy to the inner store, then orphan every entry if anything went.
+
+        The events removed are too many to name: a new epoch covers them all.
+        """
+        inner = self.inner
+        if not isinstance(inner, AppliesRetention):
+            raise ConfigurationError(f"{type(inner).__name__} does not apply retention")
+        report = await self._write(inner.apply_retention(policy, now=now, dry_run=dry_run), None)
+        if report.removed or report.partitions_dropped:
+            await self._invalidate_all()
+        return report
+
+    async def maintain(self, now: datetime | None = None) -> builtins.list[str]:
+        """The inner store's upkeep (see :class:`~sysevents.repository.Maintains`)."""
+        inner = self.inner
+        return await inner.maintain(now) if isinstance(inner, Maintains) else []
 
     async def _write(self, write: Awaitable[T], ids: Sequence[int] | None) -> T:
         """Run an inner write; if its outcome is unknown, invalidate anyway."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 from .changes import ChangeConformance
 from .helpers import BAD_IDS, all_pages, new, same_event
 from .listing import ListConformance
+from .retention import RetentionConformance
 from .stats import StatsConformance
 from .writes import WriteConformance
 
@@ -19,6 +20,7 @@ __all__ = [
     "ChangeConformance",
     "EventRepositoryConformance",
     "ListConformance",
+    "RetentionConformance",
     "StatsConformance",
     "WriteConformance",
     "all_pages",
@@ -28,6 +30,6 @@ __all__ = [
 
 
 class EventRepositoryConformance(
-    WriteConformance, ChangeConformance, ListConformance, StatsConformance
+    WriteConformance, ChangeConformance, ListConformance, StatsConformance, RetentionConformance
 ):
     """Every area of the suite."""
