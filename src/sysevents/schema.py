@@ -7,11 +7,11 @@ from sqlalchemy import (
     CheckConstraint,
     Column,
     DateTime,
-    Identity,
     Index,
     LargeBinary,
     MetaData,
     PrimaryKeyConstraint,
+    Sequence,
     SmallInteger,
     String,
     Table,
@@ -37,10 +37,13 @@ metadata = MetaData(
 )
 """The metadata holding every table sysevents owns."""
 
+system_events_seq = Sequence("system_events_seq", metadata=metadata)
+"""Draws the low bits of event ids (see ``sysevents.postgres.ids``)."""
+
 system_events = Table(
     "system_events",
     metadata,
-    Column("id", BigInteger, Identity(always=False), primary_key=True),
+    Column("id", BigInteger, nullable=False, server_default=system_events_seq.next_value()),
     Column("event_type", String(MAX_EVENT_TYPE_LENGTH), nullable=False),
     Column("severity", String(10), nullable=False),
     Column("message", Text, nullable=False),
@@ -50,12 +53,22 @@ system_events = Table(
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("idempotency_key", String(MAX_IDEMPOTENCY_KEY_LENGTH), nullable=True),
     Column("idempotency_caller", String(MAX_NAME_LENGTH), nullable=False, server_default=""),
+    # The writing transaction's id: rows past the rollups' watermark are not
+    # counted in them yet (see system_event_rollup_state).
+    Column("ingest_xid", BigInteger, nullable=False, server_default=func.txid_current()),
+    PrimaryKeyConstraint("id", "timestamp"),
     CheckConstraint(
         "severity IN (" + ", ".join(f"'{name}'" for name in SEVERITY_NAMES) + ")",
         name="severity",
     ),
+    postgresql_partition_by='RANGE ("timestamp")',
 )
-"""One row per event; ``id`` is a 64-bit identity."""
+"""One row per event, range-partitioned by ``timestamp``: one partition per UTC
+month (``system_events_pYYYY_MM``) and ``system_events_history`` before them.
+
+An ``id`` carries the month of the event's ``timestamp`` in its high bits, so
+reading an event by id reads one partition (see ``sysevents.postgres.ids``).
+"""
 
 _c = system_events.c
 # Every listing orders by (timestamp, id): each index ends with both, descending,
@@ -70,15 +83,32 @@ Index(
 )
 Index("ix_system_events_severity_timestamp_id", _c.severity, _c.timestamp.desc(), _c.id.desc())
 Index("ix_system_events_source_timestamp_id", _c.source, _c.timestamp.desc(), _c.id.desc())
-# At most one event per idempotency key of each caller; most events have none,
-# so the index skips them.
-Index(
-    "ix_system_events_idempotency_caller_idempotency_key",
-    _c.idempotency_caller,
-    _c.idempotency_key,
-    unique=True,
-    postgresql_where=_c.idempotency_key.isnot(None),
+Index("ix_system_events_ingest_xid", _c.ingest_xid)
+
+
+event_locator = Table(
+    "system_event_locator",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("timestamp", DateTime(timezone=True), nullable=False),
 )
+"""The ``timestamp`` of each event whose id does not name its month: events
+stored before partitioning, and events whose ``timestamp`` was changed to
+another month."""
+Index("ix_system_event_locator_timestamp", event_locator.c.timestamp)
+
+idempotency_keys = Table(
+    "system_event_keys",
+    metadata,
+    Column("caller", String(MAX_NAME_LENGTH), primary_key=True),
+    Column("key", String(MAX_IDEMPOTENCY_KEY_LENGTH), primary_key=True),
+    Column("id", BigInteger, nullable=False),
+    Column("timestamp", DateTime(timezone=True), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+"""Idempotency keys, each caller's once, for ``idempotency_window``: the event
+table, partitioned by time, cannot hold a unique index on them."""
+Index("ix_system_event_keys_created_at", idempotency_keys.c.created_at)
 
 
 system_event_rollups = Table(
@@ -89,26 +119,26 @@ system_event_rollups = Table(
     Column("event_type", String(MAX_EVENT_TYPE_LENGTH), nullable=False),
     Column("severity", String(10), nullable=False),
     Column("source", String(MAX_SOURCE_LENGTH), nullable=False),
-    Column("stripe", SmallInteger, nullable=False),
     Column("n", BigInteger, nullable=False),
-    PrimaryKeyConstraint("level", "bucket", "event_type", "severity", "source", "stripe"),
+    PrimaryKeyConstraint("level", "bucket", "event_type", "severity", "source"),
 )
-"""Event counts per (level, bucket, event_type, severity, source), kept exact by triggers.
+"""Event counts per (level, bucket, event_type, severity, source) of every row
+below the watermark of ``system_event_rollup_state``.
 
-The levels are those of ``sysevents.postgres.rollups.Level``.
-
-Statement-level triggers on ``system_events`` (migration 0003) add each
-statement's aggregated changes to the stripe of the writing backend (1–8), so
-concurrent writers never wait on one row; now and then a writer folds the
-stripes into stripe 0. A count is the sum over stripes and may be 0.
+The levels are those of ``sysevents.postgres.rollups.Level``. Writers do not
+touch this table: ``system_event_rollups_fold()`` counts the rows written
+since the watermark, in the background; a change to a counted row (update,
+delete, retention) corrects the counts in its own transaction. Statistics add
+the rows past the watermark, read from the events.
 """
 
-# Finds the unfolded stripes without reading the folded rows.
-Index(
-    "ix_system_event_rollups_stripe",
-    system_event_rollups.c.stripe,
-    postgresql_where=system_event_rollups.c.stripe > 0,
+rollup_state = Table(
+    "system_event_rollup_state",
+    metadata,
+    Column("id", SmallInteger, primary_key=True),
+    Column("watermark", BigInteger, nullable=False),
 )
+"""One row: every event written by a transaction below ``watermark`` is counted."""
 
 
 api_keys = Table(

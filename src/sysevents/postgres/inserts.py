@@ -12,59 +12,76 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import psycopg
-
 from sysevents._base import first_of_each_key, replayed
 from sysevents.errors import StoreError
 from sysevents.model import Event, NewEvent
 
+from .ids import MONTH_SHIFT, compose, month_index
 from .pool import Connection
-from .sql import COLUMNS, as_stored, event_from_row
+from .sql import COLUMNS, COLUMNS_OF_E, as_stored, event_from_row
 
 _INSERT_ONE = (
-    'INSERT INTO system_events (event_type, severity, message, details, source, "timestamp") '
-    "VALUES (%s, %s, %s, %s::jsonb, %s, %s) RETURNING " + COLUMNS
+    "INSERT INTO system_events (id, event_type, severity, message, details, source, "
+    "\"timestamp\") VALUES (%s::bigint << 36 | nextval('system_events_seq'), "
+    "%s, %s, %s, %s::jsonb, %s, %s) RETURNING " + COLUMNS
 )
-# One statement, so one round trip and atomic; ORDER BY ord makes the identity
-# values follow the input order. Within the batch the first event of a key wins;
-# a key already stored is read afterwards (rare: a retried batch), which costs
-# less than looking every key up in the same statement.
+# A key is taken when it is free or older than the window (the caller's
+# window, in seconds, is the statement's last parameter).
+_CLAIM = (
+    "ON CONFLICT (caller, key) DO UPDATE SET id = EXCLUDED.id, "
+    '"timestamp" = EXCLUDED."timestamp", created_at = now() '
+    "WHERE k.created_at < now() - %s * interval '1 second' RETURNING key"
+)
+# One statement, so one round trip and atomic. Within the batch the first
+# event of a key wins; the ids are drawn in input order. A key another event
+# holds is read afterwards (rare: a retried batch), which costs less than
+# looking every key up in the same statement.
 _INSERT_MANY = (
-    "WITH input AS (SELECT t.*, row_number() OVER (PARTITION BY t.key ORDER BY t.ord) AS nth "
-    "FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], "
-    "%s::timestamptz[], %s::text[]) WITH ORDINALITY "
-    "AS t(event_type, severity, message, details, source, ts, key, ord)) "
-    "INSERT INTO system_events (event_type, severity, message, details, source, "
+    "WITH input AS MATERIALIZED (SELECT t.*, row_number() OVER (PARTITION BY t.key "
+    "ORDER BY t.ord) AS nth FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], "
+    "%s::text[], %s::timestamptz[], %s::text[], %s::bigint[]) WITH ORDINALITY "
+    "AS t(event_type, severity, message, details, source, ts, key, month, ord)), "
+    "numbered AS MATERIALIZED (SELECT o.*, o.month << 36 | nextval('system_events_seq') AS id "
+    "FROM (SELECT * FROM input WHERE key IS NULL OR nth = 1 ORDER BY ord) AS o), "
+    'claimed AS (INSERT INTO system_event_keys AS k (caller, key, id, "timestamp") '
+    "SELECT %s, key, id, ts FROM numbered WHERE key IS NOT NULL " + _CLAIM + ") "
+    "INSERT INTO system_events (id, event_type, severity, message, details, source, "
     '"timestamp", idempotency_key, idempotency_caller) '
-    "SELECT event_type, severity, message, details::jsonb, source, ts, key, %s FROM input "
-    "WHERE key IS NULL OR nth = 1 ORDER BY ord "
-    "ON CONFLICT (idempotency_caller, idempotency_key) WHERE idempotency_key IS NOT NULL "
-    "DO NOTHING "
+    "SELECT id, event_type, severity, message, details::jsonb, source, ts, key, %s "
+    "FROM numbered WHERE key IS NULL OR key IN (SELECT key FROM claimed) ORDER BY ord "
     # The rest of each stored event is what was sent: nothing else is read back.
     "RETURNING id, idempotency_key, created_at"
 )
 COPY_FROM = 64
 """Batches this large (with distinct idempotency keys) go by COPY: faster than a
 multi-row INSERT once the rows outnumber the extra round trips."""
-# The ids drawn are returned as a range when they are contiguous (nobody else
-# drew one meanwhile), and only otherwise as the whole list.
+# The numbers drawn are returned as a range when they are contiguous (nobody
+# else drew one meanwhile), and only otherwise as the whole list.
 _DRAW_IDS = (
-    "SELECT now(), min(id), CASE WHEN max(id) - min(id) + 1 = count(*) THEN NULL "
-    "ELSE array_agg(id ORDER BY id) END FROM (SELECT "
-    "nextval(pg_get_serial_sequence('system_events', 'id')) AS id "
+    "SELECT now(), min(n), CASE WHEN max(n) - min(n) + 1 = count(*) THEN NULL "
+    "ELSE array_agg(n ORDER BY n) END FROM (SELECT nextval('system_events_seq') AS n "
     "FROM generate_series(1, %s)) AS drawn"
+)
+_CLAIM_MANY = (
+    'INSERT INTO system_event_keys AS k (caller, key, id, "timestamp") '
+    "SELECT %s, * FROM unnest(%s::text[], %s::bigint[], %s::timestamptz[]) " + _CLAIM
 )
 _COPY = (
     "COPY system_events (id, event_type, severity, message, details, source, "
     '"timestamp", idempotency_key, idempotency_caller) FROM STDIN'
 )
+# The event of each key; a key whose event is gone (removed by retention with
+# its partition) comes back with a NULL event and is given up.
 _BY_KEYS = (
-    "SELECT " + COLUMNS + " FROM system_events "
-    "WHERE idempotency_caller = %s AND idempotency_key = ANY(%s::text[])"
+    "SELECT k.key, k.id, " + COLUMNS_OF_E + " FROM system_event_keys k "
+    'LEFT JOIN system_events e ON e.id = k.id AND e."timestamp" = k."timestamp" '
+    "WHERE k.caller = %s AND k.key = ANY(%s::text[])"
 )
+_GIVE_UP = "DELETE FROM system_event_keys WHERE caller = %s AND key = %s AND id = %s"
 # A key already stored, or stored by a concurrent writer during the insert, is
 # not returned by _INSERT_MANY: it is read (and, if deleted meanwhile, inserted again).
 _KEY_ATTEMPTS = 5
+_LOW = (1 << MONTH_SHIFT) - 1  # the part of an id drawn in order
 
 
 class KeyTaken(Exception):
@@ -74,6 +91,7 @@ class KeyTaken(Exception):
 async def insert_one(conn: Connection, new: NewEvent) -> Event:
     """Store one event without an idempotency key."""
     params = (
+        month_index(new.timestamp),
         new.event_type,
         new.severity.value,
         new.message,
@@ -87,8 +105,8 @@ async def insert_one(conn: Connection, new: NewEvent) -> Event:
     return event_from_row(row)
 
 
-def _batch_params(news: Sequence[NewEvent], caller: str) -> tuple[Any, ...]:
-    """The arrays ``_INSERT_MANY`` unnests, one per column, and the caller."""
+def _batch_params(news: Sequence[NewEvent], caller: str, window: float) -> tuple[Any, ...]:
+    """The arrays ``_INSERT_MANY`` unnests, one per column, the caller and the key window."""
     return (
         [n.event_type for n in news],
         [n.severity.value for n in news],
@@ -97,20 +115,26 @@ def _batch_params(news: Sequence[NewEvent], caller: str) -> tuple[Any, ...]:
         [n.source for n in news],
         [n.timestamp for n in news],
         [n.idempotency_key for n in news],
+        [month_index(n.timestamp) for n in news],
+        caller,
+        window,
         caller,
     )
 
 
-async def insert_batch(conn: Connection, news: Sequence[NewEvent], caller: str = "") -> list[Event]:
+async def insert_batch(
+    conn: Connection, news: Sequence[NewEvent], caller: str = "", window: float = 86400.0
+) -> list[Event]:
     """Store ``news`` by one multi-row INSERT (inside a transaction when keys are given).
 
-    A key of ``caller`` already stored returns the stored event if ``news``
-    holds a retry of it, and raises ``IdempotencyConflictError`` (the
-    transaction then rolls back) if it holds a different event.
+    A key of ``caller`` stored less than ``window`` seconds ago returns the
+    stored event if ``news`` holds a retry of it, and raises
+    ``IdempotencyConflictError`` (the transaction then rolls back) if it holds
+    a different event.
     """
     first_of_key = first_of_each_key(news)
     keys = list(first_of_key)
-    cur = await conn.execute(_INSERT_MANY, _batch_params(news, caller))
+    cur = await conn.execute(_INSERT_MANY, _batch_params(news, caller, window))
     rows = await cur.fetchall()
     by_key = {
         key: as_stored(first_of_key[key], event_id, created_at)
@@ -122,13 +146,15 @@ async def insert_batch(conn: Connection, news: Sequence[NewEvent], caller: str =
         if not missing:
             break
         cur = await conn.execute(_BY_KEYS, (caller, missing))
-        by_key.update(
-            (row[8], replayed(first_of_key[row[8]], event_from_row(row)))
-            for row in await cur.fetchall()
-        )
+        for row in await cur.fetchall():
+            key, held_by, stored = row[0], row[1], row[2:]
+            if stored[0] is None:
+                await conn.execute(_GIVE_UP, (caller, key, held_by))
+            else:
+                by_key[key] = replayed(first_of_key[key], event_from_row(stored))
         lost = [first_of_key[k] for k in missing if k not in by_key]
         if lost:
-            cur = await conn.execute(_INSERT_MANY, _batch_params(lost, caller))
+            cur = await conn.execute(_INSERT_MANY, _batch_params(lost, caller, window))
             by_key.update(
                 (key, as_stored(first_of_key[key], event_id, created_at))
                 for event_id, key, created_at in await cur.fetchall()
@@ -137,7 +163,7 @@ async def insert_batch(conn: Connection, news: Sequence[NewEvent], caller: str =
     if missing:
         raise StoreError(f"could not store or read events with keys {missing[:5]}")
     # Unkeyed events got their ids in input order.
-    plain = iter(sorted((row for row in rows if row[1] is None), key=lambda row: row[0]))
+    plain = iter(sorted((row for row in rows if row[1] is None), key=lambda row: row[0] & _LOW))
     events = []
     for n in news:
         if n.idempotency_key:
@@ -148,39 +174,49 @@ async def insert_batch(conn: Connection, news: Sequence[NewEvent], caller: str =
     return events
 
 
-async def copy_batch(conn: Connection, news: Sequence[NewEvent], caller: str = "") -> list[Event]:
+async def copy_batch(
+    conn: Connection, news: Sequence[NewEvent], caller: str = "", window: float = 86400.0
+) -> list[Event]:
     """COPY the events with ids drawn beforehand: nothing needs to be read back.
 
     Runs inside a transaction of its own caller's. Raises ``KeyTaken`` if an
-    idempotency key is already in the table; the transaction then rolls back.
+    idempotency key is held already; the transaction then rolls back.
 
-    The ids come from the table's own identity sequence, in input order; the
-    stored values are those of ``news`` (validated as PostgreSQL keeps them)
-    and ``created_at`` is the transaction's ``now()``, the column default.
+    The ids are drawn in input order; the stored values are those of
+    ``news`` (validated as PostgreSQL keeps them) and ``created_at`` is the
+    transaction's ``now()``, the column default.
     """
     texts = [n.details_json for n in news]
     cur = await conn.execute(_DRAW_IDS, (len(news),))
     drawn = await cur.fetchone()
     assert drawn is not None
     created_at, first, listed = drawn
-    ids = range(first, first + len(news)) if listed is None else listed
-    try:
-        async with conn.cursor() as copy_cur, copy_cur.copy(_COPY) as copy:
-            write = copy.write_row
-            for event_id, n, text in zip(ids, news, texts, strict=True):
-                await write(
-                    (
-                        event_id,
-                        n.event_type,
-                        n.severity.value,
-                        n.message,
-                        text,
-                        n.source,
-                        n.timestamp,
-                        n.idempotency_key,
-                        caller,
-                    )
+    numbers = range(first, first + len(news)) if listed is None else listed
+    ids = [compose(month_index(n.timestamp), k) for n, k in zip(news, numbers, strict=True)]
+    keyed = [
+        (n.idempotency_key, i, n.timestamp)
+        for n, i in zip(news, ids, strict=True)
+        if n.idempotency_key
+    ]
+    if keyed:
+        keys, key_ids, times = (list(column) for column in zip(*keyed, strict=True))
+        cur = await conn.execute(_CLAIM_MANY, (caller, keys, key_ids, times, window))
+        if len(await cur.fetchall()) < len(keyed):
+            raise KeyTaken
+    async with conn.cursor() as copy_cur, copy_cur.copy(_COPY) as copy:
+        write = copy.write_row
+        for event_id, n, text in zip(ids, news, texts, strict=True):
+            await write(
+                (
+                    event_id,
+                    n.event_type,
+                    n.severity.value,
+                    n.message,
+                    text,
+                    n.source,
+                    n.timestamp,
+                    n.idempotency_key,
+                    caller,
                 )
-    except psycopg.errors.UniqueViolation as exc:
-        raise KeyTaken from exc
+            )
     return [as_stored(n, event_id, created_at) for event_id, n in zip(ids, news, strict=True)]

@@ -1,7 +1,8 @@
-"""The rollup levels, and which buckets of them cover a time range (with raw edges).
+"""The rollup levels, which buckets of them cover a time range (with raw edges), and their SQL.
 
-The table is declared in ``sysevents.schema`` (its triggers are in migration
-0003); ``sysevents.postgres.sql`` builds the statement that reads it.
+The table is declared in ``sysevents.schema``; its fold function is in
+migration 0006; ``sysevents.postgres.sql`` builds the statements that read
+and correct it.
 """
 
 from __future__ import annotations
@@ -25,6 +26,22 @@ class Level(IntEnum):
     DAY_NO_SOURCE = 5
 
 
+ROLLUP_KEY = "level, bucket, event_type, severity, source"
+"""The key of a rollup row."""
+LEVELS = (
+    "(VALUES (0::smallint), (1::smallint), (2::smallint), (3::smallint), (4::smallint), "
+    "(5::smallint)) AS l(level)"
+)
+"""Every level, as a relation ``l(level)`` to cross join with events ``e``."""
+BUCKET = (
+    "CASE WHEN l.level IN (0, 4) THEN date_trunc('hour', e.\"timestamp\", 'UTC') "
+    "WHEN l.level IN (1, 5) THEN date_trunc('day', e.\"timestamp\", 'UTC') "
+    "WHEN l.level = 2 THEN date_trunc('month', e.\"timestamp\", 'UTC') "
+    "ELSE '1970-01-01 00:00:00+00'::timestamptz END"
+)
+"""The bucket of event ``e`` at level ``l`` (as migration 0006's fold counts it)."""
+SOURCE = "CASE WHEN l.level >= 4 THEN '' ELSE coalesce(e.source, '') END"
+"""The source of event ``e`` at level ``l``."""
 NO_SOURCE = ""
 """The ``source`` of rollup rows counting events without a source (a source is never empty)."""
 ALL_BUCKET = "1970-01-01 00:00:00+00"

@@ -20,20 +20,37 @@ from sysevents.model import Event, EventPatch, EventStats, NewEvent, Severity
 from sysevents.query import EventFilter, EventQuery
 
 from .pool import Row
-from .rollups import NO_SOURCE, rollup_cover
+from .rollups import BUCKET, LEVELS, NO_SOURCE, ROLLUP_KEY, SOURCE, rollup_cover
 
 COLUMNS = (
     'id, event_type, severity, message, details, source, "timestamp", created_at, idempotency_key'
 )
-"""Every column of ``system_events``, in the order :func:`event_from_row` reads them."""
+"""Every column of an event, in the order :func:`event_from_row` reads them."""
+COLUMNS_OF_E = (
+    'e.id, e.event_type, e.severity, e.message, e.details, e.source, e."timestamp", '
+    "e.created_at, e.idempotency_key"
+)
+""":data:`COLUMNS` of the table aliased ``e``."""
 _SEVERITY = {s.value: s for s in Severity}
 
-GET = "SELECT " + COLUMNS + " FROM system_events WHERE id = %s"
-GET_FOR_UPDATE = GET + " FOR UPDATE"
-DELETE = "DELETE FROM system_events WHERE id = %s"
-DELETE_RETURNING = DELETE + " RETURNING " + COLUMNS
-# Reads no row, but fails on a database without the table.
-PING = "SELECT 1 FROM system_events LIMIT 0"
+SELECT = "SELECT " + COLUMNS + ", ingest_xid, idempotency_caller FROM system_events WHERE "
+"""The start of a read by id (see ``sysevents.postgres.byid``)."""
+DELETE = "DELETE FROM system_events WHERE "
+"""The start of a delete by id, to end with :data:`RETURNING`."""
+RETURNING = " RETURNING " + COLUMNS + ", ingest_xid, idempotency_caller"
+WATERMARK = "SELECT watermark FROM system_event_rollup_state WHERE id = 1"
+"""Every row whose ``ingest_xid`` is below this is counted in the rollups."""
+WATERMARK_SHARE = WATERMARK + " FOR SHARE"
+"""The watermark, held: no fold moves it until the transaction ends."""
+FOLD = "SELECT system_event_rollups_fold()"
+FORGET_LOCATION = "DELETE FROM system_event_locator WHERE id = %s"
+LOCATE_AT = (
+    'INSERT INTO system_event_locator (id, "timestamp") VALUES (%s, %s) '
+    'ON CONFLICT (id) DO UPDATE SET "timestamp" = EXCLUDED."timestamp"'
+)
+FORGET_KEY = "DELETE FROM system_event_keys WHERE caller = %s AND key = %s AND id = %s"
+# Reads no row, but fails on a database without the tables.
+PING = "SELECT 1 FROM system_events, system_event_rollup_state LIMIT 0"
 
 # -- rows and events ------------------------------------------------------------
 
@@ -206,8 +223,11 @@ _SETTERS: dict[str, LiteralString] = {
 }
 
 
-def update_statement(event_id: int, patch: EventPatch) -> Statement | None:
-    """The UPDATE that applies ``patch`` and returns the row; ``None`` if it changes nothing."""
+def update_statement(event_id: int, at: datetime, patch: EventPatch) -> Statement | None:
+    """The UPDATE applying ``patch`` to the event stored at ``at``, returning the row.
+
+    ``None`` if the patch changes nothing.
+    """
     changes = patch.changes()
     setters: list[LiteralString] = []
     params: list[Any] = []
@@ -224,19 +244,39 @@ def update_statement(event_id: int, patch: EventPatch) -> Statement | None:
     if not setters:
         return None
     return Statement(
-        "UPDATE system_events SET " + ", ".join(setters) + " WHERE id = %s RETURNING " + COLUMNS,
-        [*params, event_id],
+        "UPDATE system_events SET "
+        + ", ".join(setters)
+        + ' WHERE id = %s AND "timestamp" = %s RETURNING '
+        + COLUMNS,
+        [*params, event_id, at],
+    )
+
+
+def correction(rows: list[tuple[datetime, str, str, str | None, int]]) -> Statement:
+    """The rollup change that adds each row's last value (+1 or -1) to its counts."""
+    values = ", ".join(["(%s::timestamptz, %s::text, %s::text, %s::text, %s::bigint)"] * len(rows))
+    return Statement(
+        "INSERT INTO system_event_rollups AS r (" + ROLLUP_KEY + ", n) "
+        "SELECT l.level, " + BUCKET + ", e.event_type, e.severity, " + SOURCE + ", sum(e.d) "
+        "FROM (VALUES " + values + ') AS e("timestamp", event_type, '
+        "severity, source, d) CROSS JOIN " + LEVELS + " GROUP BY 1, 2, 3, 4, 5 "
+        "HAVING sum(e.d) <> 0 ORDER BY 1, 2, 3, 4, 5 "
+        "ON CONFLICT (" + ROLLUP_KEY + ") DO UPDATE SET n = r.n + EXCLUDED.n",
+        [value for row in rows for value in row],
     )
 
 
 # -- statistics -----------------------------------------------------------------
 
 
-def stats_statement(query: EventFilter, now: datetime | None = None) -> Statement:
+def stats_statement(query: EventFilter, watermark: int, now: datetime | None = None) -> Statement:
     """The one statement (one snapshot) that reads every figure of ``query``'s stats.
 
-    Whole hours, days and months come from ``system_event_rollups``; only the
-    partial hours at the edges of each range are counted from the events.
+    Whole hours, days and months come from ``system_event_rollups``, plus the
+    rows past the rollups' watermark; only the partial hours at the edges of
+    each range are counted from the events. ``watermark`` is one known to
+    have been reached (a lower one only costs more reading): the statement
+    reads the current one itself, and returns it.
     """
     filters = where(query, times=False)
     edges = filters
@@ -274,6 +314,18 @@ def stats_statement(query: EventFilter, now: datetime | None = None) -> Statemen
                 "AND bucket >= %s AND bucket < %s" + filters.and_sql + by
             )  # fmt: skip
             args += [level, start, end, *filters.params]
+        if buckets:
+            # The rows the rollups do not count yet: past the watermark. The
+            # known one lets the planner see how few they are; the current
+            # one (same snapshot as the rollups) keeps any from being counted twice.
+            branches.append(
+                "SELECT " + part + " AS part, " + keys
+                + ("coalesce(source, '')" if part == "0" else "NULL")
+                + " AS source, count(*) AS n FROM system_events WHERE ingest_xid >= %s "
+                "AND ingest_xid >= (" + WATERMARK + ') AND "timestamp" >= %s '
+                'AND "timestamp" < %s' + filters.and_sql + by
+            )  # fmt: skip
+            args += [watermark, buckets[0][1], buckets[-1][2], *filters.params]
         for start, end in raw:
             branches.append(
                 "SELECT " + part + " AS part, " + keys
@@ -285,7 +337,9 @@ def stats_statement(query: EventFilter, now: datetime | None = None) -> Statemen
     span_where = where(query)
     span: LiteralString = (
         'SELECT -1, NULL, NULL, NULL, NULL, min("timestamp"), max("timestamp") '
-        "FROM system_events" + span_where.sql
+        "FROM system_events" + span_where.sql + " UNION ALL "
+        "SELECT -2, NULL, NULL, NULL, watermark, NULL, NULL FROM system_event_rollup_state "
+        "WHERE id = 1"
     )
     if branches:
         sql: LiteralString = (
@@ -301,9 +355,12 @@ def stats_statement(query: EventFilter, now: datetime | None = None) -> Statemen
     return Statement(sql, [*args, *span_where.params])
 
 
-def stats_from_rows(rows: list[Row], top: int) -> EventStats:
-    """The stats from the rows of :func:`stats_statement`, breakdowns cut to ``top``."""
-    last_24h = last_hour = 0
+def stats_from_rows(rows: list[Row], top: int) -> tuple[EventStats, int]:
+    """The stats from the rows of :func:`stats_statement`, and the watermark read with them.
+
+    The breakdowns are cut to ``top``.
+    """
+    last_24h = last_hour = watermark = 0
     severities: dict[str, int] = {}
     by_type: dict[str, int] = {}
     by_source: dict[str, int] = {}
@@ -318,9 +375,11 @@ def stats_from_rows(rows: list[Row], top: int) -> EventStats:
             last_24h = int(n)
         elif part == 2:
             last_hour = int(n)
+        elif part == -2:
+            watermark = int(n)
         else:
             first, last = low, high
-    return EventStats.from_counts(
+    stats = EventStats.from_counts(
         by_severity={k: int(v) for k, v in severities.items()},
         by_type={k: int(v) for k, v in by_type.items()},
         by_source={k: int(v) for k, v in by_source.items()},
@@ -330,3 +389,4 @@ def stats_from_rows(rows: list[Row], top: int) -> EventStats:
         last_timestamp=last,
         top=top,
     )
+    return stats, watermark

@@ -2,26 +2,37 @@
 
 from __future__ import annotations
 
+import asyncio
 import builtins
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sysevents._base import Listing, RepositoryBase
 from sysevents.audit import delete_record, update_record
-from sysevents.errors import InvalidEventError, NotFoundError
+from sysevents.errors import InvalidEventError, NotFoundError, StoreError, StoreUnavailableError
 from sysevents.model import Event, EventPatch, EventStats, NewEvent
 from sysevents.query import EventFilter, EventQuery, page_total
+from sysevents.retention import RetentionPolicy, RetentionReport
 from sysevents.rules import is_event_id
 
-from . import sql
+from . import retention, sql
+from .byid import by_id, needs_locator
+from .ids import month_index
 from .inserts import COPY_FROM, KeyTaken, copy_batch, insert_batch, insert_one
 from .keys import PostgresKeyStore, database_secret
+from .partitions import ensure_ahead, ensure_partitions, missing_partition
 from .pool import Connection, PostgresPool
 
 if TYPE_CHECKING:
     from psycopg_pool import AsyncConnectionPool
 
     from sysevents.settings import Settings
+
+log = logging.getLogger("sysevents.postgres")
+T = TypeVar("T")
 
 
 class PostgresEventRepository(RepositoryBase):
@@ -32,6 +43,10 @@ class PostgresEventRepository(RepositoryBase):
     those of :class:`~sysevents.postgres.pool.PostgresPool`: a database that is
     down or too slow raises ``StoreUnavailableError``, and the pool reconnects
     by itself when it returns.
+
+    While open, it folds the rows written since the last fold into the
+    rollups every ``fold_interval`` seconds (one process at a time does;
+    ``0``: never). Statistics are exact either way; folding keeps them fast.
     """
 
     def __init__(
@@ -44,11 +59,16 @@ class PostgresEventRepository(RepositoryBase):
         reconnect_timeout: float = 5.0,
         prepare_threshold: int | None = 5,
         check_after_idle: float = 0.25,
+        fold_interval: float = 1.0,
         **options: Any,
     ) -> None:
         super().__init__(**options)
         self.url = url
         self.timeout = timeout
+        self.fold_interval = fold_interval
+        self._folder: asyncio.Task[None] | None = None
+        # A watermark the rollups are known to have reached (see stats()).
+        self._watermark = 0
         self._db = PostgresPool(
             url,
             min_size=min_size,
@@ -75,6 +95,8 @@ class PostgresEventRepository(RepositoryBase):
             cursor_secret=settings.cursor_secrets,
             stats_top=settings.stats_top,
             append_only=settings.append_only,
+            idempotency_window=settings.idempotency_window,
+            fold_interval=settings.fold_interval,
         )
 
     # -- lifecycle ------------------------------------------------------------
@@ -88,11 +110,74 @@ class PostgresEventRepository(RepositoryBase):
         """Start the pool without waiting for it: a database that is down does not fail this."""
         self._closed = False
         await self._db.open()
+        if self.fold_interval > 0 and self._folder is None:
+            self._folder = asyncio.get_running_loop().create_task(
+                self._fold_forever(), name="sysevents-rollup-folder"
+            )
 
     async def close(self) -> None:
         """Close the pool; safe to call twice."""
         self._closed = True
+        folder, self._folder = self._folder, None
+        if folder is not None:
+            folder.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await folder
         await self._db.close()
+
+    async def _fold_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.fold_interval)
+            try:
+                await self.fold()
+            except StoreError as exc:
+                log.debug("rollup fold skipped: %s", exc)
+
+    async def fold(self) -> int | None:
+        """Count the rows written since the last fold into the rollups; the new watermark.
+
+        ``None`` when another process was folding at that moment.
+        """
+        self._ensure_open()
+        async with self._db.connection() as conn:
+            cur = await conn.execute(sql.FOLD)
+            row = await cur.fetchone()
+        mark = None if row is None or row[0] is None else int(row[0])
+        if mark is not None:
+            self._watermark = max(self._watermark, mark)
+        return mark
+
+    async def maintain(self, now: datetime | None = None) -> list[str]:
+        """Create the partitions due soon and forget expired idempotency keys.
+
+        Returns the partitions created. The service runs this with retention.
+        """
+        self._ensure_open()
+        async with self._db.connection() as conn:
+            made = await ensure_ahead(conn, now)
+            await retention.forget_keys(conn, self.idempotency_window.total_seconds())
+        return made
+
+    async def apply_retention(
+        self, policy: RetentionPolicy, *, now: datetime | None = None, dry_run: bool = False
+    ) -> RetentionReport:
+        """Remove the expired events: whole partitions where they can, batches elsewhere.
+
+        One process at a time applies a policy (the others wait their turn).
+        """
+        self._ensure_open()
+        return await retention.apply(self._db, policy, now=now, dry_run=dry_run)
+
+    async def _placed(self, months: set[int], store: Callable[[], Awaitable[T]]) -> T:
+        """``store()``, once more after creating the partitions of ``months`` if one was missing."""
+        try:
+            return await store()
+        except StoreError as exc:
+            if not missing_partition(exc.__cause__):
+                raise
+        async with self._db.connection() as conn:
+            await ensure_partitions(conn, months)
+        return await store()
 
     # -- writes ---------------------------------------------------------------
 
@@ -102,6 +187,9 @@ class PostgresEventRepository(RepositoryBase):
         self._check_sizes([new], loc_prefix=False)
         if new.idempotency_key is not None:
             return (await self._add_keyed([new], caller or ""))[0]
+        return await self._placed({month_index(new.timestamp)}, lambda: self._add_one(new))
+
+    async def _add_one(self, new: NewEvent) -> Event:
         async with self._db.connection() as conn:
             return await insert_one(conn, new)
 
@@ -116,23 +204,36 @@ class PostgresEventRepository(RepositoryBase):
         keys = [n.idempotency_key for n in news if n.idempotency_key is not None]
         if len(news) >= COPY_FROM and len(set(keys)) == len(keys):
             try:
-                async with self._db.transaction() as conn:
-                    return await copy_batch(conn, news, caller or "")
+                return await self._placed(_months(news), lambda: self._copy(news, caller or ""))
             except KeyTaken:
-                pass  # a key is stored already (a retried batch): the path below reads it
+                pass  # a key is held already (a retried batch): the path below reads it
         if not keys:
-            async with self._db.connection() as conn:  # one statement: atomic by itself
-                return await insert_batch(conn, news)
+            return await self._placed(_months(news), lambda: self._insert(news))
         return await self._add_keyed(news, caller or "")
 
+    async def _copy(self, news: Sequence[NewEvent], caller: str) -> builtins.list[Event]:
+        async with self._db.transaction() as conn:
+            return await copy_batch(conn, news, caller, self._window)
+
+    async def _insert(self, news: Sequence[NewEvent]) -> builtins.list[Event]:
+        async with self._db.connection() as conn:  # one statement: atomic by itself
+            return await insert_batch(conn, news, window=self._window)
+
+    @property
+    def _window(self) -> float:
+        return self.idempotency_window.total_seconds()
+
     async def _add_keyed(self, news: Sequence[NewEvent], caller: str) -> builtins.list[Event]:
+        return await self._placed(_months(news), lambda: self._insert_keyed(news, caller))
+
+    async def _insert_keyed(self, news: Sequence[NewEvent], caller: str) -> builtins.list[Event]:
         # In a transaction: a key reused with another event rolls the batch back.
         async with (
             self._db.connection() as conn,
             conn.pipeline(),  # BEGIN rides with the INSERT
             conn.transaction(),
         ):
-            return await insert_batch(conn, news, caller)
+            return await insert_batch(conn, news, caller, self._window)
 
     async def update(self, event_id: int, patch: EventPatch, *, actor: str | None = None) -> Event:
         """Change the given fields; ``id`` and ``created_at`` never change.
@@ -151,29 +252,37 @@ class PostgresEventRepository(RepositoryBase):
             if await self.get(event_id) is None:
                 raise NotFoundError(event_id) from None
             raise
-        statement = sql.update_statement(event_id, patch)
-        if statement is None:
+        if not patch.changes():
             current = await self.get(event_id)
             if current is None:
                 raise NotFoundError(event_id)
             return current
-        if actor is None:
-            async with self._db.connection() as conn:
-                cur = await conn.execute(statement.sql, statement.params)
-                row = await cur.fetchone()
-            if row is None:
-                raise NotFoundError(event_id)
-            return sql.event_from_row(row)
+        months = {month_index(patch.timestamp)} if patch.timestamp is not None else set()
+        return await self._placed(months, lambda: self._update(event_id, patch, actor))
+
+    async def _update(self, event_id: int, patch: EventPatch, actor: str | None) -> Event:
         async with self._db.transaction() as conn:
-            cur = await conn.execute(sql.GET_FOR_UPDATE, (event_id,))
-            old = await cur.fetchone()
-            if old is None:
+            cur = await conn.execute(sql.WATERMARK_SHARE)
+            mark = await cur.fetchone()
+            old = await by_id(conn, event_id, sql.SELECT, " FOR UPDATE")
+            if old is None or mark is None:
                 raise NotFoundError(event_id)
+            statement = sql.update_statement(event_id, old[6], patch)
+            assert statement is not None
             cur = await conn.execute(statement.sql, statement.params)
             row = await cur.fetchone()
             assert row is not None
             before, after = sql.event_from_row(old), sql.event_from_row(row)
-            await insert_one(conn, update_record(before, after, actor))
+            if old[9] < mark[0]:  # counted in the rollups: move the count
+                fix = sql.correction([(*_rollup_key(before), -1), (*_rollup_key(after), 1)])
+                await conn.execute(fix.sql, fix.params)
+            if after.timestamp != before.timestamp:
+                if needs_locator(event_id, month_index(after.timestamp)):
+                    await conn.execute(sql.LOCATE_AT, (event_id, after.timestamp))
+                else:
+                    await conn.execute(sql.FORGET_LOCATION, (event_id,))
+            if actor is not None:
+                await insert_one(conn, update_record(before, after, actor))
         return after
 
     async def delete(self, event_id: int, *, actor: str | None = None) -> None:
@@ -182,30 +291,32 @@ class PostgresEventRepository(RepositoryBase):
         self._check_changes_allowed()
         if not is_event_id(event_id):
             raise NotFoundError(event_id)
-        if actor is None:
-            async with self._db.connection() as conn:
-                cur = await conn.execute(sql.DELETE, (event_id,))
-                deleted = cur.rowcount
-            if deleted == 0:
-                raise NotFoundError(event_id)
-            return
         async with self._db.transaction() as conn:
-            cur = await conn.execute(sql.DELETE_RETURNING, (event_id,))
-            row = await cur.fetchone()
-            if row is None:
+            cur = await conn.execute(sql.WATERMARK_SHARE)
+            mark = await cur.fetchone()
+            row = await by_id(conn, event_id, sql.DELETE, sql.RETURNING)
+            if row is None or mark is None:
                 raise NotFoundError(event_id)
-            await insert_one(conn, delete_record(sql.event_from_row(row), actor))
+            gone = sql.event_from_row(row)
+            if row[9] < mark[0]:
+                fix = sql.correction([(*_rollup_key(gone), -1)])
+                await conn.execute(fix.sql, fix.params)
+            if needs_locator(event_id, month_index(gone.timestamp)):
+                await conn.execute(sql.FORGET_LOCATION, (event_id,))
+            if gone.idempotency_key is not None:
+                await conn.execute(sql.FORGET_KEY, (row[10], gone.idempotency_key, event_id))
+            if actor is not None:
+                await insert_one(conn, delete_record(gone, actor))
 
     # -- reads ----------------------------------------------------------------
 
     async def get(self, event_id: int) -> Event | None:
-        """The event, or ``None``."""
+        """The event, or ``None``; reads one partition."""
         self._ensure_open()
         if not is_event_id(event_id):
             return None
         async with self._db.connection() as conn:
-            cur = await conn.execute(sql.GET, (event_id,))
-            row = await cur.fetchone()
+            row = await by_id(conn, event_id, sql.SELECT)
         return None if row is None else sql.event_from_row(row)
 
     async def _listing(self, query: EventQuery) -> Listing:
@@ -238,14 +349,33 @@ class PostgresEventRepository(RepositoryBase):
         Everything is read by one statement, so from one snapshot.
         """
         self._ensure_open()
-        statement = sql.stats_statement(query or EventFilter())
         async with self._db.connection() as conn:
+            if not self._watermark:
+                cur = await conn.execute(sql.WATERMARK)
+                row = await cur.fetchone()
+                if row is None:
+                    raise StoreUnavailableError(
+                        "the rollup state is missing: run `sysevents migrate`"
+                    )
+                self._watermark = int(row[0])
+            statement = sql.stats_statement(query or EventFilter(), self._watermark)
             cur = await conn.execute(statement.sql, statement.params, prepare=False)
             rows = await cur.fetchall()
-        return sql.stats_from_rows(rows, self.stats_top)
+        stats, mark = sql.stats_from_rows(rows, self.stats_top)
+        self._watermark = max(self._watermark, mark)
+        return stats
 
     async def ping(self) -> None:
         """Check the database answers and is migrated; ``StoreUnavailableError`` if not."""
         self._ensure_open()
         async with self._db.connection() as conn:
             await conn.execute(sql.PING)
+
+
+def _rollup_key(event: Event) -> tuple[datetime, str, str, str | None]:
+    """What the rollups count an event by."""
+    return event.timestamp, event.event_type, event.severity.value, event.source
+
+
+def _months(news: Sequence[NewEvent]) -> set[int]:
+    return {month_index(n.timestamp) for n in news}

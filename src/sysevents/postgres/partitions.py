@@ -1,0 +1,135 @@
+"""The time partitions of ``system_events``: created ahead, created on demand, dropped whole.
+
+Monthly partitions (UTC) are named ``system_events_pYYYY_MM``; the one
+partition ``system_events_history`` holds everything before the first month
+(its bound is fixed when the table is made). A new partition is made as a
+table of its own and attached: attaching does not stop writers. Dropping one
+takes the table's strongest lock, so it waits at most ``lock_timeout`` for
+it (writers queue behind for that long at most) and is retried another time.
+"""
+
+# ruff: noqa: S608
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import LiteralString, cast
+
+import psycopg
+
+from .ids import month_end, month_index, month_start
+from .pool import Connection
+
+AHEAD = 3
+"""Months of partitions kept ready after the current one."""
+HISTORY = "system_events_history"
+_NAME = re.compile(r"system_events_p([0-9]{4})_([0-9]{2})")
+_LOCK = "SELECT pg_advisory_xact_lock(hashtext('sysevents-partitions'))"
+_LIST = (
+    "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+    "WHERE i.inhparent = 'system_events'::regclass"
+)
+_HISTORY_END = (
+    "SELECT (regexp_match(pg_get_expr(c.relpartbound, c.oid), 'TO \\(''([^'']+)''\\)'))[1]"
+    "::timestamptz FROM pg_class c WHERE c.oid = to_regclass('" + HISTORY + "')"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Partition:
+    """One monthly partition."""
+
+    name: str
+    month: int
+    """As counted by ``sysevents.postgres.ids``."""
+
+    @property
+    def start(self) -> datetime:
+        """Its first instant."""
+        return month_start(self.month)
+
+    @property
+    def end(self) -> datetime:
+        """The first instant after it."""
+        end = month_end(self.month)
+        assert end is not None
+        return end
+
+
+def partition_name(month: int) -> str:
+    """The name of the partition of ``month``."""
+    return f"system_events_p{month_start(month):%Y_%m}"
+
+
+def _quoted(name: str) -> LiteralString:
+    # Only names made by partition_name() reach SQL: digits and underscores.
+    if not _NAME.fullmatch(name):
+        raise ValueError(f"not a partition name: {name!r}")
+    return name
+
+
+async def monthly_partitions(conn: Connection) -> list[Partition]:
+    """The monthly partitions, oldest first."""
+    cur = await conn.execute(_LIST)
+    found = []
+    for (name,) in await cur.fetchall():
+        match = _NAME.fullmatch(name)
+        if match:
+            found.append(Partition(name, (int(match[1]) - 1) * 12 + int(match[2]) - 1))
+    return sorted(found, key=lambda p: p.month)
+
+
+async def history_end(conn: Connection) -> datetime | None:
+    """Where the history partition ends (the first month that has partitions of its own)."""
+    cur = await conn.execute(_HISTORY_END)
+    row = await cur.fetchone()
+    return None if row is None else cast(datetime | None, row[0])
+
+
+async def ensure_partitions(conn: Connection, months: Iterable[int]) -> list[str]:
+    """Create the partitions of ``months`` that are missing; their names.
+
+    Months before the history partition's end need none. Runs in a
+    transaction of its own on ``conn`` (which must not be in one).
+    """
+    wanted = sorted(set(months))
+    if not wanted:
+        return []
+    made = []
+    async with conn.transaction():
+        await conn.execute(_LOCK)
+        floor = await history_end(conn)
+        existing = {p.month for p in await monthly_partitions(conn)}
+        for month in wanted:
+            end = month_end(month)
+            if month in existing or end is None or (floor is not None and end <= floor):
+                continue
+            name = _quoted(partition_name(month))
+            await conn.execute(
+                "CREATE TABLE " + name + " (LIKE system_events INCLUDING DEFAULTS "
+                "INCLUDING CONSTRAINTS)"
+            )
+            # Attaching takes no lock that stops writers (creating a partition
+            # in place would); the table is empty, so nothing is scanned.
+            await conn.execute(
+                "ALTER TABLE system_events ATTACH PARTITION "
+                + name
+                + " FOR VALUES FROM (%s) TO (%s)",
+                (month_start(month), end),
+            )
+            made.append(name)
+    return made
+
+
+async def ensure_ahead(conn: Connection, now: datetime | None = None) -> list[str]:
+    """Create the partitions of this month and the next ``AHEAD``; their names."""
+    current = month_index(now or datetime.now(UTC))
+    return await ensure_partitions(conn, range(current, current + AHEAD + 1))
+
+
+def missing_partition(exc: BaseException | None) -> bool:
+    """Whether ``exc`` says a row found no partition to go to."""
+    return isinstance(exc, psycopg.errors.CheckViolation) and "no partition" in str(exc)
