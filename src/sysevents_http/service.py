@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import logging
@@ -31,6 +32,7 @@ from sysevents.keys import KeyRing, KeyStore, static_keys
 
 from .config import HttpOptions
 from .limits import MemoryCounter, RedisCounter
+from .maintenance import upkeep_forever
 
 HEALTH_STORE_TIMEOUT = 1.0
 """Seconds a question the service asks its store for itself may take."""
@@ -72,6 +74,7 @@ class EventService:
         self.keys = KeyRing(None, static_keys(secret_keys))
         """The API keys requests are checked against (settings first, then the store's)."""
         self.rate_counter: MemoryCounter | RedisCounter = MemoryCounter()
+        self._upkeep: asyncio.Task[None] | None = None
         self._rate_redis: Any = None
 
     @property
@@ -109,9 +112,17 @@ class EventService:
         await self.record(
             "system_startup", Severity.INFO, "sysevents API started", self._host_details()
         )
+        self._upkeep = asyncio.get_running_loop().create_task(
+            upkeep_forever(self.repository, self.settings), name="sysevents-upkeep"
+        )
 
     async def stop(self) -> None:
         """Record ``system_shutdown``, finish pending records, close what we opened."""
+        upkeep, self._upkeep = self._upkeep, None
+        if upkeep is not None:
+            upkeep.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await upkeep
         try:
             await self.record(
                 "system_shutdown", Severity.INFO, "sysevents API stopping", self._host_details()

@@ -1,14 +1,19 @@
-"""The ``sysevents`` console command: ``serve``, ``migrate`` and ``keys``."""
+"""The ``sysevents`` console command: ``serve``, ``migrate``, ``retention`` and ``keys``."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import logging
 import sys
 from collections.abc import Sequence
 
+import sysevents
 from sysevents import __version__
 from sysevents.errors import ConfigurationError, SyseventsError
 from sysevents.redact import redact_url
+from sysevents.repository import Maintains
+from sysevents.retention import apply_and_record
 from sysevents.settings import Settings
 
 from . import keys
@@ -53,8 +58,61 @@ def _parser() -> argparse.ArgumentParser:
     migrate = commands.add_parser("migrate", help="apply the database migrations")
     migrate.add_argument("--database-url", help="PostgreSQL URL (default: SYSEVENTS_DATABASE_URL)")
     migrate.add_argument("--revision", default="head", help="target revision (default: head)")
+    migrate.add_argument(
+        "--dry-run", action="store_true", help="print what would be done, change nothing"
+    )
+    retention = commands.add_parser(
+        "retention", help="apply the retention policy once and print what it removed"
+    )
+    retention.add_argument("--database-url", help="store URL (default: SYSEVENTS_DATABASE_URL)")
+    retention.add_argument(
+        "--redis-url", help="the cache to keep in step (default: SYSEVENTS_REDIS_URL)"
+    )
+    retention.add_argument("--policy", help="rules SELECTOR=AGE,... (default: SYSEVENTS_RETENTION)")
+    retention.add_argument(
+        "--dry-run", action="store_true", help="count what would be removed, remove nothing"
+    )
     keys.add_parser(commands)
     return parser
+
+
+def _migrate(args: argparse.Namespace, settings: Settings) -> int:
+    from sysevents.migrate import plan, upgrade
+
+    if args.database_url is None and settings.database_url == "memory://":
+        raise ConfigurationError(
+            "which database? pass --database-url postgresql://... or set SYSEVENTS_DATABASE_URL"
+        )
+    if args.dry_run:
+        print("\n".join(plan(settings.database_url, args.revision)))
+        return 0
+    _show_progress()
+    upgrade(settings.database_url, args.revision)
+    print(f"migrated {redact_url(settings.database_url)} to {args.revision}")
+    return 0
+
+
+def _show_progress() -> None:
+    """What the migrations report as they go (rows moved, rate, time left), on stderr."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    progress = logging.getLogger("sysevents.migrate")
+    progress.addHandler(handler)
+    progress.setLevel(logging.INFO)
+
+
+async def _retention(settings: Settings, *, dry_run: bool) -> int:
+    policy = settings.retention_policy
+    if not policy:
+        raise ConfigurationError(
+            "no retention policy: pass --policy '*=90d,debug=7d' or set SYSEVENTS_RETENTION"
+        )
+    async with sysevents.connect(settings=settings.updated(fold_interval=0)) as repo:
+        if isinstance(repo, Maintains) and not dry_run:
+            await repo.maintain()
+        report = await apply_and_record(repo, policy, dry_run=dry_run)
+    print("\n".join(report.lines()))
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -65,21 +123,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             database_url=args.database_url,
             redis_url=getattr(args, "redis_url", None),
             auth=getattr(args, "auth", None),
+            retention=getattr(args, "policy", None),
         )
         if args.command == "keys":
             return keys.run(args, settings)
+        if args.command == "retention":
+            return asyncio.run(_retention(settings, dry_run=args.dry_run))
         if args.command == "migrate":
-            from sysevents.migrate import upgrade
-
-            if args.database_url is None and settings.database_url == "memory://":
-                raise ConfigurationError(
-                    "which database? pass --database-url postgresql://... "
-                    "or set SYSEVENTS_DATABASE_URL"
-                )
-
-            upgrade(settings.database_url, args.revision)
-            print(f"migrated {redact_url(settings.database_url)} to {args.revision}")
-            return 0
+            return _migrate(args, settings)
         try:
             from sysevents_http.config import HttpOptions
             from sysevents_http.serve import run
