@@ -96,6 +96,15 @@ END $$;
 """
 
 
+TRUNCATE_DERIVED = """
+CREATE FUNCTION system_events_truncate() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    TRUNCATE system_event_rollups, system_event_locator, system_event_keys;
+    RETURN NULL;
+END $$;
+"""
+
+
 def upgrade() -> None:
     bind = op.get_bind()
     op.execute("LOCK TABLE system_events IN ACCESS EXCLUSIVE MODE")
@@ -164,6 +173,14 @@ def upgrade() -> None:
         "(1, pg_snapshot_xmin(pg_current_snapshot())::text::bigint)"
     )
     op.execute(FOLD)
+    # TRUNCATE empties what is derived from the events with them (and, with
+    # RESTART IDENTITY, restarts the sequence the column owns).
+    op.execute("ALTER SEQUENCE system_events_seq OWNED BY system_events.id")
+    op.execute(TRUNCATE_DERIVED)
+    op.execute(
+        "CREATE TRIGGER system_events_truncate AFTER TRUNCATE ON system_events "
+        "FOR EACH STATEMENT EXECUTE FUNCTION system_events_truncate()"
+    )
 
 
 # -- back to one table kept by triggers (migration 0003's) -----------------------
@@ -217,6 +234,9 @@ OLD_ROWS = 'SELECT "timestamp", event_type, severity, source, -1 AS d FROM old_r
 
 def downgrade() -> None:
     op.execute("LOCK TABLE system_events IN ACCESS EXCLUSIVE MODE")
+    op.execute("DROP TRIGGER system_events_truncate ON system_events")
+    op.execute("DROP FUNCTION system_events_truncate()")
+    op.execute("ALTER SEQUENCE system_events_seq OWNED BY NONE")
     op.execute("DROP FUNCTION system_event_rollups_fold()")
     op.execute("DROP TABLE system_event_rollup_state")
     op.execute("ALTER TABLE system_events RENAME TO system_events_next")
