@@ -23,6 +23,7 @@ from sysevents import (
 )
 from sysevents.postgres import PostgresEventRepository
 from sysevents.postgres import pool as pool_module
+from sysevents.postgres.ids import month_index
 from tests.conftest import FreshDatabases
 
 pytestmark = pytest.mark.postgres
@@ -82,11 +83,14 @@ async def test_out_of_range_ids_on_a_live_database(pg_repo: PostgresEventReposit
 
 async def test_ids_are_64_bit(pg_repo: PostgresEventRepository, empty_postgres_url: str) -> None:
     with psycopg.connect(empty_postgres_url, autocommit=True) as conn:
-        conn.execute(f"ALTER TABLE system_events ALTER COLUMN id RESTART WITH {2**40}")
+        conn.execute(f"ALTER SEQUENCE system_events_seq RESTART WITH {2**35}")
     first = await pg_repo.add(_new(1))
-    assert first.id == 2**40
+    # The event's month in the high bits, the sequence below: and within
+    # the integers a JavaScript client reads exactly.
+    assert first.id == month_index(first.timestamp) << 36 | 2**35
+    assert first.id < 2**53
     many = await pg_repo.add_many([_new(2), _new(3)])
-    assert [e.id for e in many] == [2**40 + 1, 2**40 + 2]
+    assert [e.id for e in many] == [first.id + 1, first.id + 2]
     assert await pg_repo.get(first.id) == first
     updated = await pg_repo.update(first.id, EventPatch(severity="error"))
     assert updated.severity == "error"

@@ -22,10 +22,12 @@ import sysevents
 from sysevents import Event, EventFilter, EventPatch, EventQuery, MemoryEventRepository, NewEvent
 from sysevents.model import MAX_EVENT_ID
 from tests.conftest import RUN_ID
-from tests.strategies import event_filters, new_events, patches, queries
+from tests.strategies import BASE, event_filters, new_events, patches, queries
 
-# One secret for both stores: their cursors must then be equal, byte for byte.
 CURSOR_SECRET = "stateful"
+POLICIES = st.sampled_from(
+    ["*=20d", "debug=1d,*=30d", "type:d*=2h", "error=3d,type:deploy=10d,info=15d", "*=1h"]
+)
 
 T = TypeVar("T")
 
@@ -38,8 +40,8 @@ MACHINE_SETTINGS = settings(
 
 
 def comparable(event: Event | None) -> dict[str, Any] | None:
-    """What both stores must agree on: everything but the store's own clock."""
-    return None if event is None else event.model_dump(exclude={"created_at"})
+    """What both stores must agree on: all but what each makes its own way (id, clock)."""
+    return None if event is None else event.model_dump(exclude={"id", "created_at"})
 
 
 def make_machine(
@@ -56,6 +58,8 @@ def make_machine(
             self.other = open_other()
             self.run(self.other.open())
             self.ids: list[int] = []
+            # Memory's id of each event -> the other store's id of the same event.
+            self.theirs: dict[int, int] = {}
 
         def run(self, coro: Coroutine[Any, Any, T]) -> T:
             return self.loop.run_until_complete(coro)
@@ -70,6 +74,15 @@ def make_machine(
                 except sysevents.SyseventsError as exc:
                     answers.append(("error", type(exc).__name__))
             return answers[0], answers[1]
+
+        def id_in(self, repo: sysevents.EventRepository, event_id: int) -> int:
+            """``event_id`` (memory's) as ``repo`` knows the same event."""
+            return event_id if repo is self.memory else self.theirs.get(event_id, event_id)
+
+        def same_events(self, mine: Any, theirs: Any) -> None:
+            """The same events, in the same order, each the other's counterpart."""
+            assert [comparable(e) for e in mine] == [comparable(e) for e in theirs]
+            assert [self.theirs.get(e.id) for e in mine] == [e.id for e in theirs]
 
         def teardown(self) -> None:
             try:
@@ -94,23 +107,25 @@ def make_machine(
             mine, theirs = self.both(lambda r: r.add(new))
             assert comparable(mine[1]) == comparable(theirs[1])
             self.ids.append(mine[1].id)
+            self.theirs[mine[1].id] = theirs[1].id
 
         @rule(news=st.lists(new_events(), max_size=5))
         def add_many(self, news: list[NewEvent]) -> None:
             mine, theirs = self.both(lambda r: r.add_many(news))
             assert [comparable(e) for e in mine[1]] == [comparable(e) for e in theirs[1]]
             self.ids += [e.id for e in mine[1]]
+            self.theirs.update((a.id, b.id) for a, b in zip(mine[1], theirs[1], strict=True))
 
         @rule(data=st.data())
         def get(self, data: st.DataObject) -> None:
             event_id = self.some_id(data)
-            mine, theirs = self.both(lambda r: r.get(event_id))
+            mine, theirs = self.both(lambda r: r.get(self.id_in(r, event_id)))
             assert comparable(mine[1]) == comparable(theirs[1])
 
         @rule(data=st.data(), patch=patches())
         def update(self, data: st.DataObject, patch: EventPatch) -> None:
             event_id = self.some_id(data)
-            mine, theirs = self.both(lambda r: r.update(event_id, patch))
+            mine, theirs = self.both(lambda r: r.update(self.id_in(r, event_id), patch))
             assert mine[0] == theirs[0]
             if mine[0] == "ok":
                 assert comparable(mine[1]) == comparable(theirs[1])
@@ -120,27 +135,43 @@ def make_machine(
         @rule(data=st.data())
         def delete(self, data: st.DataObject) -> None:
             event_id = self.some_id(data)
-            mine, theirs = self.both(lambda r: r.delete(event_id))
+            mine, theirs = self.both(lambda r: r.delete(self.id_in(r, event_id)))
             assert mine == theirs
 
         @rule(query=queries(), follow=st.booleans())
         def list(self, query: EventQuery, follow: bool) -> None:
             mine, theirs = self.both(lambda r: r.list(query))
             assert (mine[1].total, mine[1].total_exact) == (theirs[1].total, theirs[1].total_exact)
-            assert [comparable(e) for e in mine[1].items] == [
-                comparable(e) for e in theirs[1].items
-            ]
-            assert mine[1].next_cursor == theirs[1].next_cursor
+            self.same_events(mine[1].items, theirs[1].items)
+            # Cursors hold ids: each store continues from its own.
+            assert (mine[1].next_cursor is None) == (theirs[1].next_cursor is None)
             if follow and mine[1].next_cursor:
-                nxt = query.model_copy(update={"cursor": mine[1].next_cursor, "offset": 0})
-                mine, theirs = self.both(lambda r: r.list(nxt))
-                assert [comparable(e) for e in mine[1].items] == [
-                    comparable(e) for e in theirs[1].items
-                ]
+                cursors = {
+                    id(self.memory): mine[1].next_cursor,
+                    id(self.other): theirs[1].next_cursor,
+                }
+                mine, theirs = self.both(
+                    lambda r: r.list(
+                        query.model_copy(update={"cursor": cursors[id(r)], "offset": 0})
+                    )
+                )
+                self.same_events(mine[1].items, theirs[1].items)
 
         @rule(filters=event_filters)
         def stats(self, filters: EventFilter) -> None:
             mine, theirs = self.both(lambda r: r.stats(filters))
+            assert mine == theirs
+
+        @rule(policy=POLICIES, dry_run=st.booleans())
+        def retention(self, policy: str, dry_run: bool) -> None:
+            rules = sysevents.RetentionPolicy.parse(policy)
+
+            async def apply(repo: sysevents.EventRepository) -> Any:
+                assert isinstance(repo, sysevents.AppliesRetention)
+                report = await repo.apply_retention(rules, now=BASE, dry_run=dry_run)
+                return [(o.rule, o.removed) for o in report.rules]
+
+            mine, theirs = self.both(apply)
             assert mine == theirs
 
         @invariant()

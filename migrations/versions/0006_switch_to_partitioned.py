@@ -10,9 +10,11 @@ queue on the same rollup rows. Each row carries the id of the transaction
 that wrote it (``ingest_xid``); ``system_event_rollups_fold()`` counts, in
 the background, the rows of every transaction that has ended since the last
 fold, and moves the watermark past them. Statistics add the few rows past the
-watermark, read from the events. A change to a counted row corrects the
-counts in its own transaction, holding the watermark row ``FOR SHARE`` so no
-fold runs meanwhile.
+watermark, read from the events. An UPDATE or DELETE of counted rows, by the
+library or by hand, corrects the counts in its own transaction (a statement
+trigger reading the changed rows as a whole), holding the watermark row
+``FOR SHARE`` so no fold runs meanwhile. Inserts, the common case, run no
+trigger at all.
 
 Revision ID: 0006
 Revises: 0005
@@ -95,6 +97,36 @@ BEGIN
 END $$;
 """
 
+
+def _correct(name: str, changed: str) -> str:
+    """A statement trigger function adding ``changed`` (rows with a ``d`` of +1 or -1)
+    to the counts, for the rows a fold has counted already."""
+    return f"""
+CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    mark bigint;
+BEGIN
+    SELECT watermark INTO mark FROM system_event_rollup_state WHERE id = 1 FOR SHARE;
+    INSERT INTO system_event_rollups AS r ({KEY}, n)
+    SELECT l.level, {BUCKET}, e.event_type, e.severity, {SOURCE}, sum(e.d)
+    FROM ({changed}) AS e CROSS JOIN {LEVELS}
+    WHERE e.ingest_xid < mark
+    GROUP BY 1, 2, 3, 4, 5 HAVING sum(e.d) <> 0 ORDER BY 1, 2, 3, 4, 5
+    ON CONFLICT ({KEY}) DO UPDATE SET n = r.n + EXCLUDED.n;
+    RETURN NULL;
+END $$;
+"""
+
+
+_ROW = 'SELECT "timestamp", event_type, severity, source, ingest_xid'
+CORRECTIONS = {
+    "delete": _correct("system_events_deleted", f"{_ROW}, -1 AS d FROM gone"),
+    "update": _correct(
+        "system_events_updated",
+        f"{_ROW}, -1 AS d FROM gone UNION ALL {_ROW}, 1 FROM added",
+    ),
+}
+TRANSITIONS = {"delete": "OLD TABLE AS gone", "update": "OLD TABLE AS gone NEW TABLE AS added"}
 
 TRUNCATE_DERIVED = """
 CREATE FUNCTION system_events_truncate() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -181,6 +213,13 @@ def upgrade() -> None:
         "CREATE TRIGGER system_events_truncate AFTER TRUNCATE ON system_events "
         "FOR EACH STATEMENT EXECUTE FUNCTION system_events_truncate()"
     )
+    for change, function in CORRECTIONS.items():
+        op.execute(function)
+        op.execute(
+            f"CREATE TRIGGER system_events_{change}d AFTER {change.upper()} ON system_events "
+            f"REFERENCING {TRANSITIONS[change]} "
+            f"FOR EACH STATEMENT EXECUTE FUNCTION system_events_{change}d()"
+        )
 
 
 # -- back to one table kept by triggers (migration 0003's) -----------------------
@@ -234,8 +273,9 @@ OLD_ROWS = 'SELECT "timestamp", event_type, severity, source, -1 AS d FROM old_r
 
 def downgrade() -> None:
     op.execute("LOCK TABLE system_events IN ACCESS EXCLUSIVE MODE")
-    op.execute("DROP TRIGGER system_events_truncate ON system_events")
-    op.execute("DROP FUNCTION system_events_truncate()")
+    for name in ("truncate", "deleted", "updated"):
+        op.execute(f"DROP TRIGGER system_events_{name} ON system_events")
+        op.execute(f"DROP FUNCTION system_events_{name}()")
     op.execute("ALTER SEQUENCE system_events_seq OWNED BY NONE")
     op.execute("DROP FUNCTION system_event_rollups_fold()")
     op.execute("DROP TABLE system_event_rollup_state")

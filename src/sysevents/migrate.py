@@ -173,7 +173,9 @@ def _partition_plan(database_url: str) -> list[str]:
         if not (exists and exists[0]):
             return ["  the table is made empty and partitioned: no events to move"]
         row = conn.execute(
-            'SELECT greatest(reltuples, 0)::bigint, (SELECT min("timestamp") FROM system_events), '
+            "SELECT CASE WHEN reltuples > 0 THEN reltuples::bigint "
+            "ELSE (SELECT count(*) FROM system_events) END, "
+            '(SELECT min("timestamp") FROM system_events), '
             '(SELECT max("timestamp") FROM system_events) FROM pg_class '
             "WHERE oid = 'system_events'::regclass"
         ).fetchone()

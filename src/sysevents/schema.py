@@ -43,7 +43,9 @@ system_events_seq = Sequence("system_events_seq", metadata=metadata)
 system_events = Table(
     "system_events",
     metadata,
-    Column("id", BigInteger, nullable=False, server_default=system_events_seq.next_value()),
+    # Defaults to nextval('system_events_seq') in the database (for rows written
+    # by hand); reflection reports such a default as none, so none is declared.
+    Column("id", BigInteger, nullable=False, autoincrement=False),
     Column("event_type", String(MAX_EVENT_TYPE_LENGTH), nullable=False),
     Column("severity", String(10), nullable=False),
     Column("message", Text, nullable=False),

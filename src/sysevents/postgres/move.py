@@ -57,7 +57,9 @@ def estimate(conn: psycopg.Connection[tuple[object, ...]]) -> tuple[int, int, in
     row = conn.execute(
         "SELECT (SELECT moved_up_to FROM sysevents_partition_move), "
         "(SELECT coalesce(max(id), 0) FROM system_events), "
-        "(SELECT greatest(reltuples, 0)::bigint FROM pg_class "
+        # The planner's estimate, or a count where the table was never analysed.
+        "(SELECT CASE WHEN reltuples > 0 THEN reltuples::bigint "
+        "ELSE (SELECT count(*) FROM system_events) END FROM pg_class "
         "WHERE oid = 'system_events'::regclass)"
     ).fetchone()
     assert row is not None

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import LiteralString, cast
 
 import psycopg
+from psycopg import sql
 
 from .ids import month_end, month_index, month_start
 from .pool import Connection
@@ -114,11 +115,11 @@ async def ensure_partitions(conn: Connection, months: Iterable[int]) -> list[str
             )
             # Attaching takes no lock that stops writers (creating a partition
             # in place would); the table is empty, so nothing is scanned.
+            # DDL takes no parameters: the bounds go in as literals.
             await conn.execute(
-                "ALTER TABLE system_events ATTACH PARTITION "
-                + name
-                + " FOR VALUES FROM (%s) TO (%s)",
-                (month_start(month), end),
+                sql.SQL(
+                    "ALTER TABLE system_events ATTACH PARTITION {} FOR VALUES FROM ({}) TO ({})"
+                ).format(sql.Identifier(name), sql.Literal(month_start(month)), sql.Literal(end))
             )
             made.append(name)
     return made

@@ -24,7 +24,7 @@ from sysevents.retention import RetentionPolicy, RetentionReport, Rule
 
 from .partitions import HISTORY, Partition, monthly_partitions
 from .pool import Connection, PostgresPool
-from .rollups import BUCKET, LEVELS, ROLLUP_KEY, SOURCE
+from .rollups import ROLLUP_KEY
 from .sql import WATERMARK_SHARE
 
 log = logging.getLogger("sysevents.retention")
@@ -68,18 +68,13 @@ def _delete_batch(condition: LiteralString) -> LiteralString:
     # Oldest first, after the last batch's position: no batch reads again
     # what an earlier one skipped or removed.
     return (
-        "WITH w AS (" + WATERMARK_SHARE + "), "
-        'victims AS MATERIALIZED (SELECT id, "timestamp" FROM system_events WHERE '
+        # The counts follow by the DELETE trigger (migration 0006).
+        'WITH victims AS MATERIALIZED (SELECT id, "timestamp" FROM system_events WHERE '
         + condition
         + ' AND "timestamp" < %s AND "timestamp" >= %s AND ("timestamp", id) > (%s, %s) '
         'ORDER BY "timestamp", id LIMIT %s), '
         "gone AS (DELETE FROM system_events e USING victims v "
         'WHERE e.id = v.id AND e."timestamp" = v."timestamp" RETURNING e.*), '
-        "counted AS (INSERT INTO system_event_rollups AS r (" + ROLLUP_KEY + ", n) "
-        "SELECT l.level, " + BUCKET + ", e.event_type, e.severity, " + SOURCE + ", -count(*) "
-        "FROM gone e CROSS JOIN w CROSS JOIN " + LEVELS + " WHERE e.ingest_xid < w.watermark "
-        "GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5 "
-        "ON CONFLICT (" + ROLLUP_KEY + ") DO UPDATE SET n = r.n + EXCLUDED.n), "
         "located AS (DELETE FROM system_event_locator l USING gone g WHERE l.id = g.id), "
         "keyed AS (DELETE FROM system_event_keys k USING gone g WHERE k.id = g.id "
         "AND k.caller = g.idempotency_caller AND k.key = g.idempotency_key) "

@@ -20,7 +20,7 @@ from sysevents.model import Event, EventPatch, EventStats, NewEvent, Severity
 from sysevents.query import EventFilter, EventQuery
 
 from .pool import Row
-from .rollups import BUCKET, LEVELS, NO_SOURCE, ROLLUP_KEY, SOURCE, rollup_cover
+from .rollups import NO_SOURCE, rollup_cover
 
 COLUMNS = (
     'id, event_type, severity, message, details, source, "timestamp", created_at, idempotency_key'
@@ -252,20 +252,6 @@ def update_statement(event_id: int, at: datetime, patch: EventPatch) -> Statemen
     )
 
 
-def correction(rows: list[tuple[datetime, str, str, str | None, int]]) -> Statement:
-    """The rollup change that adds each row's last value (+1 or -1) to its counts."""
-    values = ", ".join(["(%s::timestamptz, %s::text, %s::text, %s::text, %s::bigint)"] * len(rows))
-    return Statement(
-        "INSERT INTO system_event_rollups AS r (" + ROLLUP_KEY + ", n) "
-        "SELECT l.level, " + BUCKET + ", e.event_type, e.severity, " + SOURCE + ", sum(e.d) "
-        "FROM (VALUES " + values + ') AS e("timestamp", event_type, '
-        "severity, source, d) CROSS JOIN " + LEVELS + " GROUP BY 1, 2, 3, 4, 5 "
-        "HAVING sum(e.d) <> 0 ORDER BY 1, 2, 3, 4, 5 "
-        "ON CONFLICT (" + ROLLUP_KEY + ") DO UPDATE SET n = r.n + EXCLUDED.n",
-        [value for row in rows for value in row],
-    )
-
-
 # -- statistics -----------------------------------------------------------------
 
 
@@ -325,7 +311,9 @@ def stats_statement(query: EventFilter, watermark: int, now: datetime | None = N
                 "AND ingest_xid >= (" + WATERMARK + ') AND "timestamp" >= %s '
                 'AND "timestamp" < %s' + filters.and_sql + by
             )  # fmt: skip
-            args += [watermark, buckets[0][1], buckets[-1][2], *filters.params]
+            # The buckets come finest level first, not in time order.
+            low, high = min(b[1] for b in buckets), max(b[2] for b in buckets)
+            args += [watermark, low, high, *filters.params]
         for start, end in raw:
             branches.append(
                 "SELECT " + part + " AS part, " + keys

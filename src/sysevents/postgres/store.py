@@ -261,11 +261,10 @@ class PostgresEventRepository(RepositoryBase):
         return await self._placed(months, lambda: self._update(event_id, patch, actor))
 
     async def _update(self, event_id: int, patch: EventPatch, actor: str | None) -> Event:
+        # The counts follow by a trigger (migration 0006), as for any UPDATE.
         async with self._db.transaction() as conn:
-            cur = await conn.execute(sql.WATERMARK_SHARE)
-            mark = await cur.fetchone()
             old = await by_id(conn, event_id, sql.SELECT, " FOR UPDATE")
-            if old is None or mark is None:
+            if old is None:
                 raise NotFoundError(event_id)
             statement = sql.update_statement(event_id, old[6], patch)
             assert statement is not None
@@ -273,9 +272,6 @@ class PostgresEventRepository(RepositoryBase):
             row = await cur.fetchone()
             assert row is not None
             before, after = sql.event_from_row(old), sql.event_from_row(row)
-            if old[9] < mark[0]:  # counted in the rollups: move the count
-                fix = sql.correction([(*_rollup_key(before), -1), (*_rollup_key(after), 1)])
-                await conn.execute(fix.sql, fix.params)
             if after.timestamp != before.timestamp:
                 if needs_locator(event_id, month_index(after.timestamp)):
                     await conn.execute(sql.LOCATE_AT, (event_id, after.timestamp))
@@ -292,15 +288,10 @@ class PostgresEventRepository(RepositoryBase):
         if not is_event_id(event_id):
             raise NotFoundError(event_id)
         async with self._db.transaction() as conn:
-            cur = await conn.execute(sql.WATERMARK_SHARE)
-            mark = await cur.fetchone()
             row = await by_id(conn, event_id, sql.DELETE, sql.RETURNING)
-            if row is None or mark is None:
+            if row is None:
                 raise NotFoundError(event_id)
             gone = sql.event_from_row(row)
-            if row[9] < mark[0]:
-                fix = sql.correction([(*_rollup_key(gone), -1)])
-                await conn.execute(fix.sql, fix.params)
             if needs_locator(event_id, month_index(gone.timestamp)):
                 await conn.execute(sql.FORGET_LOCATION, (event_id,))
             if gone.idempotency_key is not None:
@@ -370,11 +361,6 @@ class PostgresEventRepository(RepositoryBase):
         self._ensure_open()
         async with self._db.connection() as conn:
             await conn.execute(sql.PING)
-
-
-def _rollup_key(event: Event) -> tuple[datetime, str, str, str | None]:
-    """What the rollups count an event by."""
-    return event.timestamp, event.event_type, event.severity.value, event.source
 
 
 def _months(news: Sequence[NewEvent]) -> set[int]:
