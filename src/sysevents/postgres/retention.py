@@ -2,7 +2,8 @@
 
 A monthly partition whose every event has expired, whatever its rule, is
 dropped, its counts taken out of the rollups in the same transaction: the cost
-does not grow with the number of events. Rules that cut inside a partition
+does not grow with the number of events. Only the partition is locked while
+its counts are taken out; the whole table is locked for the drop alone. Rules that cut inside a partition
 delete in batches of :data:`BATCH`, each its own short transaction that
 corrects the rollups for the rows it removes.
 """
@@ -180,8 +181,9 @@ async def _drop(conn: Connection, partition: Partition, policy: RetentionPolicy)
     removed: Counter[str] = Counter()
     async with conn.transaction():
         await conn.execute("SET LOCAL lock_timeout = " + str(LOCK_TIMEOUT_MS))
-        # The parent first, as writers take it: no deadlock with them.
-        await conn.execute("LOCK TABLE system_events IN ACCESS EXCLUSIVE MODE")
+        # No write reaches this partition from here on (writers elsewhere go
+        # on): its counts can be taken out while the table stays open.
+        await conn.execute("LOCK TABLE " + name + " IN SHARE MODE")
         cur = await conn.execute(WATERMARK_SHARE)
         mark = await cur.fetchone()
         assert mark is not None
@@ -213,6 +215,10 @@ async def _drop(conn: Connection, partition: Partition, policy: RetentionPolicy)
             'DELETE FROM system_event_locator WHERE "timestamp" >= %s AND "timestamp" < %s',
             bounds,
         )
+        # The table's strongest lock, held only for the drop itself. A writer
+        # holding the table while it waits for this partition would deadlock
+        # with it: lock_timeout ends this attempt first, and it is retried.
+        await conn.execute("LOCK TABLE system_events IN ACCESS EXCLUSIVE MODE")
         await conn.execute("DROP TABLE " + name)
     log.info("dropped partition %s (%d events)", name, sum(removed.values()))
     return removed
