@@ -2,7 +2,9 @@
 
 About 20 event types and 50 sources; each source emits a handful of types
 (as a service emits its own events); severities are skewed towards ``info``;
-timestamps spread over the last 90 days; details are small JSON objects.
+timestamps spread over the last 90 days (or the span given); details are small
+JSON objects. The table gets a monthly partition for every month of the span,
+as ``sysevents migrate`` gives a table that held events that old.
 """
 
 from __future__ import annotations
@@ -52,26 +54,12 @@ COPY_SQL = (
 )
 
 
-BACKFILL = (
-    "INSERT INTO system_event_rollups "
-    "(level, bucket, event_type, severity, source, stripe, n) "
-    "SELECT l.level, CASE WHEN l.level IN (0, 4) THEN date_trunc('hour', e.\"timestamp\", 'UTC') "
-    "WHEN l.level IN (1, 5) THEN date_trunc('day', e.\"timestamp\", 'UTC') "
-    "WHEN l.level = 2 THEN date_trunc('month', e.\"timestamp\", 'UTC') "
-    "ELSE '1970-01-01 00:00:00+00'::timestamptz END, e.event_type, e.severity, "
-    "CASE WHEN l.level >= 4 THEN '' ELSE coalesce(e.source, '') END, 0, count(*) "
-    "FROM system_events e CROSS JOIN (VALUES (0::smallint), (1::smallint), (2::smallint), "
-    "(3::smallint), (4::smallint), (5::smallint)) AS l(level) GROUP BY 1, 2, 3, 4, 5 "
-    "ORDER BY 1, 2, 3, 4, 5"
-)
-"""The rollups of every stored event, as migration 0003 counts them."""
-
-
 class Events:
     """A seeded generator of realistic events."""
 
-    def __init__(self, seed: int = 42, now: datetime | None = None) -> None:
+    def __init__(self, seed: int = 42, now: datetime | None = None, span: timedelta = SPAN) -> None:
         self.rng = random.Random(seed)
+        self.span = span
         self.now = now or datetime.now(UTC)
         # Zipf-like popularity of types; each source emits 4 of them.
         self.type_weights = [1 / (i + 1) for i in range(len(EVENT_TYPES))]
@@ -102,7 +90,7 @@ class Events:
         if recent:
             ts = self.now - timedelta(seconds=rng.random() * 60)
         else:
-            ts = self.now - SPAN * rng.random()
+            ts = self.now - self.span * rng.random()
         return event_type, severity, f"{event_type} #{n} on node-{n % 64}", details, source, ts
 
     def new_event(self) -> NewEvent:
@@ -132,35 +120,82 @@ def drop_database(server_url: str, name: str) -> None:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def fill(url: str, rows: int, events: Events, *, chunk: int = 200_000) -> dict[str, Any]:
-    """COPY ``rows`` events into ``url``, count them into the rollups, and analyze.
+FILL_SQL = (
+    'COPY system_events (id, event_type, severity, message, details, source, "timestamp") '
+    "FROM STDIN"
+)
 
-    A bulk load: the rollup triggers are off during the COPY and the rollups are
-    then counted in one statement, as migration 0003 counts existing events.
-    """
+
+def partition_months(conn: psycopg.Connection[Any], since: datetime) -> None:
+    """Give every month from ``since`` a partition of its own (the table must be empty)."""
+    import asyncio
+
+    from sysevents.postgres.ids import month_index, month_start
+    from sysevents.postgres.partitions import HISTORY, ensure_partitions
+
+    first = month_index(since)
+    conn.execute(f"DROP TABLE {HISTORY}")
+    conn.execute(
+        f"CREATE TABLE {HISTORY} PARTITION OF system_events FOR VALUES FROM (MINVALUE) "
+        f"TO ('{month_start(first).isoformat()}')"
+    )
+
+    async def make() -> None:
+        aconn = await psycopg.AsyncConnection.connect(conn.info.dsn, autocommit=True)
+        async with aconn:
+            await ensure_partitions(aconn, range(first, month_index(datetime.now(UTC)) + 1))
+
+    asyncio.run(make())
+
+
+def fold(conn: psycopg.Connection[Any]) -> None:
+    """Count every loaded row into the rollups (waits for older transactions to end)."""
+    deadline = time.monotonic() + 600
+    while True:
+        conn.execute("SELECT system_event_rollups_fold()")
+        left = conn.execute(
+            "SELECT count(*) FROM system_events "
+            "WHERE ingest_xid >= (SELECT watermark FROM system_event_rollup_state)"
+        ).fetchone()
+        if left == (0,) or time.monotonic() > deadline:
+            return
+        time.sleep(0.1)
+
+
+def fill(url: str, rows: int, events: Events, *, chunk: int = 200_000) -> dict[str, Any]:
+    """COPY ``rows`` events into ``url`` (ids as the library makes them), fold, analyze."""
+    from sysevents.postgres.ids import compose, month_index
+
     started = time.perf_counter()
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("ALTER TABLE system_events DISABLE TRIGGER USER")
+        partition_months(conn, events.now - events.span)
         done = 0
         while done < rows:
             size = min(chunk, rows - done)
-            with conn.cursor() as cur, cur.copy(COPY_SQL) as copy:
+            with conn.cursor() as cur, cur.copy(FILL_SQL) as copy:
                 for _ in range(size):
-                    copy.write_row(events.row())
-            done += size
-        with conn.transaction():
-            conn.execute("TRUNCATE system_event_rollups")
-            conn.execute(BACKFILL)
-            conn.execute("ALTER TABLE system_events ENABLE TRIGGER USER")
+                    row = events.row()
+                    done += 1
+                    copy.write_row((compose(month_index(row[5]), done), *row))
+        conn.execute("SELECT setval('system_events_seq', %s)", (rows + 1,))
+        fold(conn)
         conn.execute("VACUUM ANALYZE system_events")
         conn.execute("VACUUM ANALYZE system_event_rollups")
         rollups = conn.execute("SELECT count(*) FROM system_event_rollups").fetchone()
-        size_row = conn.execute("SELECT pg_total_relation_size('system_events')").fetchone()
+        size_row = conn.execute(
+            "SELECT sum(pg_total_relation_size(inhrelid)) FROM pg_inherits "
+            "WHERE inhparent = 'system_events'::regclass"
+        ).fetchone()
+        parts = conn.execute(
+            "SELECT count(*) FROM pg_inherits WHERE inhparent = 'system_events'::regclass"
+        ).fetchone()
     assert rollups is not None
     assert size_row is not None
+    assert parts is not None
     return {
         "rows": rows,
         "seconds": round(time.perf_counter() - started, 1),
         "rollup_rows": rollups[0],
-        "table_bytes": size_row[0],
+        "table_bytes": int(size_row[0] or 0),
+        "partitions": parts[0],
     }
