@@ -20,7 +20,7 @@ import platform
 import subprocess
 import sys
 import tempfile
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ sys.path.insert(0, str(HERE))
 
 import httpbench  # noqa: E402
 import library  # noqa: E402
+import partitions  # noqa: E402
 from fill import Events, create_database, drop_database, fill  # noqa: E402
 from report import write_reports  # noqa: E402
 
@@ -59,6 +60,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--reuse", action="store_true", help="reuse a filled database (dev)")
     parser.add_argument("--only", default="", help="comma-separated groups to run (dev)")
     parser.add_argument("--no-http", action="store_true", help="skip the HTTP workloads")
+    parser.add_argument(
+        "--span-days", type=int, default=90, help="how far back the events' timestamps go"
+    )
     parser.add_argument("--out", type=Path, default=None, help="where results.md/.json go")
     args = parser.parse_args(argv)
     if args.smoke:
@@ -149,6 +153,8 @@ async def library_workloads(ctx: library.Context, url: str, rows: int, only: set
         await library.bench_add_many(ctx)
     if wanted("emitter"):
         await library.bench_emitter(ctx)
+    if wanted("partitions"):
+        await partitions.bench_partitions(ctx)
 
 
 def forget_keys(redis_url: str, prefix: str) -> None:
@@ -182,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         url = create_database(args.postgres_url, args.database)
         upgrade(url)
         print(f"filling {args.rows:,} events by COPY…", flush=True)
-        filled = fill(url, args.rows, Events())
+        filled = fill(url, args.rows, Events(span=timedelta(days=args.span_days)))
         print(f"  {filled}", flush=True)
     info["data"] = filled
     info["versions"] = versions(url, args.redis_url)
