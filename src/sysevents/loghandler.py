@@ -10,6 +10,7 @@ import traceback
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from .otel import current_ids
 from .rules import MAX_EVENT_TYPE_LENGTH, MAX_SOURCE_LENGTH, clean_label, clean_text
 
 _STANDARD_ATTRS = frozenset(
@@ -31,6 +32,8 @@ class _Emitter(Protocol):
         details: dict[str, Any] | None = ...,
         source: str | None = ...,
         timestamp: datetime | None = ...,
+        trace_id: str | None = ...,
+        span_id: str | None = ...,
     ) -> bool: ...
 
 
@@ -53,7 +56,9 @@ class EventLogHandler(logging.Handler):
     Level → severity, logger name → ``source``, ``extra={...}`` → details
     (values that are not JSON become their ``repr``), exception info →
     ``details["exception"]`` with the traceback. ``extra={"event_type": …}``
-    overrides the handler's ``event_type``. Records of sysevents' own loggers,
+    overrides the handler's ``event_type``, and ``extra={"trace_id": …,
+    "span_id": …}`` the ids of the current OpenTelemetry span, which the event
+    gets otherwise (when OpenTelemetry is in use). Records of sysevents' own loggers,
     and records logged while this handler is already handling one on the same
     thread, are skipped, so the handler can never feed itself.
     """
@@ -92,11 +97,15 @@ class EventLogHandler(logging.Handler):
         """The keyword arguments of ``emit()`` for this record."""
         details: dict[str, Any] = {}
         event_type = self.event_type
+        ids: dict[str, str | None] = {}
         for key, value in vars(record).items():
             if key in _STANDARD_ATTRS:
                 continue
             if key == "event_type" and isinstance(value, str) and value.strip():
                 event_type = clean_label(value, MAX_EVENT_TYPE_LENGTH)
+                continue
+            if key in _ID_KEYS and isinstance(value, str):
+                ids[key] = value
                 continue
             details[clean_text(str(key))] = _json_safe(value, 1)
         if record.exc_info and record.exc_info[0] is not None:
@@ -117,6 +126,10 @@ class EventLogHandler(logging.Handler):
         details["location"] = f"{record.pathname}:{record.lineno}"
         _fit(details, self.max_details_bytes)
         message = clean_text(record.getMessage())[: self.max_message_chars] or "(empty message)"
+        if not ids:
+            trace_id, span_id = current_ids()
+            if trace_id is not None:
+                ids = {"trace_id": trace_id, "span_id": span_id}
         return {
             "event_type": event_type,
             "message": message,
@@ -124,10 +137,12 @@ class EventLogHandler(logging.Handler):
             "details": details,
             "source": clean_label(record.name or "root", MAX_SOURCE_LENGTH),
             "timestamp": datetime.fromtimestamp(record.created, UTC),
+            **ids,
         }
 
 
 _KEEP = ("exception", "stack", "location")
+_ID_KEYS = frozenset({"trace_id", "span_id"})
 
 
 def _size(value: Any) -> int:

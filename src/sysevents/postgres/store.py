@@ -273,7 +273,7 @@ class PostgresEventRepository(RepositoryBase):
             row = await cur.fetchone()
             assert row is not None
             before, after = sql.event_from_row(old), sql.event_from_row(row)
-            if old[9] < mark[0]:  # counted in the rollups: move the count
+            if old[sql.XID] < mark[0]:  # counted in the rollups: move the count
                 fix = sql.correction([(*_rollup_key(before), -1), (*_rollup_key(after), 1)])
                 await conn.execute(fix.sql, fix.params)
             if after.timestamp != before.timestamp:
@@ -298,13 +298,15 @@ class PostgresEventRepository(RepositoryBase):
             if row is None or mark is None:
                 raise NotFoundError(event_id)
             gone = sql.event_from_row(row)
-            if row[9] < mark[0]:
+            if row[sql.XID] < mark[0]:
                 fix = sql.correction([(*_rollup_key(gone), -1)])
                 await conn.execute(fix.sql, fix.params)
             if needs_locator(event_id, month_index(gone.timestamp)):
                 await conn.execute(sql.FORGET_LOCATION, (event_id,))
             if gone.idempotency_key is not None:
-                await conn.execute(sql.FORGET_KEY, (row[10], gone.idempotency_key, event_id))
+                await conn.execute(
+                    sql.FORGET_KEY, (row[sql.CALLER], gone.idempotency_key, event_id)
+                )
             if actor is not None:
                 await insert_one(conn, delete_record(gone, actor))
 
