@@ -40,10 +40,10 @@ INSERT INTO system_events (id, event_type, severity, message, details, source, "
 SELECT (extract(year FROM ts AT TIME ZONE 'UTC')::bigint * 12
         + extract(month FROM ts AT TIME ZONE 'UTC')::bigint - 13) << 36
        | nextval('system_events_seq'),
-       'type_' || (g % 20), (ARRAY['debug','info','info','info','warning','error'])[1 + g % 6],
-       'event ' || g, jsonb_build_object('n', g), 'svc-' || (g % 50), ts,
-       CASE WHEN g % 10 = 0 THEN md5('trace' || (g / 50)) END,
-       CASE WHEN g % 10 = 0 THEN substr(md5('span' || g), 1, 16) END
+       'type_' || (g %% 20), (ARRAY['debug','info','info','info','warning','error'])[1 + g %% 6],
+       'event ' || g, jsonb_build_object('n', g), 'svc-' || (g %% 50), ts,
+       CASE WHEN g %% 10 = 0 THEN md5('trace' || (g / 50)) END,
+       CASE WHEN g %% 10 = 0 THEN substr(md5('span' || g), 1, 16) END
 FROM (SELECT g, now() - random() * interval '90 days' AS ts
       FROM generate_series(%s::bigint, %s::bigint) AS g) AS s
 """
