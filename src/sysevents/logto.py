@@ -23,13 +23,16 @@ class OwnEmitterHandler(EventLogHandler):
     """
 
     emitter: ThreadedEventLogger
+    _stopped = False
 
     def flush(self) -> None:
         """Wait until every record handled so far is stored or written to stdout."""
-        self.emitter.flush()
+        if not self._stopped:
+            self.emitter.flush()
 
     def close(self) -> None:
         """Store what is queued, then stop the emitter; safe to call twice."""
+        self._stopped = True
         try:
             self.emitter.close()
         finally:

@@ -16,6 +16,7 @@ from typing import Any
 
 from litestar import Request, Response, post
 from litestar.di import NamedDependency
+from litestar.openapi.datastructures import ResponseSpec
 from pydantic import BaseModel, Field, ValidationError
 
 from sysevents import NewEvent
@@ -141,6 +142,17 @@ def _events(
     "refused and counted in `partialSuccess`; the others are stored. Point an "
     "OpenTelemetry exporter's logs endpoint here.",
     responses={
+        400: ResponseSpec(
+            data_container=OtlpStatus,
+            description="The request cannot be read (a google.rpc.Status, in the request's "
+            "encoding).",
+            media_type=JSON,
+        ),
+        415: ResponseSpec(
+            data_container=OtlpStatus,
+            description="Neither protobuf nor JSON, or an unknown Content-Encoding.",
+            media_type=JSON,
+        ),
         **GUARDED,
         **TOO_LARGE,
         **UNAVAILABLE,
