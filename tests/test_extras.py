@@ -79,7 +79,8 @@ def test_the_client_extra_connects_to_a_running_api(client_env: Path) -> None:
 
         async def main(url, key):
             async with sysevents.connect(url, api_key=key) as repo:
-                event = await repo.add(sysevents.NewEvent(event_type="deploy", message="via client"))
+                new = sysevents.NewEvent(event_type="deploy", message="via client")
+                event = await repo.add(new)
                 page = await repo.list(sysevents.EventQuery(event_type="deploy"))
                 assert [e.id for e in page.items] == [event.id], page
                 async with sysevents.EventLogger(repo) as emitter:
