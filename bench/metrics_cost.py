@@ -10,8 +10,8 @@ prints the median time per request over ``--runs`` runs.
 from __future__ import annotations
 
 import argparse
-import logging
 import asyncio
+import logging
 import statistics
 import sys
 import time
