@@ -59,7 +59,8 @@ def test_the_dockerfile_is_multi_stage_non_root_and_checks_health() -> None:
     assert len([rest for word, rest in steps if word == "FROM"]) >= 2  # multi-stage
     assert any(word == "COPY" and rest.startswith("--from=build") for word, rest in steps)
     users = [rest for word, rest in steps if word == "USER"]
-    assert users and users[-1] not in ("root", "0")
+    assert users
+    assert users[-1] not in ("root", "0")
     (check,) = [rest for word, rest in steps if word == "HEALTHCHECK"]
     assert "/api/health" in check
 
