@@ -76,3 +76,21 @@ def bench(session: nox.Session) -> None:
     """
     install(session, "bench")
     session.run("python", "bench/run.py", *session.posargs)
+
+
+@nox.session
+def bench_ecosystem(session: nox.Session) -> None:
+    """The trace_id index, /metrics and OpenTelemetry in emit(); ``-- --smoke`` for seconds.
+
+    Needs PostgreSQL (``SYSEVENTS_BENCH_POSTGRES_URL``); prints tables for results.md.
+    """
+    install(session, "bench", "test")
+    smoke = "--smoke" in session.posargs
+    rows = ["--rows", "5000", "--runs", "1", "--seconds", "0.2"] if smoke else []
+    session.run("python", "bench/traces.py", *rows)
+    session.run(
+        "python", "bench/metrics_cost.py", *(["--requests", "50", "--runs", "1"] if smoke else [])
+    )
+    session.run(
+        "python", "bench/emit_otel.py", *(["--calls", "1000", "--runs", "1"] if smoke else [])
+    )

@@ -376,3 +376,33 @@ def test_migrations_run_from_the_wheel(fresh_url: str, tmp_path: Path) -> None:
     assert ran.returncode == 0, ran.stderr
     assert Path(ran.stdout.strip()) == site / "sysevents" / "migrations"
     assert "system_events" in _tables(fresh_url)
+
+
+def test_trace_columns_and_their_index(fresh_url: str) -> None:
+    upgrade(fresh_url)
+
+    def columns_and_indexes() -> tuple[dict[str, tuple[Any, ...]], dict[str, str]]:
+        with psycopg.connect(fresh_url) as conn:
+            columns = conn.execute(
+                "SELECT column_name, data_type, character_maximum_length, is_nullable "
+                "FROM information_schema.columns WHERE table_name = 'system_events' "
+                "AND column_name IN ('trace_id', 'span_id')"
+            ).fetchall()
+            indexes = conn.execute(
+                "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'system_events' "
+                "AND indexname = 'ix_system_events_trace_id'"
+            ).fetchall()
+        return {c[0]: c[1:] for c in columns}, {
+            n: d.split(" USING btree ", 1)[1] for n, d in indexes
+        }
+
+    columns, indexes = columns_and_indexes()
+    assert columns == {
+        "trace_id": ("character varying", 32, "YES"),
+        "span_id": ("character varying", 16, "YES"),
+    }
+    assert indexes == {"ix_system_events_trace_id": "(trace_id) WHERE (trace_id IS NOT NULL)"}
+    downgrade(fresh_url, "0006")
+    assert columns_and_indexes() == ({}, {})
+    upgrade(fresh_url)
+    assert columns_and_indexes()[0].keys() == {"trace_id", "span_id"}

@@ -81,6 +81,16 @@ BAD_EVENTS: list[tuple[str, dict[str, Any], str]] = [
     ("id given", {"id": 5}, "id"),
     ("created_at given", {"created_at": "2024-01-01T00:00:00Z"}, "created_at"),
     ("unknown field", {"colour": "red"}, "colour"),
+    ("trace_id all zeros", {"trace_id": "0" * 32}, "trace_id"),
+    ("trace_id upper case", {"trace_id": "4BF92F3577B34DA6A3CE929D0E0E4736"}, "trace_id"),
+    ("trace_id short", {"trace_id": "4bf92f3577b34da6a3ce929d0e0e473"}, "trace_id"),
+    ("trace_id long", {"trace_id": "4bf92f3577b34da6a3ce929d0e0e47360"}, "trace_id"),
+    ("trace_id not hex", {"trace_id": "4bf92f3577b34da6a3ce929d0e0e473z"}, "trace_id"),
+    ("trace_id a number", {"trace_id": 12345}, "trace_id"),
+    ("span_id all zeros", {"span_id": "0" * 16}, "span_id"),
+    ("span_id upper case", {"span_id": "00F067AA0BA902B7"}, "span_id"),
+    ("span_id short", {"span_id": "00f067aa0ba902b"}, "span_id"),
+    ("span_id with a newline", {"span_id": "00f067aa0ba902b7\n"}, "span_id"),
 ]
 
 
@@ -224,6 +234,8 @@ def test_patch_rules() -> None:
         ({"cursor": ""}, "cursor"),
         ({"cursor": "c" * 513}, "cursor"),
         ({"unknown": 1}, "unknown"),
+        ({"trace_id": "0" * 32}, "trace_id"),
+        ({"trace_id": "xyz"}, "trace_id"),
     ],
 )
 def test_bad_queries_name_the_field(fields: dict[str, Any], field: str) -> None:
@@ -278,3 +290,19 @@ def test_filters_given_as_none_are_no_filters() -> None:
         EventFilter(severity=["info"] * 6)
     with pytest.raises(ValidationError):
         EventFilter(event_type=["t"] * 101)
+
+
+def test_trace_ids() -> None:
+    trace, span = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+    event = NewEvent.model_validate({**GOOD, "trace_id": trace, "span_id": span})
+    assert (event.trace_id, event.span_id) == (trace, span)
+    assert NewEvent.model_validate(GOOD).trace_id is None
+    patch = EventPatch.model_validate({"trace_id": None, "span_id": None})
+    assert patch.changes() == {"trace_id": None, "span_id": None}
+    with pytest.raises(ValidationError) as info:
+        EventPatch.model_validate({"span_id": "0" * 16})
+    assert error_fields(info.value) == {"span_id"}
+    # Only a filter on a trace changes the filter's key: older cursors stay valid.
+    assert EventQuery(trace_id=trace).filter_key() != EventQuery().filter_key()
+    assert EventQuery().filter_key() == "[null,null,null,null,null,null]"
+    assert ("trace_id", trace) in EventQuery(trace_id=trace).query_params()

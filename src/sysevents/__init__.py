@@ -21,6 +21,7 @@ from .errors import (
     StoreUnavailableError,
     SyseventsError,
 )
+from .logto import log_to
 from .memory import MemoryEventRepository
 from .model import Event, EventLimits, EventPage, EventPatch, EventStats, NewEvent, Severity
 from .query import EventFilter, EventQuery
@@ -74,4 +75,5 @@ __all__ = [
     "SyseventsError",
     "__version__",
     "connect",
+    "log_to",
 ]

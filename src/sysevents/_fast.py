@@ -36,6 +36,8 @@ _EVENT_FIELDS = (
     "timestamp",
     "created_at",
     "idempotency_key",
+    "trace_id",
+    "span_id",
 )
 _new_object = object.__new__
 _set_attribute = object.__setattr__

@@ -25,7 +25,16 @@ AUDIT_SOURCE = "sysevents"
 # Values longer than this as JSON are kept cut, so that the record of a change
 # between two events at the size limit still fits in one event's details.
 _MAX_VALUE_CHARS = 4000
-_FIELDS = ("event_type", "severity", "message", "details", "source", "timestamp")
+_FIELDS = (
+    "event_type",
+    "severity",
+    "message",
+    "details",
+    "source",
+    "timestamp",
+    "trace_id",
+    "span_id",
+)
 
 
 def _value(value: Any) -> Any:

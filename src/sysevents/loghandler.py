@@ -10,6 +10,7 @@ import traceback
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from .otel import current_ids
 from .rules import MAX_EVENT_TYPE_LENGTH, MAX_SOURCE_LENGTH, clean_label, clean_text
 
 _STANDARD_ATTRS = frozenset(
@@ -31,6 +32,8 @@ class _Emitter(Protocol):
         details: dict[str, Any] | None = ...,
         source: str | None = ...,
         timestamp: datetime | None = ...,
+        trace_id: str | None = ...,
+        span_id: str | None = ...,
     ) -> bool: ...
 
 
@@ -53,7 +56,9 @@ class EventLogHandler(logging.Handler):
     Level → severity, logger name → ``source``, ``extra={...}`` → details
     (values that are not JSON become their ``repr``), exception info →
     ``details["exception"]`` with the traceback. ``extra={"event_type": …}``
-    overrides the handler's ``event_type``. Records of sysevents' own loggers,
+    overrides the handler's ``event_type``, and ``extra={"trace_id": …,
+    "span_id": …}`` the ids of the current OpenTelemetry span, which the event
+    gets otherwise (when OpenTelemetry is in use). Records of sysevents' own loggers,
     and records logged while this handler is already handling one on the same
     thread, are skipped, so the handler can never feed itself.
     """
@@ -64,12 +69,15 @@ class EventLogHandler(logging.Handler):
         *,
         level: int = logging.NOTSET,
         event_type: str = "log",
+        source: str | None = None,
         max_message_chars: int = 16_000,
         max_details_bytes: int = 60_000,
     ) -> None:
         super().__init__(level)
         self.emitter = emitter
         self.event_type = event_type
+        self.source = source
+        """Every event's ``source``; ``None``: the logger's name."""
         self.max_message_chars = max_message_chars
         self.max_details_bytes = max_details_bytes
         self._busy = threading.local()
@@ -92,22 +100,19 @@ class EventLogHandler(logging.Handler):
         """The keyword arguments of ``emit()`` for this record."""
         details: dict[str, Any] = {}
         event_type = self.event_type
+        ids: dict[str, str | None] = {}
         for key, value in vars(record).items():
             if key in _STANDARD_ATTRS:
                 continue
             if key == "event_type" and isinstance(value, str) and value.strip():
                 event_type = clean_label(value, MAX_EVENT_TYPE_LENGTH)
                 continue
-            details[clean_text(str(key))] = _json_safe(value, 1)
+            if key in _ID_KEYS and isinstance(value, str):
+                ids[key] = value
+                continue
+            details[clean_text(str(key))] = json_safe(value)
         if record.exc_info and record.exc_info[0] is not None:
-            exc_type, exc, tb = record.exc_info
-            details["exception"] = {
-                "type": exc_type.__name__,
-                "message": clean_text(str(exc)[:_MAX_VALUE_CHARS]),
-                "traceback": clean_text(
-                    "".join(traceback.format_exception(exc_type, exc, tb))[-_MAX_TRACEBACK_CHARS:]
-                ),
-            }
+            details["exception"] = exception_details(*record.exc_info)
         elif record.exc_text:
             details["exception"] = {
                 "traceback": clean_text(record.exc_text[-_MAX_TRACEBACK_CHARS:])
@@ -115,26 +120,43 @@ class EventLogHandler(logging.Handler):
         if record.stack_info:
             details["stack"] = clean_text(record.stack_info[-_MAX_TRACEBACK_CHARS:])
         details["location"] = f"{record.pathname}:{record.lineno}"
-        _fit(details, self.max_details_bytes)
+        fit(details, self.max_details_bytes)
         message = clean_text(record.getMessage())[: self.max_message_chars] or "(empty message)"
+        if not ids:
+            trace_id, span_id = current_ids()
+            if trace_id is not None:
+                ids = {"trace_id": trace_id, "span_id": span_id}
         return {
             "event_type": event_type,
             "message": message,
             "severity": severity_of(record.levelno),
             "details": details,
-            "source": clean_label(record.name or "root", MAX_SOURCE_LENGTH),
+            "source": self.source or clean_label(record.name or "root", MAX_SOURCE_LENGTH),
             "timestamp": datetime.fromtimestamp(record.created, UTC),
+            **ids,
         }
 
 
 _KEEP = ("exception", "stack", "location")
+_ID_KEYS = frozenset({"trace_id", "span_id"})
 
 
 def _size(value: Any) -> int:
     return len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode())
 
 
-def _fit(details: dict[str, Any], limit: int) -> None:
+def exception_details(exc_type: type[BaseException], exc: Any, tb: Any) -> dict[str, str]:
+    """An exception as ``details["exception"]``: its type, message and (cut) traceback."""
+    return {
+        "type": exc_type.__name__,
+        "message": clean_text(str(exc)[:_MAX_VALUE_CHARS]),
+        "traceback": clean_text(
+            "".join(traceback.format_exception(exc_type, exc, tb))[-_MAX_TRACEBACK_CHARS:]
+        ),
+    }
+
+
+def fit(details: dict[str, Any], limit: int) -> None:
     """Shrink ``details`` in place to at most ``limit`` bytes of JSON.
 
     The largest ``extra`` values go first (their names are kept in
@@ -166,6 +188,11 @@ def _fit(details: dict[str, Any], limit: int) -> None:
     if _size(details) > limit:  # pathological: keep only what always fits
         details.clear()
         details["truncated"] = ["everything"]
+
+
+def json_safe(value: Any, depth: int = 1) -> Any:
+    """``value`` as JSON a store keeps: cut strings, ``repr`` of what is not JSON."""
+    return _json_safe(value, depth)
 
 
 def _json_safe(value: Any, depth: int) -> Any:

@@ -84,6 +84,8 @@ class MemoryEventRepository(RepositoryBase):
             timestamp=new.timestamp,
             created_at=now,
             idempotency_key=key,
+            trace_id=new.trace_id,
+            span_id=new.span_id,
         )
         self._events[event.id] = event
         if key is not None:

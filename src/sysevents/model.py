@@ -56,7 +56,9 @@ __all__ = [
     "NewEvent",
     "Severity",
     "Source",
+    "SpanId",
     "Timestamp",
+    "TraceId",
 ]
 
 
@@ -190,6 +192,33 @@ IdempotencyKey = Annotated[
 """A client-chosen key: the store keeps at most one event per key."""
 
 
+def _not_all_zero(value: str) -> str:
+    # OpenTelemetry reserves the all-zero id for "no trace" / "no span".
+    if value.count("0") == len(value):
+        raise ValueError("must not be all zeros (the invalid OpenTelemetry id)")
+    return value
+
+
+TraceId = Annotated[
+    str,
+    Field(
+        min_length=32,
+        max_length=32,
+        pattern=r"^[0-9a-f]{32}$",
+        examples=["4bf92f3577b34da6a3ce929d0e0e4736"],
+    ),
+    AfterValidator(_not_all_zero),
+]
+"""An OpenTelemetry trace id: 32 lowercase hex digits, not all zero."""
+
+SpanId = Annotated[
+    str,
+    Field(min_length=16, max_length=16, pattern=r"^[0-9a-f]{16}$", examples=["00f067aa0ba902b7"]),
+    AfterValidator(_not_all_zero),
+]
+"""An OpenTelemetry span id: 16 lowercase hex digits, not all zero."""
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -228,6 +257,8 @@ class NewEvent(_Validated):
     source: Source | None = None
     timestamp: Timestamp = Field(default_factory=_now)
     idempotency_key: IdempotencyKey | None = None
+    trace_id: TraceId | None = None
+    span_id: SpanId | None = None
 
     def differs_from(self, first: Event | NewEvent) -> list[str]:
         """The fields given for this event that differ in ``first``.
@@ -261,6 +292,8 @@ class Event(BaseModel):
     timestamp: datetime
     created_at: datetime
     idempotency_key: str | None = None
+    trace_id: str | None = None
+    span_id: str | None = None
 
 
 _PATCHABLE_NOT_NULL = ("event_type", "severity", "message", "timestamp")
@@ -269,8 +302,8 @@ _PATCHABLE_NOT_NULL = ("event_type", "severity", "message", "timestamp")
 class EventPatch(_Validated):
     """The fields of an event to change; fields left out stay as they are.
 
-    ``details`` and ``source`` may be set to ``None`` to clear them; the other
-    fields cannot be cleared.
+    ``details``, ``source``, ``trace_id`` and ``span_id`` may be set to
+    ``None`` to clear them; the other fields cannot be cleared.
     """
 
     event_type: EventType | None = None
@@ -279,6 +312,8 @@ class EventPatch(_Validated):
     details: Details = None
     source: Source | None = None
     timestamp: Timestamp | None = None
+    trace_id: TraceId | None = None
+    span_id: SpanId | None = None
 
     @field_validator(*_PATCHABLE_NOT_NULL)
     @classmethod

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator
 
-from .model import AwareDatetime, Event, EventType, Severity, Source
+from .model import AwareDatetime, Event, EventType, Severity, Source, TraceId
 from .rules import MAX_EVENT_ID
 
 __all__ = ["CountMode", "EventFilter", "EventQuery", "Order", "page_total"]
@@ -50,21 +50,21 @@ class EventFilter(BaseModel):
     source: Source | None = None
     since: AwareDatetime | None = None
     until: AwareDatetime | None = None
+    trace_id: TraceId | None = None
 
     def filter_key(self) -> str:
         """A canonical text of the filters, equal exactly for equal filters."""
-        return json.dumps(
-            [
-                sorted(set(self.event_type)) if self.event_type is not None else None,
-                sorted({s.value for s in self.severity}) if self.severity is not None else None,
-                self.min_severity,
-                self.source,
-                self.since.isoformat() if self.since else None,
-                self.until.isoformat() if self.until else None,
-            ],
-            ensure_ascii=False,
-            separators=(",", ":"),
-        )
+        key: list[Any] = [
+            sorted(set(self.event_type)) if self.event_type is not None else None,
+            sorted({s.value for s in self.severity}) if self.severity is not None else None,
+            self.min_severity,
+            self.source,
+            self.since.isoformat() if self.since else None,
+            self.until.isoformat() if self.until else None,
+        ]
+        if self.trace_id is not None:  # only then: cursors issued before it stay valid
+            key.append(self.trace_id)
+        return json.dumps(key, ensure_ascii=False, separators=(",", ":"))
 
     def severities(self) -> list[Severity] | None:
         """The severity levels allowed by ``severity`` and ``min_severity`` together."""
@@ -87,6 +87,8 @@ class EventFilter(BaseModel):
             return False
         if self.source is not None and event.source != self.source:
             return False
+        if self.trace_id is not None and event.trace_id != self.trace_id:
+            return False
         if self.since is not None and event.timestamp < self.since:
             return False
         return not (self.until is not None and event.timestamp >= self.until)
@@ -103,6 +105,8 @@ class EventFilter(BaseModel):
             params.append(("since", self.since.isoformat()))
         if self.until is not None:
             params.append(("until", self.until.isoformat()))
+        if self.trace_id is not None:
+            params.append(("trace_id", self.trace_id))
         return params
 
 

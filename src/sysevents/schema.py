@@ -58,6 +58,9 @@ system_events = Table(
     # The writing transaction's id: rows past the rollups' watermark are not
     # counted in them yet (see system_event_rollup_state).
     Column("ingest_xid", BigInteger, nullable=False, server_default=func.txid_current()),
+    # The OpenTelemetry trace and span the event happened in (lowercase hex).
+    Column("trace_id", String(32), nullable=True),
+    Column("span_id", String(16), nullable=True),
     PrimaryKeyConstraint("id", "timestamp"),
     CheckConstraint(
         "severity IN (" + ", ".join(f"'{name}'" for name in SEVERITY_NAMES) + ")",
@@ -86,6 +89,8 @@ Index(
 Index("ix_system_events_severity_timestamp_id", _c.severity, _c.timestamp.desc(), _c.id.desc())
 Index("ix_system_events_source_timestamp_id", _c.source, _c.timestamp.desc(), _c.id.desc())
 Index("ix_system_events_ingest_xid", _c.ingest_xid)
+# Partial: most events belong to no trace, and those cost the index nothing.
+Index("ix_system_events_trace_id", _c.trace_id, postgresql_where=_c.trace_id.is_not(None))
 
 
 event_locator = Table(

@@ -39,6 +39,9 @@ class HttpOptions(BaseSettings):
         "library's timeout plus one second).",
     )
     max_batch_size: int = Field(default=1000, ge=1, description="Events at most in one batch.")
+    metrics: bool = Field(
+        default=True, description="Serve Prometheus metrics at /metrics (open, like /api/health)."
+    )
     header_timeout: float = Field(
         default=10.0,
         gt=0,

@@ -6,13 +6,15 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-from litestar import Litestar
+from litestar import Litestar, Router
 from litestar.config.app import AppConfig
+from litestar.di import Provide
 from litestar.plugins import InitPlugin
 
 from sysevents import EventRepository, Settings, StoreUnavailableError
 
 from .config import HttpOptions
+from .metrics import Metrics, metrics_route, time_requests
 from .routes import api_router
 from .service import EventService
 
@@ -53,6 +55,8 @@ class SyseventsPlugin(InitPlugin):
         self.options = config.options or HttpOptions.from_env()
         self.config = config
         self._service: EventService | None = None
+        self.metrics = Metrics(lambda: self._service) if self.options.metrics else None
+        """The app's Prometheus figures (``None`` with ``metrics=false``)."""
 
     @property
     def service(self) -> EventService:
@@ -65,6 +69,7 @@ class SyseventsPlugin(InitPlugin):
     async def _lifespan(self, app: Litestar) -> AsyncIterator[None]:
         service = EventService(self.settings, self.options, self.config.repository)
         self._service = service
+        service.metrics = self.metrics
         app.state.sysevents = service
         await service.start()  # raises only for a misconfiguration: nothing to close then
         try:
@@ -86,4 +91,17 @@ class SyseventsPlugin(InitPlugin):
                 rate_limit=self.settings.rate_limit,
             ),
         ]
+        metrics = self.metrics
+        if metrics is not None:
+            app_config.on_startup = [*app_config.on_startup, time_requests(metrics)]
+            app_config.route_handlers = [
+                *app_config.route_handlers,
+                Router(
+                    path=self.config.path,
+                    route_handlers=[metrics_route],
+                    dependencies={
+                        "metrics": Provide(lambda: metrics, sync_to_thread=False, use_cache=True)
+                    },
+                ),
+            ]
         return app_config

@@ -12,7 +12,7 @@ import socket
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import sysevents
 from sysevents import (
@@ -33,6 +33,9 @@ from sysevents.keys import KeyRing, KeyStore, static_keys
 from .config import HttpOptions
 from .limits import MemoryCounter, RedisCounter
 from .maintenance import upkeep_forever
+
+if TYPE_CHECKING:
+    from .metrics import Metrics
 
 HEALTH_STORE_TIMEOUT = 1.0
 """Seconds a question the service asks its store for itself may take."""
@@ -76,6 +79,8 @@ class EventService:
         self.rate_counter: MemoryCounter | RedisCounter = MemoryCounter()
         self._upkeep: asyncio.Task[None] | None = None
         self._rate_redis: Any = None
+        self.metrics: Metrics | None = None
+        """Where store calls are timed (``/metrics``), when metrics are on."""
 
     @property
     def uptime(self) -> float:
@@ -167,7 +172,15 @@ class EventService:
             async with asyncio.timeout(seconds):  # no task per call, unlike wait_for
                 if not self._opened and not await self._try_open():
                     raise StoreUnavailableError("the event store is not open")
-                return await operation(*args, **kwargs)
+                if self.metrics is None:
+                    return await operation(*args, **kwargs)
+                started = time.perf_counter()
+                try:
+                    return await operation(*args, **kwargs)
+                finally:
+                    self.metrics.observe_store(
+                        getattr(operation, "__name__", "call"), time.perf_counter() - started
+                    )
         except TimeoutError:
             raise StoreUnavailableError(
                 f"the event store did not answer within {seconds:g} s"
@@ -274,6 +287,17 @@ class EventService:
         self, kind: str, severity: Severity, message: str, details: dict[str, Any]
     ) -> None:
         await self.record(kind, severity, message, details)
+
+    def pool_stats(self) -> dict[str, int] | None:
+        """The database pool's counters (``pool_size``, ``pool_available``…), when there is one."""
+        repository = self._repository
+        pool = getattr(repository, "pool", None) or getattr(
+            getattr(repository, "inner", None), "pool", None
+        )
+        if pool is None or not hasattr(pool, "get_stats"):
+            return None
+        stats: dict[str, int] = pool.get_stats()
+        return stats
 
     def cache_stats(self) -> dict[str, Any] | None:
         """The repository's cache counters, when it has a cache."""

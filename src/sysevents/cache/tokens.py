@@ -165,6 +165,7 @@ def cache_filter(query: EventFilter | None) -> EventFilter:
         source=query.source,
         since=query.since,
         until=until,
+        trace_id=query.trace_id,
     )
 
 

@@ -59,14 +59,26 @@ class Fallback:
                 "source": source if source is not None else self._source,
                 "timestamp": _iso(when),
                 "idempotency_key": key,
+                "trace_id": trace_id,
+                "span_id": span_id,
                 "fallback_reason": why,
             }
-            for event_type, message, severity, details, source, when, key in items
+            for (
+                event_type,
+                message,
+                severity,
+                details,
+                source,
+                when,
+                trace_id,
+                span_id,
+                key,
+            ) in items
         )
 
     def invalid(self, item: Item, errors: Sequence[Mapping[str, Any]]) -> None:
         """A queued event that broke a rule, with each error; its fields as far as printable."""
-        event_type, message, severity, details, source, when, _ = item
+        event_type, message, severity, details, source, when, trace_id, span_id, _ = item
         reason = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors)
         self._write(
             [
@@ -77,6 +89,8 @@ class Fallback:
                     "source": source if isinstance(source, str) else None,
                     "timestamp": _iso(when),
                     "details": details,
+                    "trace_id": trace_id if isinstance(trace_id, str) else None,
+                    "span_id": span_id if isinstance(span_id, str) else None,
                     "fallback_reason": "invalid event: " + reason,
                 }
             ],

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from sysevents.errors import InvalidEventError, StoreUnavailableError, SyseventsError
 from sysevents.model import NewEvent
+from sysevents.otel import current_ids
 from sysevents.repository import EventRepository
 
 from .fallback import Fallback
@@ -115,11 +116,21 @@ class EventLogger:
         details: dict[str, Any] | None = None,
         source: str | None = None,
         timestamp: datetime | None = None,
+        trace_id: str | None = None,
+        span_id: str | None = None,
     ) -> bool:
-        """Queue one event; ``False`` if it was dropped. Never blocks on I/O, never raises."""
+        """Queue one event; ``False`` if it was dropped. Never blocks on I/O, never raises.
+
+        Without ``trace_id`` and ``span_id``, the event gets those of the
+        current OpenTelemetry span, if there is one; given ids win.
+        """
         try:
             when = timestamp if timestamp is not None else datetime.now(UTC)
-            return self._queue.put(event_type, message, severity, details, source, when)
+            if trace_id is None and span_id is None:
+                trace_id, span_id = current_ids()
+            return self._queue.put(
+                event_type, message, severity, details, source, when, trace_id, span_id
+            )
         except Exception:  # emit() must never raise into the caller
             self._queue.dropped += 1
             return False
@@ -252,7 +263,7 @@ class EventLogger:
     def _validate(self, batch: list[Item]) -> list[NewEvent]:
         events = []
         for item in batch:
-            event_type, message, severity, details, source, when, key = item
+            event_type, message, severity, details, source, when, trace_id, span_id, key = item
             try:
                 events.append(
                     NewEvent.model_validate(
@@ -264,6 +275,8 @@ class EventLogger:
                             "source": source if source is not None else self.source,
                             "timestamp": when,
                             "idempotency_key": key,
+                            "trace_id": trace_id,
+                            "span_id": span_id,
                         }
                     )
                 )

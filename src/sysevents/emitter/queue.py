@@ -13,9 +13,9 @@ from typing import Any, Literal
 Overflow = Literal["drop_newest", "drop_oldest", "block"]
 """What ``emit()`` does when the queue is full (see :class:`~sysevents.EventLogger`)."""
 
-Item = tuple[str, str, str, Any, str | None, datetime, str]
-"""What ``emit()`` queues, validated later off the caller's path:
-(event type, message, severity, details, source, timestamp, idempotency key)."""
+Item = tuple[str, str, str, Any, str | None, datetime, str | None, str | None, str]
+"""What ``emit()`` queues, validated later off the caller's path: (event type,
+message, severity, details, source, timestamp, trace id, span id, idempotency key)."""
 
 
 class EmitQueue:
@@ -54,6 +54,8 @@ class EmitQueue:
         details: Any,
         source: str | None,
         when: datetime,
+        trace_id: str | None = None,
+        span_id: str | None = None,
     ) -> bool:
         """Append one event with a fresh idempotency key; ``False`` if it was dropped."""
         with self._room:
@@ -62,7 +64,9 @@ class EmitQueue:
                 return False
             self.queued += 1
             key = f"{self._key_prefix}-{self.queued:x}"
-            self._items.append((event_type, message, severity, details, source, when, key))
+            self._items.append(
+                (event_type, message, severity, details, source, when, trace_id, span_id, key)
+            )
         return True
 
     def _make_room(self) -> bool:

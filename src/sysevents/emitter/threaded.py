@@ -95,8 +95,14 @@ class ThreadedEventLogger:
         return self.emitter.counters
 
     def flush(self, timeout: float | None = None) -> None:
-        """Block until every event emitted so far is stored or sent to stdout."""
+        """Block until every event emitted so far is stored or sent to stdout.
+
+        Once closed there is nothing left to wait for (``logging.shutdown()``
+        flushes handlers after the exit hook has closed their emitter).
+        """
         assert self.emitter is not None
+        if self._forked or not self._thread.is_alive() or self._loop.is_closed():
+            return
         self._call(self.emitter.flush(), timeout)
 
     def close(self, timeout: float | None = None) -> None:

@@ -22,8 +22,8 @@ from .sql import COLUMNS, COLUMNS_OF_E, as_stored, event_from_row
 
 _INSERT_ONE = (
     "INSERT INTO system_events (id, event_type, severity, message, details, source, "
-    "\"timestamp\") VALUES (%s::bigint << 36 | nextval('system_events_seq'), "
-    "%s, %s, %s, %s::jsonb, %s, %s) RETURNING " + COLUMNS
+    "\"timestamp\", trace_id, span_id) VALUES (%s::bigint << 36 | nextval('system_events_seq'), "
+    "%s, %s, %s, %s::jsonb, %s, %s, %s, %s) RETURNING " + COLUMNS
 )
 # A key is taken when it is free or older than the window (the caller's
 # window, in seconds, is the statement's last parameter).
@@ -39,15 +39,17 @@ _CLAIM = (
 _INSERT_MANY = (
     "WITH input AS MATERIALIZED (SELECT t.*, row_number() OVER (PARTITION BY t.key "
     "ORDER BY t.ord) AS nth FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], "
-    "%s::text[], %s::timestamptz[], %s::text[], %s::bigint[]) WITH ORDINALITY "
-    "AS t(event_type, severity, message, details, source, ts, key, month, ord)), "
+    "%s::text[], %s::timestamptz[], %s::text[], %s::bigint[], %s::text[], %s::text[]) "
+    "WITH ORDINALITY AS t(event_type, severity, message, details, source, ts, key, month, "
+    "trace_id, span_id, ord)), "
     "numbered AS MATERIALIZED (SELECT o.*, o.month << 36 | nextval('system_events_seq') AS id "
     "FROM (SELECT * FROM input WHERE key IS NULL OR nth = 1 ORDER BY ord) AS o), "
     'claimed AS (INSERT INTO system_event_keys AS k (caller, key, id, "timestamp") '
     "SELECT %s, key, id, ts FROM numbered WHERE key IS NOT NULL " + _CLAIM + ") "
     "INSERT INTO system_events (id, event_type, severity, message, details, source, "
-    '"timestamp", idempotency_key, idempotency_caller) '
-    "SELECT id, event_type, severity, message, details::jsonb, source, ts, key, %s "
+    '"timestamp", idempotency_key, idempotency_caller, trace_id, span_id) '
+    "SELECT id, event_type, severity, message, details::jsonb, source, ts, key, %s, "
+    "trace_id, span_id "
     "FROM numbered WHERE key IS NULL OR key IN (SELECT key FROM claimed) ORDER BY ord "
     # The rest of each stored event is what was sent: nothing else is read back.
     "RETURNING id, idempotency_key, created_at"
@@ -68,7 +70,7 @@ _CLAIM_MANY = (
 )
 _COPY = (
     "COPY system_events (id, event_type, severity, message, details, source, "
-    '"timestamp", idempotency_key, idempotency_caller) FROM STDIN'
+    '"timestamp", idempotency_key, idempotency_caller, trace_id, span_id) FROM STDIN'
 )
 # The event of each key; a key whose event is gone (removed by retention with
 # its partition) comes back with a NULL event and is given up.
@@ -98,6 +100,8 @@ async def insert_one(conn: Connection, new: NewEvent) -> Event:
         new.details_json,
         new.source,
         new.timestamp,
+        new.trace_id,
+        new.span_id,
     )
     cur = await conn.execute(_INSERT_ONE, params)
     row = await cur.fetchone()
@@ -116,6 +120,8 @@ def _batch_params(news: Sequence[NewEvent], caller: str, window: float) -> tuple
         [n.timestamp for n in news],
         [n.idempotency_key for n in news],
         [month_index(n.timestamp) for n in news],
+        [n.trace_id for n in news],
+        [n.span_id for n in news],
         caller,
         window,
         caller,
@@ -217,6 +223,8 @@ async def copy_batch(
                     n.timestamp,
                     n.idempotency_key,
                     caller,
+                    n.trace_id,
+                    n.span_id,
                 )
             )
     return [as_stored(n, event_id, created_at) for event_id, n in zip(ids, news, strict=True)]

@@ -3,9 +3,9 @@
 A monthly partition whose every event has expired, whatever its rule, is
 dropped, its counts taken out of the rollups in the same transaction: the cost
 does not grow with the number of events. Only the partition is locked while
-its counts are taken out; the whole table is locked for the drop alone. Rules that cut inside a partition
-delete in batches of :data:`BATCH`, each its own short transaction that
-corrects the rollups for the rows it removes.
+its counts are taken out; the whole table is locked for the drop alone. Rules
+that cut inside a partition delete in batches of :data:`BATCH`, each its own
+short transaction (a trigger corrects the rollups for the rows it removes).
 """
 
 # ruff: noqa: S608

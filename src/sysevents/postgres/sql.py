@@ -20,21 +20,28 @@ from sysevents.model import Event, EventPatch, EventStats, NewEvent, Severity
 from sysevents.query import EventFilter, EventQuery
 
 from .pool import Row
-from .rollups import NO_SOURCE, rollup_cover
+from .rollups import LOWEST, NO_SOURCE, rollup_cover
+
+HIGHEST = datetime.max.replace(tzinfo=UTC)
 
 COLUMNS = (
-    'id, event_type, severity, message, details, source, "timestamp", created_at, idempotency_key'
+    'id, event_type, severity, message, details, source, "timestamp", created_at, idempotency_key, '
+    "trace_id, span_id"
 )
 """Every column of an event, in the order :func:`event_from_row` reads them."""
 COLUMNS_OF_E = (
     'e.id, e.event_type, e.severity, e.message, e.details, e.source, e."timestamp", '
-    "e.created_at, e.idempotency_key"
+    "e.created_at, e.idempotency_key, e.trace_id, e.span_id"
 )
 """:data:`COLUMNS` of the table aliased ``e``."""
 _SEVERITY = {s.value: s for s in Severity}
 
 SELECT = "SELECT " + COLUMNS + ", ingest_xid, idempotency_caller FROM system_events WHERE "
 """The start of a read by id (see ``sysevents.postgres.byid``)."""
+XID = 11
+"""The position of ``ingest_xid`` in a row of :data:`SELECT` or :data:`RETURNING`."""
+CALLER = 12
+"""The position of ``idempotency_caller`` in a row of :data:`SELECT` or :data:`RETURNING`."""
 DELETE = "DELETE FROM system_events WHERE "
 """The start of a delete by id, to end with :data:`RETURNING`."""
 RETURNING = " RETURNING " + COLUMNS + ", ingest_xid, idempotency_caller"
@@ -68,6 +75,8 @@ def event_from_row(row: Row) -> Event:
             "timestamp": row[6],
             "created_at": row[7],
             "idempotency_key": row[8],
+            "trace_id": row[9],
+            "span_id": row[10],
         }
     )
 
@@ -101,6 +110,8 @@ def as_stored(new: NewEvent, event_id: int, created_at: datetime) -> Event:
             "timestamp": new.timestamp,
             "created_at": created_at,
             "idempotency_key": new.idempotency_key,
+            "trace_id": new.trace_id,
+            "span_id": new.span_id,
         }
     )
 
@@ -151,6 +162,9 @@ def where(f: EventFilter, *, times: bool = True) -> Where:
     if f.source is not None:
         w.clauses.append("source = %s")
         w.params.append(f.source)
+    if f.trace_id is not None:
+        w.clauses.append("trace_id = %s")
+        w.params.append(f.trace_id)
     if times and f.since is not None:
         w.clauses.append('"timestamp" >= %s')
         w.params.append(f.since)
@@ -220,6 +234,8 @@ _SETTERS: dict[str, LiteralString] = {
     "details": "details = %s::jsonb",
     "source": "source = %s",
     "timestamp": '"timestamp" = %s',
+    "trace_id": "trace_id = %s",
+    "span_id": "span_id = %s",
 }
 
 
@@ -282,11 +298,18 @@ def stats_statement(query: EventFilter, watermark: int, now: datetime | None = N
     branches: list[LiteralString] = []
     args: list[Any] = []
     parts: tuple[LiteralString, ...] = ("0", "1", "2")
+    raw: list[tuple[datetime, datetime]]
+    buckets: list[tuple[int, datetime, datetime]]
     for part, (lo, hi) in zip(parts, ranges, strict=True):
         if lo is not None and hi is not None and lo >= hi:
             continue
-        # Part 0 needs the counts by source; the others are totals only.
-        raw, buckets = rollup_cover(lo, hi, by_source=part == "0" or query.source is not None)
+        if query.trace_id is not None:
+            # The rollups do not count by trace: a trace's few rows are read
+            # through the trace_id index instead.
+            raw, buckets = [(lo or LOWEST, hi or HIGHEST)], []
+        else:
+            # Part 0 needs the counts by source; the others are totals only.
+            raw, buckets = rollup_cover(lo, hi, by_source=part == "0" or query.source is not None)
         # Each branch is aggregated on its own, over the real table's statistics
         # (a hash of at most types x severities x sources groups); only those
         # few groups are merged below, compared byte-wise (COLLATE "C").

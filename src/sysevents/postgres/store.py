@@ -295,7 +295,9 @@ class PostgresEventRepository(RepositoryBase):
             if needs_locator(event_id, month_index(gone.timestamp)):
                 await conn.execute(sql.FORGET_LOCATION, (event_id,))
             if gone.idempotency_key is not None:
-                await conn.execute(sql.FORGET_KEY, (row[10], gone.idempotency_key, event_id))
+                await conn.execute(
+                    sql.FORGET_KEY, (row[sql.CALLER], gone.idempotency_key, event_id)
+                )
             if actor is not None:
                 await insert_one(conn, delete_record(gone, actor))
 
@@ -321,9 +323,7 @@ class PostgresEventRepository(RepositoryBase):
         counted: int | None = None
         # Planning a page costs a little per partition: a page filtered by time
         # alone (no skewed value to mislead a generic plan) is prepared once.
-        prepare = (
-            query.event_type is None and query.severities() is None and query.source is None
-        )
+        prepare = query.event_type is None and query.severities() is None and query.source is None
         async with self._db.connection() as conn:
             if count is None:
                 cur = await conn.execute(page.sql, page.params, prepare=prepare)

@@ -22,6 +22,7 @@ from sysevents_http.service import EventService
 from .events import EVENT_ROUTES
 from .health import HEALTH_ROUTES
 from .keys import KEY_ROUTES
+from .otlp import OTLP_ROUTES
 
 
 def _allow(methods: str) -> Any:
@@ -73,6 +74,7 @@ def api_router(
         *EVENT_ROUTES,
         *HEALTH_ROUTES,
         *KEY_ROUTES,
+        *OTLP_ROUTES,
     ]
     middleware: list[Any] = [KeyAuthMiddleware(service)]
     if rate_limit != "off":

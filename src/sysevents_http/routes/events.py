@@ -41,6 +41,7 @@ from .params import (
     SeverityFilter,
     Since,
     SourceFilter,
+    TraceFilter,
     TypeFilter,
     Until,
     filter_fields,
@@ -188,6 +189,7 @@ async def list_events(
     source: SourceFilter = None,
     since: Since = None,
     until: Until = None,
+    trace_id: TraceFilter = None,
     order: OrderParam = "newest",
     limit: Limit = "50",
     offset: Offset = "0",
@@ -195,7 +197,7 @@ async def list_events(
     count: CountParam = "capped",
 ) -> Response[EventPage]:
     """One page of matching events."""
-    filters = filter_fields(event_type, severity, min_severity, source, since, until)
+    filters = filter_fields(event_type, severity, min_severity, source, since, until, trace_id)
     query = EventQuery(
         **filters,
         order=order,
@@ -225,9 +227,10 @@ async def event_stats(
     source: SourceFilter = None,
     since: Since = None,
     until: Until = None,
+    trace_id: TraceFilter = None,
 ) -> Response[EventStats]:
     """Counts over matching events."""
-    filters = filter_fields(event_type, severity, min_severity, source, since, until)
+    filters = filter_fields(event_type, severity, min_severity, source, since, until, trace_id)
     return json_response(await service.stats_json(EventFilter(**filters)))
 
 
@@ -252,8 +255,8 @@ async def get_event(event_id: EventId, service: NamedDependency[EventService]) -
 @put(
     "/api/events/{event_id:str}",
     summary="Change an event",
-    description="Changes the fields given; the others stay. `details` and `source` may be "
-    "set to null to clear them. `id` and `created_at` never change.",
+    description="Changes the fields given; the others stay. `details`, `source`, `trace_id` "
+    "and `span_id` may be set to null to clear them. `id` and `created_at` never change.",
     responses={
         **BAD_REQUEST,
         **GUARDED,

@@ -155,6 +155,13 @@ MinSeverity = Annotated[
     Severity | None, QueryParameter(description="Only this severity and the ones above it.")
 ]
 SourceFilter = Annotated[str | None, QueryParameter(description="Only events from this source.")]
+TraceFilter = Annotated[
+    str | None,
+    QueryParameter(
+        description="Only events of this OpenTelemetry trace (32 lowercase hex digits).",
+        schema_extra={"pattern": "^[0-9a-f]{32}$"},
+    ),
+]
 # Times stay text until the model reads them: a bare number is not a time, and
 # the framework's lax parsing would take one as seconds since the epoch.
 Since = Annotated[
@@ -183,6 +190,7 @@ def filter_fields(
     source: str | None,
     since: str | None,
     until: str | None,
+    trace_id: str | None = None,
 ) -> FilterFields:
     """The filters of a reading route's query parameters, by ``EventFilter`` field name.
 
@@ -196,5 +204,6 @@ def filter_fields(
         "source": source,
         "since": since,
         "until": until,
+        "trace_id": trace_id,
     }
     return {k: v for k, v in values.items() if v is not None}

@@ -13,6 +13,7 @@ from .helpers import BAD_IDS, all_pages, new, same_event
 from .listing import ListConformance
 from .retention import RetentionConformance
 from .stats import StatsConformance
+from .traces import TraceConformance
 from .writes import WriteConformance
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "ListConformance",
     "RetentionConformance",
     "StatsConformance",
+    "TraceConformance",
     "WriteConformance",
     "all_pages",
     "new",
@@ -30,6 +32,11 @@ __all__ = [
 
 
 class EventRepositoryConformance(
-    WriteConformance, ChangeConformance, ListConformance, StatsConformance, RetentionConformance
+    WriteConformance,
+    ChangeConformance,
+    ListConformance,
+    StatsConformance,
+    RetentionConformance,
+    TraceConformance,
 ):
     """Every area of the suite."""

@@ -50,6 +50,8 @@ class ChangeConformance:
             details={"x": [1, {"y": None}]},
             source="elsewhere",
             timestamp=when,
+            trace_id="4bf92f3577b34da6a3ce929d0e0e4736",
+            span_id="00f067aa0ba902b7",
         )
         updated = await repo.update(event.id, patch)
         assert updated.model_dump(exclude={"id", "created_at", "idempotency_key"}) == {
@@ -58,6 +60,8 @@ class ChangeConformance:
             "message": "new",
             "details": {"x": [1, {"y": None}]},
             "source": "elsewhere",
+            "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736",
+            "span_id": "00f067aa0ba902b7",
             "timestamp": when,
         }
         assert await repo.get(event.id) == updated

@@ -56,6 +56,7 @@ def same_event(stored: Event, sent: NewEvent) -> None:
     assert stored.details == sent.details
     assert stored.source == sent.source
     assert stored.timestamp == sent.timestamp
+    assert (stored.trace_id, stored.span_id) == (sent.trace_id, sent.span_id)
 
 
 def timezone_plus(hours: int, minutes: int = 0) -> timezone:

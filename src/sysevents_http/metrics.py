@@ -1,0 +1,165 @@
+"""``GET /metrics``: the service's figures in Prometheus text format.
+
+Built on ``prometheus-client`` directly, with a registry per app (two apps in
+one process never mix their counts): requests by route template, method and
+status, with latency histograms, timed by a small ASGI middleware; store call
+latency by operation, timed by the service; and, read at scrape time, the
+cache's hits and misses and the pool's connections in use. Every name starts
+with ``sysevents_``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from litestar import Response, get
+from litestar.di import NamedDependency
+from litestar.enums import ScopeType
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+    from .service import EventService
+
+# The text format every Prometheus server reads (Litestar adds the charset).
+CONTENT_TYPE = "text/plain; version=0.0.4"
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+class Metrics:
+    """The figures of one app, in a registry of its own."""
+
+    def __init__(self, service: Callable[[], EventService | None]) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "sysevents_http_requests",
+            "HTTP requests answered, by route template, method and status.",
+            ["route", "method", "status"],
+            registry=self.registry,
+        )
+        self.request_seconds = Histogram(
+            "sysevents_http_request_duration_seconds",
+            "Time to answer an HTTP request, by route template and method.",
+            ["route", "method"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.store_seconds = Histogram(
+            "sysevents_store_call_duration_seconds",
+            "Time of one call to the event store, by operation.",
+            ["operation"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.registry.register(_ScrapeTime(service))
+
+    def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
+        """Count one answered request."""
+        self.requests.labels(route, method, str(status)).inc()
+        self.request_seconds.labels(route, method).observe(seconds)
+
+    def observe_store(self, operation: str, seconds: float) -> None:
+        """Count one store call."""
+        self.store_seconds.labels(operation).observe(seconds)
+
+    def text(self) -> bytes:
+        """Every figure in the Prometheus text format."""
+        return generate_latest(self.registry)
+
+
+class _ScrapeTime(Collector):
+    """Figures read when scraped: the cache's counters and the pool's connections."""
+
+    def __init__(self, service: Callable[[], EventService | None]) -> None:
+        self._service = service
+
+    def describe(self) -> list[Any]:
+        return []  # read at scrape time: nothing to check at registration
+
+    def collect(self) -> Iterator[Any]:
+        service = self._service()
+        if service is None:
+            return
+        stats = service.cache_stats()
+        if stats is not None:
+            for name in ("hits", "misses", "errors"):
+                family = CounterMetricFamily(
+                    f"sysevents_cache_{name}", f"Cache {name} since the app started."
+                )
+                family.add_metric([], stats[name])
+                yield family
+        pool = service.pool_stats()
+        if pool is not None:
+            in_use = GaugeMetricFamily(
+                "sysevents_pool_connections_in_use", "Database connections lent out now."
+            )
+            in_use.add_metric([], pool["pool_size"] - pool["pool_available"])
+            yield in_use
+            size = GaugeMetricFamily("sysevents_pool_connections", "Database connections open.")
+            size.add_metric([], pool["pool_size"])
+            yield size
+
+
+class MetricsMiddleware:
+    """Times every HTTP request and counts it by route template, method and status.
+
+    It wraps the app's whole ASGI handler (see :func:`time_requests`), outside
+    Litestar's exception handling, so that an error answered as a 4xx is
+    counted with that status.
+    """
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve the request, then count it."""
+        if scope["type"] != ScopeType.HTTP:
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            # The router names the route's template (``/api/events/{event_id:str}``);
+            # a path no route matches is one label, not one per path.
+            route = scope.get("path_template") or "(unmatched)"
+            method = str(scope.get("method", "?"))
+            self.metrics.observe_request(route, method, status, time.perf_counter() - started)
+
+
+def time_requests(metrics: Metrics) -> Callable[[Any], None]:
+    """A startup hook that wraps the app's ASGI handler in :class:`MetricsMiddleware`."""
+
+    def wrap(app: Any) -> None:
+        if not isinstance(app.asgi_handler, MetricsMiddleware):
+            app.asgi_handler = MetricsMiddleware(app.asgi_handler, metrics)
+
+    return wrap
+
+
+@get(
+    "/metrics",
+    summary="Prometheus metrics",
+    description="The service's figures in Prometheus text format (open, like the health "
+    "routes; `SYSEVENTS_HTTP_METRICS=false` turns it off).",
+    tags=["health"],
+    media_type=CONTENT_TYPE,
+    sync_to_thread=False,
+)
+def metrics_route(metrics: NamedDependency[Metrics]) -> Response[bytes]:
+    """Every figure, as Prometheus scrapes them."""
+    return Response(metrics.text(), media_type=CONTENT_TYPE)
