@@ -61,7 +61,9 @@ def chrome(profile: Path, *, width: int = 1400, height: int = 900, dark: bool = 
     return driver
 
 
-def sample_events(count: int, *, seed: int = 15, now: datetime | None = None) -> list[dict[str, Any]]:
+def sample_events(
+    count: int, *, seed: int = 15, now: datetime | None = None
+) -> list[dict[str, Any]]:
     """``count`` varied events over the last week, and one with :data:`NEEDLE` 30 minutes ago."""
     rng = random.Random(seed)
     now = now or datetime.now(UTC)
