@@ -76,3 +76,17 @@ def bench(session: nox.Session) -> None:
     """
     install(session, "bench")
     session.run("python", "bench/run.py", *session.posargs)
+
+
+@nox.session
+def screenshots(session: nox.Session) -> None:
+    """PNGs of the web console in ``docs/`` (needs chromium and chromedriver on the machine)."""
+    install(session, "test")
+    session.run("python", "scripts/screenshots.py", *session.posargs)
+
+
+@nox.session
+def bench_console(session: nox.Session) -> None:
+    """Load time of the web console's first screen on 1M events (PostgreSQL, Chromium)."""
+    install(session, "bench", "test")
+    session.run("python", "bench/console.py", *session.posargs)

@@ -19,7 +19,7 @@ export function showStats(stats, pick) {
   const top = (kind, counts, other) => {
     const entries = Object.entries(counts).sort((a, b) => b[1] - a[1]).slice(0, TOP);
     const rest = Object.values(counts).reduce((n, v) => n + v, 0) + other - entries.reduce((n, [, v]) => n + v, 0);
-    return h("div", { class: "top" },
+    return h("div", { class: "group" },
       h("h3", { text: kind === "type" ? "Top types" : "Top sources" }),
       entries.length ? h("div", { class: "chips" }, ...entries.map(([name, n]) => button(kind, name, n)),
         rest > 0 ? h("span", { class: "muted", text: `others: ${count(rest)}` }) : null)
@@ -30,7 +30,7 @@ export function showStats(stats, pick) {
       figure("events", stats.total),
       figure("last hour", stats.last_hour),
       figure("last 24 h", stats.last_24h)),
-    h("div", { class: "top" },
+    h("div", { class: "group" },
       h("h3", { text: "By severity" }),
       h("div", { class: "chips" }, ...SEVERITIES.map((s) => button("severity", s, stats.by_severity[s] ?? 0, `sev-${s}`)))),
     top("type", stats.by_type, stats.by_type_other ?? 0),
