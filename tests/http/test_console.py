@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 
@@ -107,3 +108,17 @@ def test_console_needs_no_key_but_its_data_does() -> None:
         assert client.get("/ui/static/main.js").status_code == 200
         assert client.get("/api/events").status_code == 401
         assert client.get("/api/events", headers={"Authorization": f"Bearer {key}"}).is_success
+
+
+def test_serve_without_the_console() -> None:
+    import urllib.error
+    import urllib.request
+
+    from .served import serve
+
+    with serve("--no-console") as url:
+        with pytest.raises(urllib.error.HTTPError) as answer:
+            urllib.request.urlopen(f"{url}/ui", timeout=10)
+        assert answer.value.code == 404
+        with urllib.request.urlopen(f"{url}/api/health", timeout=10) as health:
+            assert health.status == 200
