@@ -16,6 +16,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationIn
 
 from .model import AwareDatetime, Event, EventType, Severity, Source
 from .rules import MAX_EVENT_ID
+from .search import DETAILS_PREFIX, check_details_filters, check_q, details_at, json_equal
 
 __all__ = ["CountMode", "EventFilter", "EventQuery", "Order", "page_total"]
 
@@ -50,6 +51,25 @@ class EventFilter(BaseModel):
     source: Source | None = None
     since: AwareDatetime | None = None
     until: AwareDatetime | None = None
+    q: str | None = None
+    """Only events whose message contains this text, ignoring case (see ``sysevents.search``)."""
+    details: dict[str, Any] | None = None
+    """Only events whose details hold each value at its dotted path: ``{"user.id": 42}``."""
+
+    @field_validator("q")
+    @classmethod
+    def _searchable(cls, q: str | None) -> str | None:
+        return None if q is None else check_q(q)
+
+    @field_validator("details")
+    @classmethod
+    def _usable_paths(cls, details: dict[str, Any] | None) -> dict[str, Any] | None:
+        return None if details is None else check_details_filters(details) or None
+
+    @property
+    def searches(self) -> bool:
+        """Whether ``q`` or ``details`` is given: filters only the events themselves can answer."""
+        return self.q is not None or bool(self.details)
 
     def filter_key(self) -> str:
         """A canonical text of the filters, equal exactly for equal filters."""
@@ -61,6 +81,11 @@ class EventFilter(BaseModel):
                 self.source,
                 self.since.isoformat() if self.since else None,
                 self.until.isoformat() if self.until else None,
+                self.q,
+                sorted(
+                    (path, json.dumps(value, sort_keys=True, ensure_ascii=False))
+                    for path, value in (self.details or {}).items()
+                ),
             ],
             ensure_ascii=False,
             separators=(",", ":"),
@@ -89,7 +114,14 @@ class EventFilter(BaseModel):
             return False
         if self.since is not None and event.timestamp < self.since:
             return False
-        return not (self.until is not None and event.timestamp >= self.until)
+        if self.until is not None and event.timestamp >= self.until:
+            return False
+        if self.q is not None and self.q.lower() not in event.message.lower():
+            return False
+        return all(
+            json_equal(details_at(event.details, path), value)
+            for path, value in (self.details or {}).items()
+        )
 
     def query_params(self) -> QueryParams:
         """The filters as the REST API's query parameters (the HTTP client's reading)."""
@@ -103,6 +135,13 @@ class EventFilter(BaseModel):
             params.append(("since", self.since.isoformat()))
         if self.until is not None:
             params.append(("until", self.until.isoformat()))
+        if self.q is not None:
+            params.append(("q", self.q))
+        # The value always as JSON text, so that a string never reads back as a number.
+        params += [
+            (DETAILS_PREFIX + path, json.dumps(value, ensure_ascii=False))
+            for path, value in (self.details or {}).items()
+        ]
         return params
 
 

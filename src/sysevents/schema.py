@@ -17,6 +17,7 @@ from sqlalchemy import (
     Table,
     Text,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
@@ -84,6 +85,20 @@ Index(
 Index("ix_system_events_severity_timestamp_id", _c.severity, _c.timestamp.desc(), _c.id.desc())
 Index("ix_system_events_source_timestamp_id", _c.source, _c.timestamp.desc(), _c.id.desc())
 Index("ix_system_events_ingest_xid", _c.ingest_xid)
+# Search (migration 0007): ``q`` by trigrams of the message as it is lowered
+# for comparison (see sysevents.search), ``details.PATH=VALUE`` by containment.
+Index(
+    "ix_system_events_message_trgm",
+    text('lower(message COLLATE "und-x-icu")'),
+    postgresql_using="gin",
+    postgresql_ops={"lower": "gin_trgm_ops"},
+)
+Index(
+    "ix_system_events_details",
+    _c.details,
+    postgresql_using="gin",
+    postgresql_ops={"details": "jsonb_path_ops"},
+)
 
 
 event_locator = Table(

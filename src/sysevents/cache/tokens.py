@@ -165,6 +165,8 @@ def cache_filter(query: EventFilter | None) -> EventFilter:
         source=query.source,
         since=query.since,
         until=until,
+        q=query.q,
+        details=query.details,
     )
 
 

@@ -52,7 +52,9 @@ _HOUR, _DAY, _MONTH, _ALL = Level.HOUR, Level.DAY, Level.MONTH, Level.ALL
 _WITHOUT_SOURCE: dict[int, int] = {Level.HOUR: Level.HOUR_NO_SOURCE, Level.DAY: Level.DAY_NO_SOURCE}
 LOWEST = datetime.min.replace(tzinfo=UTC)
 """The start of time, as far as a bucket range goes."""
-_HIGHEST = datetime.max.replace(tzinfo=UTC)
+HIGHEST = datetime.max.replace(tzinfo=UTC)
+"""The end of time, as far as a bucket range goes."""
+_HIGHEST = HIGHEST
 
 
 def _floor(t: datetime, level: int) -> datetime:

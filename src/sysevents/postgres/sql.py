@@ -20,7 +20,7 @@ from sysevents.model import Event, EventPatch, EventStats, NewEvent, Severity
 from sysevents.query import EventFilter, EventQuery
 
 from .pool import Row
-from .rollups import BUCKET, LEVELS, NO_SOURCE, ROLLUP_KEY, SOURCE, rollup_cover
+from .rollups import BUCKET, HIGHEST, LEVELS, LOWEST, NO_SOURCE, ROLLUP_KEY, SOURCE, rollup_cover
 
 COLUMNS = (
     'id, event_type, severity, message, details, source, "timestamp", created_at, idempotency_key'
@@ -105,6 +105,9 @@ def as_stored(new: NewEvent, event_id: int, created_at: datetime) -> Event:
     )
 
 
+MESSAGE_LOWER = 'lower(message COLLATE "und-x-icu")'
+"""The message as ``q`` searches it: the expression of the trigram index (migration 0007)."""
+
 # -- filters --------------------------------------------------------------------
 
 
@@ -157,7 +160,26 @@ def where(f: EventFilter, *, times: bool = True) -> Where:
     if times and f.until is not None:
         w.clauses.append('"timestamp" < %s')
         w.params.append(f.until)
+    if f.q is not None:
+        # Both sides lowered alike (see sysevents.search); the trigram index
+        # on this very expression serves it.
+        w.clauses.append(MESSAGE_LOWER + ' LIKE lower(%s::text COLLATE "und-x-icu")')
+        w.params.append("%" + _like_escape(f.q) + "%")
+    for path, value in (f.details or {}).items():
+        keys = path.split(".")
+        # Containment finds the candidates by the GIN index; it also matches a
+        # larger array or object, so the value at the path must equal too.
+        w.clauses.append("details @> %s::jsonb AND details #> %s::text[] = %s::jsonb")
+        nested: Any = value
+        for key in reversed(keys):
+            nested = {key: nested}
+        w.params += [json.dumps(nested), keys, json.dumps(value)]
     return w
+
+
+def _like_escape(text: str) -> str:
+    """``text`` matched literally by LIKE (whose escape character is the backslash)."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 # -- listing --------------------------------------------------------------------
@@ -299,8 +321,13 @@ def stats_statement(query: EventFilter, watermark: int, now: datetime | None = N
     for part, (lo, hi) in zip(parts, ranges, strict=True):
         if lo is not None and hi is not None and lo >= hi:
             continue
-        # Part 0 needs the counts by source; the others are totals only.
-        raw, buckets = rollup_cover(lo, hi, by_source=part == "0" or query.source is not None)
+        # Part 0 needs the counts by source; the others are totals only. The
+        # rollups know nothing of messages and details: a search counts rows.
+        raw, buckets = (
+            ([(lo or LOWEST, hi or HIGHEST)], [])
+            if query.searches
+            else rollup_cover(lo, hi, by_source=part == "0" or query.source is not None)
+        )
         # Each branch is aggregated on its own, over the real table's statistics
         # (a hash of at most types x severities x sources groups); only those
         # few groups are merged below, compared byte-wise (COLLATE "C").

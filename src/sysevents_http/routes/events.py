@@ -33,11 +33,13 @@ from .params import (
     UNAVAILABLE,
     CountParam,
     Cursor,
+    DetailsDoc,
     EventId,
     Limit,
     MinSeverity,
     Offset,
     OrderParam,
+    Q,
     SeverityFilter,
     Since,
     SourceFilter,
@@ -46,6 +48,7 @@ from .params import (
     filter_fields,
     json_response,
     parse_event_id,
+    search_fields,
     security,
     whole_number,
 )
@@ -181,6 +184,7 @@ async def create_events(
     tags=["events"],
 )
 async def list_events(
+    request: Request[Any, Any, Any],
     service: NamedDependency[EventService],
     event_type: TypeFilter = None,
     severity: SeverityFilter = None,
@@ -193,9 +197,12 @@ async def list_events(
     offset: Offset = "0",
     cursor: Cursor = None,
     count: CountParam = "capped",
+    q: Q = None,
+    details_path: DetailsDoc = None,
 ) -> Response[EventPage]:
     """One page of matching events."""
     filters = filter_fields(event_type, severity, min_severity, source, since, until)
+    filters |= search_fields(request.query_params, q)
     query = EventQuery(
         **filters,
         order=order,
@@ -218,6 +225,7 @@ async def list_events(
     tags=["events"],
 )
 async def event_stats(
+    request: Request[Any, Any, Any],
     service: NamedDependency[EventService],
     event_type: TypeFilter = None,
     severity: SeverityFilter = None,
@@ -225,9 +233,12 @@ async def event_stats(
     source: SourceFilter = None,
     since: Since = None,
     until: Until = None,
+    q: Q = None,
+    details_path: DetailsDoc = None,
 ) -> Response[EventStats]:
     """Counts over matching events."""
     filters = filter_fields(event_type, severity, min_severity, source, since, until)
+    filters |= search_fields(request.query_params, q)
     return json_response(await service.stats_json(EventFilter(**filters)))
 
 

@@ -12,6 +12,7 @@ from .changes import ChangeConformance
 from .helpers import BAD_IDS, all_pages, new, same_event
 from .listing import ListConformance
 from .retention import RetentionConformance
+from .search import SearchConformance
 from .stats import StatsConformance
 from .writes import WriteConformance
 
@@ -21,6 +22,7 @@ __all__ = [
     "EventRepositoryConformance",
     "ListConformance",
     "RetentionConformance",
+    "SearchConformance",
     "StatsConformance",
     "WriteConformance",
     "all_pages",
@@ -30,6 +32,11 @@ __all__ = [
 
 
 class EventRepositoryConformance(
-    WriteConformance, ChangeConformance, ListConformance, StatsConformance, RetentionConformance
+    WriteConformance,
+    ChangeConformance,
+    ListConformance,
+    StatsConformance,
+    RetentionConformance,
+    SearchConformance,
 ):
     """Every area of the suite."""
