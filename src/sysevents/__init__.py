@@ -21,6 +21,7 @@ from .errors import (
     StoreUnavailableError,
     SyseventsError,
 )
+from .histogram import EventHistogram, HistogramBucket
 from .memory import MemoryEventRepository
 from .model import Event, EventLimits, EventPage, EventPatch, EventStats, NewEvent, Severity
 from .query import EventFilter, EventQuery
@@ -30,6 +31,7 @@ from .repository import (
     EventRepository,
     HasKeys,
     JsonReads,
+    MakesHistograms,
     ReportsCacheStats,
 )
 from .retention import RetentionPolicy, RetentionReport
@@ -47,6 +49,7 @@ __all__ = [
     "EmitterCounters",
     "Event",
     "EventFilter",
+    "EventHistogram",
     "EventLimits",
     "EventLogger",
     "EventPage",
@@ -56,11 +59,13 @@ __all__ = [
     "EventStats",
     "ForbiddenError",
     "HasKeys",
+    "HistogramBucket",
     "IdempotencyConflictError",
     "InvalidCursorError",
     "InvalidEventError",
     "JsonReads",
     "KeyNotFoundError",
+    "MakesHistograms",
     "MemoryEventRepository",
     "NewEvent",
     "NotFoundError",

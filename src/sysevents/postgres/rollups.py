@@ -84,7 +84,11 @@ def _ceil(t: datetime, level: int) -> datetime | None:
 
 
 def rollup_cover(
-    lo: datetime | None, hi: datetime | None, *, by_source: bool = True
+    lo: datetime | None,
+    hi: datetime | None,
+    *,
+    by_source: bool = True,
+    coarsest: int = Level.MONTH,
 ) -> tuple[list[tuple[datetime, datetime]], list[tuple[int, datetime, datetime]]]:
     """Cover ``[lo, hi)`` (``None``: unbounded) with whole rollup buckets and raw edges.
 
@@ -92,6 +96,7 @@ def rollup_cover(
     the bucket ranges ``(level, first bucket, end)``: months in the middle, then
     days, then hours towards the edges. ``by_source=False`` takes hours and days
     from the levels without the source (enough for counts not filtered by it).
+    ``coarsest`` is the widest level used (a histogram by hour wants hours).
     """
     if lo is None and hi is None:
         return [], [(_ALL, LOWEST, _HIGHEST)]
@@ -111,7 +116,7 @@ def rollup_cover(
             else:
                 buckets.append((_WITHOUT_SOURCE.get(finer, finer), start, end))
 
-    for level in (_HOUR, _DAY, _MONTH):
+    for level in (lv for lv in (_HOUR, _DAY, _MONTH) if lv <= coarsest):
         start = None if lo is None else _ceil(lo, level)
         end = None if hi is None else _floor(hi, level)
         if (lo is not None and start is None) or (
@@ -126,3 +131,8 @@ def rollup_cover(
         lo, hi, finer = start, end, level
     put(lo, hi)
     return raw, buckets
+
+
+def covered(buckets: list[tuple[int, datetime, datetime]]) -> tuple[datetime, datetime]:
+    """The one range that the bucket ranges of :func:`rollup_cover` cover together."""
+    return min(b[1] for b in buckets), max(b[2] for b in buckets)

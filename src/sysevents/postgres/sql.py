@@ -20,7 +20,17 @@ from sysevents.model import Event, EventPatch, EventStats, NewEvent, Severity
 from sysevents.query import EventFilter, EventQuery
 
 from .pool import Row
-from .rollups import BUCKET, HIGHEST, LEVELS, LOWEST, NO_SOURCE, ROLLUP_KEY, SOURCE, rollup_cover
+from .rollups import (
+    BUCKET,
+    HIGHEST,
+    LEVELS,
+    LOWEST,
+    NO_SOURCE,
+    ROLLUP_KEY,
+    SOURCE,
+    covered,
+    rollup_cover,
+)
 
 COLUMNS = (
     'id, event_type, severity, message, details, source, "timestamp", created_at, idempotency_key'
@@ -352,7 +362,7 @@ def stats_statement(query: EventFilter, watermark: int, now: datetime | None = N
                 "AND ingest_xid >= (" + WATERMARK + ') AND "timestamp" >= %s '
                 'AND "timestamp" < %s' + filters.and_sql + by
             )  # fmt: skip
-            args += [watermark, buckets[0][1], buckets[-1][2], *filters.params]
+            args += [watermark, *covered(buckets), *filters.params]
         for start, end in raw:
             branches.append(
                 "SELECT " + part + " AS part, " + keys

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from .changes import ChangeConformance
 from .helpers import BAD_IDS, all_pages, new, same_event
+from .histogram import HistogramConformance
 from .listing import ListConformance
 from .retention import RetentionConformance
 from .search import SearchConformance
@@ -20,6 +21,7 @@ __all__ = [
     "BAD_IDS",
     "ChangeConformance",
     "EventRepositoryConformance",
+    "HistogramConformance",
     "ListConformance",
     "RetentionConformance",
     "SearchConformance",
@@ -38,5 +40,6 @@ class EventRepositoryConformance(
     StatsConformance,
     RetentionConformance,
     SearchConformance,
+    HistogramConformance,
 ):
     """Every area of the suite."""
