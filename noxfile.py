@@ -94,3 +94,17 @@ def bench_ecosystem(session: nox.Session) -> None:
     session.run(
         "python", "bench/emit_otel.py", *(["--calls", "1000", "--runs", "1"] if smoke else [])
     )
+
+
+@nox.session
+def screenshots(session: nox.Session) -> None:
+    """PNGs of the web console in ``docs/`` (needs chromium and chromedriver on the machine)."""
+    install(session, "test")
+    session.run("python", "scripts/screenshots.py", *session.posargs)
+
+
+@nox.session
+def bench_console(session: nox.Session) -> None:
+    """Load time of the web console's first screen on 1M events (PostgreSQL, Chromium)."""
+    install(session, "bench", "test")
+    session.run("python", "bench/console.py", *session.posargs)

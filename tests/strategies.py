@@ -28,7 +28,23 @@ def labels(max_size: int) -> st.SearchStrategy[str]:
 event_types = st.one_of(st.sampled_from(EVENT_TYPES), labels(50))
 sources = st.one_of(st.none(), st.sampled_from(SOURCES), labels(100))
 severities = st.sampled_from(list(Severity))
-messages = st.text(text_chars, min_size=1, max_size=200)
+# Words whose lowercase differs between simple and full mappings, or between
+# lowercase and case folding: the search filters must treat them alike everywhere.
+SEARCH_WORDS = [
+    "Échec",
+    "échec",
+    "İstanbul",
+    "istanbul",
+    "Straße",
+    "STRASSE",
+    "ΣΟΦΟΣ",
+    "σοφος",
+    "50%_x",
+]
+messages = st.one_of(
+    st.text(text_chars, min_size=1, max_size=200),
+    st.lists(st.sampled_from(SEARCH_WORDS), min_size=1, max_size=3).map(" ".join),
+)
 
 json_scalars = st.one_of(
     st.none(),
@@ -45,8 +61,21 @@ json_values = st.recursive(
     ),
     max_leaves=12,
 )
+# Values JSON compares in ways Python does not (1 == 1.0 == True in Python).
+SEARCH_VALUES: list[Any] = [1, 1.0, "1", True, None, "a", [1, 2], {"id": 1}, 10**20, 1e20]
+SEARCH_PATHS = ["n", "user.id", "user"]
+search_values = st.sampled_from(SEARCH_VALUES)
+searched_details = st.fixed_dictionaries(
+    {},
+    optional={
+        "n": search_values,
+        "user": st.one_of(search_values, st.fixed_dictionaries({"id": search_values})),
+    },
+)
 details = st.one_of(
-    st.none(), st.dictionaries(st.text(text_chars, max_size=10), json_values, max_size=5)
+    st.none(),
+    st.dictionaries(st.text(text_chars, max_size=10), json_values, max_size=5),
+    searched_details,
 )
 
 # Whole minutes back from a fixed base keep events away from the last-hour and
@@ -107,6 +136,12 @@ def filters(draw: st.DrawFn) -> dict[str, Any]:
         fields["since"] = draw(timestamps)
     if draw(st.booleans()):
         fields["until"] = draw(timestamps)
+    if draw(st.integers(0, 3)) == 0:
+        words = [*SEARCH_WORDS, "i̇", "ß", "ss", "\u03c2", "\u03c3", "%", "_", "E"]
+        fields["q"] = draw(st.sampled_from(words))
+    if draw(st.integers(0, 3)) == 0:
+        paths = draw(st.lists(st.sampled_from(SEARCH_PATHS), min_size=1, max_size=2, unique=True))
+        fields["details"] = {path: draw(search_values) for path in paths}
     return fields
 
 

@@ -107,6 +107,7 @@ def test_upgrade_downgrade_upgrade(fresh_url: str) -> None:
         "system_events_truncate",
         "system_events_deleted",
         "system_events_updated",
+        "system_events_notify",
     }
 
 

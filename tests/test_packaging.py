@@ -41,6 +41,15 @@ def test_the_wheel_carries_the_licence_and_metadata(dist: Path) -> None:
         metadata = Parser().parsestr(archive.read(metadata_name).decode())
     assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)
     assert "sysevents_http/static/redoc/LICENSE" in names  # the vendored bundle's own
+    for console in [
+        "page.html",
+        "static/main.js",
+        "static/console.css",
+        "static/LICENSES.txt",
+        "static/vendor/uplot/uPlot.iife.min.js",
+        "static/vendor/uplot/LICENSE",
+    ]:
+        assert f"sysevents_http/console/{console}" in names
     assert metadata["Version"] == sysevents.__version__
     assert metadata["License-Expression"] == "MIT"
     urls = {value.split(",")[0] for value in metadata.get_all("Project-URL") or []}

@@ -21,6 +21,7 @@ from .errors import (
     StoreUnavailableError,
     SyseventsError,
 )
+from .histogram import EventHistogram, HistogramBucket
 from .logto import log_to
 from .memory import MemoryEventRepository
 from .model import Event, EventLimits, EventPage, EventPatch, EventStats, NewEvent, Severity
@@ -31,6 +32,7 @@ from .repository import (
     EventRepository,
     HasKeys,
     JsonReads,
+    MakesHistograms,
     ReportsCacheStats,
 )
 from .retention import RetentionPolicy, RetentionReport
@@ -48,6 +50,7 @@ __all__ = [
     "EmitterCounters",
     "Event",
     "EventFilter",
+    "EventHistogram",
     "EventLimits",
     "EventLogger",
     "EventPage",
@@ -57,11 +60,13 @@ __all__ = [
     "EventStats",
     "ForbiddenError",
     "HasKeys",
+    "HistogramBucket",
     "IdempotencyConflictError",
     "InvalidCursorError",
     "InvalidEventError",
     "JsonReads",
     "KeyNotFoundError",
+    "MakesHistograms",
     "MemoryEventRepository",
     "NewEvent",
     "NotFoundError",

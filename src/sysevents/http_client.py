@@ -14,6 +14,7 @@ from pydantic import BaseModel, ValidationError
 
 from ._base import Lifecycle
 from .errors import ConfigurationError, NotFoundError, StoreError, StoreUnavailableError
+from .histogram import EventHistogram
 from .model import Event, EventPage, EventPatch, EventStats, NewEvent
 from .query import EventFilter, EventQuery, QueryParams
 from .rules import is_event_id
@@ -136,6 +137,15 @@ class HttpEventRepository(Lifecycle):
         params = EventFilter.query_params(query or EventFilter())
         body = await self._request("GET", "/api/events/stats", params=params)
         return _parse(EventStats, body)
+
+    async def histogram(
+        self, query: EventFilter | None = None, interval: str = "auto"
+    ) -> EventHistogram:
+        """Counts by severity per bucket (``GET /api/events/histogram``)."""
+        params = EventFilter.query_params(query or EventFilter())
+        params.append(("interval", interval))
+        body = await self._request("GET", "/api/events/histogram", params=params)
+        return _parse(EventHistogram, body)
 
     async def ping(self) -> None:
         """Check the API and its store answer (``GET /api/health/db``)."""

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from ._base import Listing, RepositoryBase, first_of_each_key, replayed
 from .audit import delete_record, update_record
 from .errors import NotFoundError
+from .histogram import EventHistogram, plan_histogram
 from .keys import MemoryKeyStore
 from .model import Event, EventPatch, EventStats, NewEvent
 from .query import EventFilter, EventQuery, page_total
@@ -200,6 +201,21 @@ class MemoryEventRepository(RepositoryBase):
             last_timestamp=max(times, default=None),
             top=self.stats_top,
         )
+
+    async def histogram(
+        self, query: EventFilter | None = None, interval: str = "auto"
+    ) -> EventHistogram:
+        """Counts of the matching events by severity per bucket of ``interval``."""
+        self._ensure_open()
+        query = query or EventFilter()
+        plan = plan_histogram(query, interval)
+        span = query.model_copy(update={"since": plan.since, "until": plan.until})
+        counts = Counter(
+            (plan.floor(e.timestamp.astimezone(UTC)), e.severity.value)
+            for e in self._events.values()
+            if span.matches(e)
+        )
+        return plan.histogram((start, severity, n) for (start, severity), n in counts.items())
 
     async def ping(self) -> None:
         """Always answers while open."""

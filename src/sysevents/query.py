@@ -16,6 +16,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationIn
 
 from .model import AwareDatetime, Event, EventType, Severity, Source, TraceId
 from .rules import MAX_EVENT_ID
+from .search import DETAILS_PREFIX, check_details_filters, check_q, details_at, json_equal
 
 __all__ = ["CountMode", "EventFilter", "EventQuery", "Order", "page_total"]
 
@@ -51,6 +52,25 @@ class EventFilter(BaseModel):
     since: AwareDatetime | None = None
     until: AwareDatetime | None = None
     trace_id: TraceId | None = None
+    q: str | None = None
+    """Only events whose message contains this text, ignoring case (see ``sysevents.search``)."""
+    details: dict[str, Any] | None = None
+    """Only events whose details hold each value at its dotted path: ``{"user.id": 42}``."""
+
+    @field_validator("q")
+    @classmethod
+    def _searchable(cls, q: str | None) -> str | None:
+        return None if q is None else check_q(q)
+
+    @field_validator("details")
+    @classmethod
+    def _usable_paths(cls, details: dict[str, Any] | None) -> dict[str, Any] | None:
+        return None if details is None else check_details_filters(details) or None
+
+    @property
+    def searches(self) -> bool:
+        """Whether ``q`` or ``details`` is given: filters only the events themselves can answer."""
+        return self.q is not None or bool(self.details)
 
     def filter_key(self) -> str:
         """A canonical text of the filters, equal exactly for equal filters."""
@@ -61,8 +81,13 @@ class EventFilter(BaseModel):
             self.source,
             self.since.isoformat() if self.since else None,
             self.until.isoformat() if self.until else None,
+            self.q,
+            sorted(
+                (path, json.dumps(value, sort_keys=True, ensure_ascii=False))
+                for path, value in (self.details or {}).items()
+            ),
         ]
-        if self.trace_id is not None:  # only then: cursors issued before it stay valid
+        if self.trace_id is not None:
             key.append(self.trace_id)
         return json.dumps(key, ensure_ascii=False, separators=(",", ":"))
 
@@ -91,7 +116,14 @@ class EventFilter(BaseModel):
             return False
         if self.since is not None and event.timestamp < self.since:
             return False
-        return not (self.until is not None and event.timestamp >= self.until)
+        if self.until is not None and event.timestamp >= self.until:
+            return False
+        if self.q is not None and self.q.lower() not in event.message.lower():
+            return False
+        return all(
+            json_equal(details_at(event.details, path), value)
+            for path, value in (self.details or {}).items()
+        )
 
     def query_params(self) -> QueryParams:
         """The filters as the REST API's query parameters (the HTTP client's reading)."""
@@ -107,6 +139,13 @@ class EventFilter(BaseModel):
             params.append(("until", self.until.isoformat()))
         if self.trace_id is not None:
             params.append(("trace_id", self.trace_id))
+        if self.q is not None:
+            params.append(("q", self.q))
+        # The value always as JSON text, so that a string never reads back as a number.
+        params += [
+            (DETAILS_PREFIX + path, json.dumps(value, ensure_ascii=False))
+            for path, value in (self.details or {}).items()
+        ]
         return params
 
 

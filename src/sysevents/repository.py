@@ -12,6 +12,7 @@ from datetime import datetime
 from types import TracebackType
 from typing import Literal, Protocol, Self, runtime_checkable
 
+from .histogram import EventHistogram
 from .keys import KeyStore
 from .model import Event, EventPage, EventPatch, EventStats, NewEvent
 from .query import EventFilter, EventQuery
@@ -96,6 +97,21 @@ class JsonReads(Protocol):
 
         A page cut short holds at least one event, and its ``next_cursor``
         continues after the last event it holds.
+        """
+
+
+@runtime_checkable
+class MakesHistograms(Protocol):
+    """A repository that counts events by severity in buckets of time (every store here)."""
+
+    async def histogram(
+        self, query: EventFilter | None = None, interval: str = "auto"
+    ) -> EventHistogram:
+        """Counts of ``query``'s events per bucket of ``interval`` over ``[since, until)``.
+
+        ``interval`` is ``1m``, ``5m``, ``1h``, ``1d`` or ``auto``; buckets are
+        aligned in UTC (see ``sysevents.histogram``). More than 1000 buckets,
+        or another interval, raises ``InvalidEventError`` naming ``interval``.
         """
 
 

@@ -57,6 +57,9 @@ class HttpOptions(BaseSettings):
     max_connections: int = Field(
         default=1000, ge=1, description="Connections at once; past it new requests get a 503."
     )
+    console: bool = Field(
+        default=True, description="Serve the web console at /ui (false: no page, no assets)."
+    )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> HttpOptions:

@@ -14,6 +14,7 @@ from litestar.plugins import InitPlugin
 from sysevents import EventRepository, Settings, StoreUnavailableError
 
 from .config import HttpOptions
+from .console import console_router
 from .metrics import Metrics, metrics_route, time_requests
 from .routes import api_router
 from .service import EventService
@@ -28,7 +29,8 @@ class SyseventsConfig:
     created. A ``repository`` given here is used as it is and never closed by
     the app; otherwise one is opened from the settings in the app's lifespan.
     ``path`` prefixes every route: with ``"/events"`` the list is at
-    ``/events/api/events``.
+    ``/events/api/events`` and the console at ``/events/ui`` (unless
+    ``options.console`` is false).
     """
 
     settings: Settings | None = None
@@ -78,10 +80,12 @@ class SyseventsPlugin(InitPlugin):
             await service.stop()
 
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
-        """Add the lifespan and the API's router."""
+        """Add the lifespan, the API's router and the console's."""
         app_config.lifespan = [*app_config.lifespan, self._lifespan]
+        console = [console_router(self.config.path)] if self.options.console else []
         app_config.route_handlers = [
             *app_config.route_handlers,
+            *console,
             api_router(
                 lambda: self.service,
                 self.settings.limits,

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, TypeVar, cast
 
 from sysevents._base import Lifecycle
 from sysevents.errors import ConfigurationError, InvalidEventError, NotFoundError
+from sysevents.histogram import EventHistogram
 from sysevents.model import Event, EventPage, EventPatch, EventStats, NewEvent
 from sysevents.query import EventFilter, EventQuery
 from sysevents.repository import (
@@ -24,6 +25,7 @@ from sysevents.repository import (
     HasKeys,
     JsonReads,
     Maintains,
+    MakesHistograms,
 )
 from sysevents.retention import RetentionPolicy, RetentionReport
 from sysevents.rules import is_event_id
@@ -220,6 +222,15 @@ class CachedEventRepository(Lifecycle):
         if self._inner_json is not None:
             return await self._inner_json.list_json(query, max_bytes=max_bytes)
         return (await self.inner.list(query)).model_dump_json().encode()
+
+    async def histogram(
+        self, query: EventFilter | None = None, interval: str = "auto"
+    ) -> EventHistogram:
+        """The inner store's histogram, not cached (see ``MakesHistograms``)."""
+        inner = self.inner
+        if not isinstance(inner, MakesHistograms):
+            raise ConfigurationError(f"{type(inner).__name__} makes no histograms")
+        return await inner.histogram(query, interval)
 
     async def ping(self) -> None:
         """Check the inner store; the cache being down is not the store being down."""

@@ -166,6 +166,8 @@ def cache_filter(query: EventFilter | None) -> EventFilter:
         since=query.since,
         until=until,
         trace_id=query.trace_id,
+        q=query.q,
+        details=query.details,
     )
 
 

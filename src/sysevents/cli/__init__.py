@@ -49,6 +49,13 @@ def _parser() -> argparse.ArgumentParser:
         "--max-connections", type=int, metavar="N", help="connections open at once (1000)"
     )
     serve.add_argument(
+        "--no-console",
+        dest="console",
+        action="store_false",
+        default=None,
+        help="do not serve the web console at /ui (SYSEVENTS_HTTP_CONSOLE=false)",
+    )
+    serve.add_argument(
         "--auth",
         choices=["auto", "required", "off"],
         help="require API keys: auto (default: once a key exists, or beyond this machine), "
@@ -143,6 +150,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             body_timeout=args.body_timeout,
             keep_alive_timeout=args.keep_alive_timeout,
             max_connections=args.max_connections,
+            console=args.console,
         )
         run(settings, host=args.host, port=args.port, options=options)
         return 0

@@ -52,7 +52,9 @@ _HOUR, _DAY, _MONTH, _ALL = Level.HOUR, Level.DAY, Level.MONTH, Level.ALL
 _WITHOUT_SOURCE: dict[int, int] = {Level.HOUR: Level.HOUR_NO_SOURCE, Level.DAY: Level.DAY_NO_SOURCE}
 LOWEST = datetime.min.replace(tzinfo=UTC)
 """The start of time, as far as a bucket range goes."""
-_HIGHEST = datetime.max.replace(tzinfo=UTC)
+HIGHEST = datetime.max.replace(tzinfo=UTC)
+"""The end of time, as far as a bucket range goes."""
+_HIGHEST = HIGHEST
 
 
 def _floor(t: datetime, level: int) -> datetime:
@@ -82,7 +84,11 @@ def _ceil(t: datetime, level: int) -> datetime | None:
 
 
 def rollup_cover(
-    lo: datetime | None, hi: datetime | None, *, by_source: bool = True
+    lo: datetime | None,
+    hi: datetime | None,
+    *,
+    by_source: bool = True,
+    coarsest: int = Level.MONTH,
 ) -> tuple[list[tuple[datetime, datetime]], list[tuple[int, datetime, datetime]]]:
     """Cover ``[lo, hi)`` (``None``: unbounded) with whole rollup buckets and raw edges.
 
@@ -90,6 +96,7 @@ def rollup_cover(
     the bucket ranges ``(level, first bucket, end)``: months in the middle, then
     days, then hours towards the edges. ``by_source=False`` takes hours and days
     from the levels without the source (enough for counts not filtered by it).
+    ``coarsest`` is the widest level used (a histogram by hour wants hours).
     """
     if lo is None and hi is None:
         return [], [(_ALL, LOWEST, _HIGHEST)]
@@ -109,7 +116,7 @@ def rollup_cover(
             else:
                 buckets.append((_WITHOUT_SOURCE.get(finer, finer), start, end))
 
-    for level in (_HOUR, _DAY, _MONTH):
+    for level in (lv for lv in (_HOUR, _DAY, _MONTH) if lv <= coarsest):
         start = None if lo is None else _ceil(lo, level)
         end = None if hi is None else _floor(hi, level)
         if (lo is not None and start is None) or (
@@ -124,3 +131,8 @@ def rollup_cover(
         lo, hi, finer = start, end, level
     put(lo, hi)
     return raw, buckets
+
+
+def covered(buckets: list[tuple[int, datetime, datetime]]) -> tuple[datetime, datetime]:
+    """The one range that the bucket ranges of :func:`rollup_cover` cover together."""
+    return min(b[1] for b in buckets), max(b[2] for b in buckets)

@@ -20,9 +20,13 @@ from sysevents.model import Event, EventPatch, EventStats, NewEvent, Severity
 from sysevents.query import EventFilter, EventQuery
 
 from .pool import Row
-from .rollups import LOWEST, NO_SOURCE, rollup_cover
-
-HIGHEST = datetime.max.replace(tzinfo=UTC)
+from .rollups import (
+    HIGHEST,
+    LOWEST,
+    NO_SOURCE,
+    covered,
+    rollup_cover,
+)
 
 COLUMNS = (
     'id, event_type, severity, message, details, source, "timestamp", created_at, idempotency_key, '
@@ -116,6 +120,9 @@ def as_stored(new: NewEvent, event_id: int, created_at: datetime) -> Event:
     )
 
 
+MESSAGE_LOWER = 'lower(message COLLATE "und-x-icu")'
+"""The message as ``q`` searches it: the expression of the trigram index (migration 0007)."""
+
 # -- filters --------------------------------------------------------------------
 
 
@@ -171,7 +178,26 @@ def where(f: EventFilter, *, times: bool = True) -> Where:
     if times and f.until is not None:
         w.clauses.append('"timestamp" < %s')
         w.params.append(f.until)
+    if f.q is not None:
+        # Both sides lowered alike (see sysevents.search); the trigram index
+        # on this very expression serves it.
+        w.clauses.append(MESSAGE_LOWER + ' LIKE lower(%s::text COLLATE "und-x-icu")')
+        w.params.append("%" + _like_escape(f.q) + "%")
+    for path, value in (f.details or {}).items():
+        keys = path.split(".")
+        # Containment finds the candidates by the GIN index; it also matches a
+        # larger array or object, so the value at the path must equal too.
+        w.clauses.append("details @> %s::jsonb AND details #> %s::text[] = %s::jsonb")
+        nested: Any = value
+        for key in reversed(keys):
+            nested = {key: nested}
+        w.params += [json.dumps(nested), keys, json.dumps(value)]
     return w
+
+
+def _like_escape(text: str) -> str:
+    """``text`` matched literally by LIKE (whose escape character is the backslash)."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 # -- listing --------------------------------------------------------------------
@@ -303,13 +329,14 @@ def stats_statement(query: EventFilter, watermark: int, now: datetime | None = N
     for part, (lo, hi) in zip(parts, ranges, strict=True):
         if lo is not None and hi is not None and lo >= hi:
             continue
-        if query.trace_id is not None:
-            # The rollups do not count by trace: a trace's few rows are read
-            # through the trace_id index instead.
-            raw, buckets = [(lo or LOWEST, hi or HIGHEST)], []
-        else:
-            # Part 0 needs the counts by source; the others are totals only.
-            raw, buckets = rollup_cover(lo, hi, by_source=part == "0" or query.source is not None)
+        # Part 0 needs the counts by source; the others are totals only. The
+        # rollups count neither by trace nor by message and details: a trace
+        # or a search counts rows (through the trace_id or search indexes).
+        raw, buckets = (
+            ([(lo or LOWEST, hi or HIGHEST)], [])
+            if query.searches or query.trace_id is not None
+            else rollup_cover(lo, hi, by_source=part == "0" or query.source is not None)
+        )
         # Each branch is aggregated on its own, over the real table's statistics
         # (a hash of at most types x severities x sources groups); only those
         # few groups are merged below, compared byte-wise (COLLATE "C").
@@ -334,9 +361,7 @@ def stats_statement(query: EventFilter, watermark: int, now: datetime | None = N
                 "AND ingest_xid >= (" + WATERMARK + ') AND "timestamp" >= %s '
                 'AND "timestamp" < %s' + filters.and_sql + by
             )  # fmt: skip
-            # The buckets come finest level first, not in time order.
-            low, high = min(b[1] for b in buckets), max(b[2] for b in buckets)
-            args += [watermark, low, high, *filters.params]
+            args += [watermark, *covered(buckets), *filters.params]
         for start, end in raw:
             branches.append(
                 "SELECT " + part + " AS part, " + keys

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from sysevents._base import Listing, RepositoryBase
 from sysevents.audit import delete_record, update_record
 from sysevents.errors import InvalidEventError, NotFoundError, StoreError, StoreUnavailableError
+from sysevents.histogram import EventHistogram, plan_histogram
 from sysevents.model import Event, EventPatch, EventStats, NewEvent
 from sysevents.query import EventFilter, EventQuery, page_total
 from sysevents.retention import RetentionPolicy, RetentionReport
@@ -20,6 +21,7 @@ from sysevents.rules import is_event_id
 
 from . import retention, sql
 from .byid import by_id, needs_locator
+from .histogram import histogram_statement
 from .ids import month_index
 from .inserts import COPY_FROM, KeyTaken, copy_batch, insert_batch, insert_one
 from .keys import PostgresKeyStore, database_secret
@@ -346,20 +348,42 @@ class PostgresEventRepository(RepositoryBase):
         """
         self._ensure_open()
         async with self._db.connection() as conn:
-            if not self._watermark:
-                cur = await conn.execute(sql.WATERMARK)
-                row = await cur.fetchone()
-                if row is None:
-                    raise StoreUnavailableError(
-                        "the rollup state is missing: run `sysevents migrate`"
-                    )
-                self._watermark = int(row[0])
+            await self._read_watermark(conn)
             statement = sql.stats_statement(query or EventFilter(), self._watermark)
             cur = await conn.execute(statement.sql, statement.params, prepare=False)
             rows = await cur.fetchall()
         stats, mark = sql.stats_from_rows(rows, self.stats_top)
         self._watermark = max(self._watermark, mark)
         return stats
+
+    async def _read_watermark(self, conn: Connection) -> None:
+        """Learn a watermark the rollups have reached, once: a later one is learnt as we go."""
+        if self._watermark:
+            return
+        cur = await conn.execute(sql.WATERMARK)
+        row = await cur.fetchone()
+        if row is None:
+            raise StoreUnavailableError("the rollup state is missing: run `sysevents migrate`")
+        self._watermark = int(row[0])
+
+    async def histogram(
+        self, query: EventFilter | None = None, interval: str = "auto"
+    ) -> EventHistogram:
+        """Counts by severity per bucket: hours and days from the rollups, like stats.
+
+        Minute buckets, and searches (``q``, ``details``), count the rows of the range.
+        """
+        self._ensure_open()
+        query = query or EventFilter()
+        plan = plan_histogram(query, interval)
+        if not plan.starts():
+            return plan.histogram([])
+        async with self._db.connection() as conn:
+            await self._read_watermark(conn)
+            statement = histogram_statement(query, plan, self._watermark)
+            cur = await conn.execute(statement.sql, statement.params, prepare=False)
+            rows = await cur.fetchall()
+        return plan.histogram(rows)
 
     async def ping(self) -> None:
         """Check the database answers and is migrated; ``StoreUnavailableError`` if not."""

@@ -21,6 +21,7 @@ from sysevents_http.service import EventService
 
 from .events import EVENT_ROUTES
 from .health import HEALTH_ROUTES
+from .histogram import HISTOGRAM_ROUTES
 from .keys import KEY_ROUTES
 from .otlp import OTLP_ROUTES
 
@@ -71,6 +72,7 @@ def api_router(
     """
     handlers: list[ControllerRouterHandler] = [
         *_OPTIONS,
+        *HISTOGRAM_ROUTES,
         *EVENT_ROUTES,
         *HEALTH_ROUTES,
         *KEY_ROUTES,

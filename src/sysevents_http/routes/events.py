@@ -33,11 +33,13 @@ from .params import (
     UNAVAILABLE,
     CountParam,
     Cursor,
+    DetailsDoc,
     EventId,
     Limit,
     MinSeverity,
     Offset,
     OrderParam,
+    Q,
     SeverityFilter,
     Since,
     SourceFilter,
@@ -47,6 +49,7 @@ from .params import (
     filter_fields,
     json_response,
     parse_event_id,
+    search_fields,
     security,
     whole_number,
 )
@@ -182,6 +185,7 @@ async def create_events(
     tags=["events"],
 )
 async def list_events(
+    request: Request[Any, Any, Any],
     service: NamedDependency[EventService],
     event_type: TypeFilter = None,
     severity: SeverityFilter = None,
@@ -195,9 +199,12 @@ async def list_events(
     offset: Offset = "0",
     cursor: Cursor = None,
     count: CountParam = "capped",
+    q: Q = None,
+    details_path: DetailsDoc = None,
 ) -> Response[EventPage]:
     """One page of matching events."""
     filters = filter_fields(event_type, severity, min_severity, source, since, until, trace_id)
+    filters |= search_fields(request.query_params, q)
     query = EventQuery(
         **filters,
         order=order,
@@ -220,6 +227,7 @@ async def list_events(
     tags=["events"],
 )
 async def event_stats(
+    request: Request[Any, Any, Any],
     service: NamedDependency[EventService],
     event_type: TypeFilter = None,
     severity: SeverityFilter = None,
@@ -228,9 +236,12 @@ async def event_stats(
     since: Since = None,
     until: Until = None,
     trace_id: TraceFilter = None,
+    q: Q = None,
+    details_path: DetailsDoc = None,
 ) -> Response[EventStats]:
     """Counts over matching events."""
     filters = filter_fields(event_type, severity, min_severity, source, since, until, trace_id)
+    filters |= search_fields(request.query_params, q)
     return json_response(await service.stats_json(EventFilter(**filters)))
 
 

@@ -15,6 +15,12 @@ from sysevents import Severity
 from sysevents.keys import Scope
 from sysevents.query import CountMode, Order
 from sysevents.rules import MAX_EVENT_ID, is_event_id
+from sysevents.search import (
+    DETAILS_PREFIX,
+    MAX_Q_LENGTH,
+    check_details_filters,
+    parse_details_value,
+)
 from sysevents_http.problems import PROBLEM_JSON
 from sysevents_http.schemas import Problem
 
@@ -179,6 +185,28 @@ Until = Annotated[
     ),
 ]
 
+Q = Annotated[
+    str | None,
+    QueryParameter(
+        description="Only events whose message contains this text, ignoring case "
+        "(Unicode lowercase: `échec` finds `ÉCHEC`). Served by a trigram index.",
+        min_length=1,
+        max_length=MAX_Q_LENGTH,
+    ),
+]
+# Documentation of the details.PATH parameters, which are read from the query
+# string by their prefix (see search_fields): a path is not a fixed name.
+DetailsDoc = Annotated[
+    str | None,
+    QueryParameter(
+        name="details.PATH",
+        description="Only events whose `details` hold VALUE at the dotted PATH, e.g. "
+        '`details.user.id=4242` or `details.env="prod"`. VALUE is read as JSON when it '
+        "is valid JSON, else as text; compared with JSON equality (`1` equals `1.0`, not "
+        '`"1"`). Repeat with other paths to require several (AND); at most 16.',
+    ),
+]
+
 FilterFields = dict[str, Any]
 """The filters given, by ``EventFilter`` field name, not yet validated."""
 
@@ -207,3 +235,32 @@ def filter_fields(
         "trace_id": trace_id,
     }
     return {k: v for k, v in values.items() if v is not None}
+
+
+def search_fields(query: Any, q: str | None) -> FilterFields:
+    """The ``q`` and ``details.PATH`` filters of a request's query string (``query``).
+
+    A value that is not usable, or a path given twice, is a 400 naming the parameter.
+    """
+    fields: FilterFields = {}
+    if q is not None:
+        fields["q"] = q
+    details: dict[str, Any] = {}
+    for name, raw in query.multi_items():
+        if not name.startswith(DETAILS_PREFIX):
+            continue
+        path = name[len(DETAILS_PREFIX) :]
+        problem = "given more than once" if path in details else None
+        try:
+            details[path] = parse_details_value(raw)
+            check_details_filters({path: details[path]})
+        except ValueError as exc:
+            problem = str(exc).removeprefix(f"{name}: ")
+        if problem is not None:
+            raise ValidationException(
+                detail=f"invalid {name}",
+                extra=[{"key": name, "message": problem, "source": "query"}],
+            )
+    if details:
+        fields["details"] = details
+    return fields

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from .changes import ChangeConformance
 from .helpers import BAD_IDS, all_pages, new, same_event
+from .histogram import HistogramConformance
 from .listing import ListConformance
 from .retention import RetentionConformance
+from .search import SearchConformance
 from .stats import StatsConformance
 from .traces import TraceConformance
 from .writes import WriteConformance
@@ -20,8 +22,10 @@ __all__ = [
     "BAD_IDS",
     "ChangeConformance",
     "EventRepositoryConformance",
+    "HistogramConformance",
     "ListConformance",
     "RetentionConformance",
+    "SearchConformance",
     "StatsConformance",
     "TraceConformance",
     "WriteConformance",
@@ -38,5 +42,7 @@ class EventRepositoryConformance(
     StatsConformance,
     RetentionConformance,
     TraceConformance,
+    SearchConformance,
+    HistogramConformance,
 ):
     """Every area of the suite."""

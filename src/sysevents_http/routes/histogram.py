@@ -1,0 +1,83 @@
+"""``GET /api/events/histogram``: counts by severity per bucket of time, with the list filters."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from litestar import Request, Response, route
+from litestar.di import NamedDependency
+from litestar.params import QueryParameter
+
+from sysevents import ConfigurationError, EventFilter, MakesHistograms
+from sysevents.histogram import EventHistogram, Interval
+from sysevents.keys import Scope
+from sysevents_http.auth import SCOPE_OPT
+from sysevents_http.service import EventService
+
+from .params import (
+    BAD_REQUEST,
+    GUARDED,
+    READ,
+    SERVER_ERROR,
+    UNAVAILABLE,
+    DetailsDoc,
+    MinSeverity,
+    Q,
+    SeverityFilter,
+    Since,
+    SourceFilter,
+    TypeFilter,
+    Until,
+    filter_fields,
+    json_response,
+    search_fields,
+    security,
+)
+
+IntervalParam = Annotated[
+    Interval,
+    QueryParameter(
+        description="The width of a bucket: `1m`, `5m`, `1h`, `1d`, or `auto` (default: the "
+        "narrowest giving at most 200 buckets). More than 1000 buckets is a 400."
+    ),
+]
+
+
+@route(
+    http_method=READ,
+    path="/api/events/histogram",
+    summary="Event histogram",
+    description="Counts by severity of the events matching the filters (the listing's), per "
+    "bucket of `interval` over `[since, until)`: `until` defaults to now, `since` to a day "
+    "before `until`. Buckets are aligned in UTC; the first starts at or before `since` and "
+    "counts only events from `since` on. Empty buckets are included.",
+    responses={**BAD_REQUEST, **GUARDED, **UNAVAILABLE, **SERVER_ERROR},
+    opt={SCOPE_OPT: Scope.READ.value},
+    security=security(Scope.READ),
+    tags=["events"],
+)
+async def event_histogram(
+    request: Request[Any, Any, Any],
+    service: NamedDependency[EventService],
+    interval: IntervalParam = "auto",
+    event_type: TypeFilter = None,
+    severity: SeverityFilter = None,
+    min_severity: MinSeverity = None,
+    source: SourceFilter = None,
+    since: Since = None,
+    until: Until = None,
+    q: Q = None,
+    details_path: DetailsDoc = None,
+) -> Response[EventHistogram]:
+    """Counts per bucket of time."""
+    filters = filter_fields(event_type, severity, min_severity, source, since, until)
+    filters |= search_fields(request.query_params, q)
+    repository = service.repository
+    if not isinstance(repository, MakesHistograms):
+        raise ConfigurationError(f"{type(repository).__name__} makes no histograms")
+    histogram = await service.call(repository.histogram, EventFilter(**filters), interval)
+    return json_response(histogram.model_dump_json().encode())
+
+
+HISTOGRAM_ROUTES = [event_histogram]
+"""The histogram handler."""
