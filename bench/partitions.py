@@ -29,6 +29,7 @@ FLAT_INDEXES = (
     'CREATE INDEX ON bench_flat (event_type, severity, "timestamp" DESC, id DESC)',
     'CREATE INDEX ON bench_flat (severity, "timestamp" DESC, id DESC)',
     'CREATE INDEX ON bench_flat (source, "timestamp" DESC, id DESC)',
+    "CREATE INDEX ON bench_flat (ingest_xid)",
 )
 PAGE = (
     "SELECT " + statements.COLUMNS + " FROM {table}{where} "
