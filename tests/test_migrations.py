@@ -85,6 +85,7 @@ def test_upgrade_downgrade_upgrade(fresh_url: str) -> None:
         "system_events_truncate",
         "system_events_deleted",
         "system_events_updated",
+        "system_events_notify",
     }
     downgrade(fresh_url, "0004")
     assert _triggers(fresh_url) == {
@@ -215,6 +216,8 @@ def test_columns_and_types(fresh_url: str) -> None:
         "idempotency_key",
         "idempotency_caller",
         "ingest_xid",
+        "trace_id",
+        "span_id",
     ]
     # Not an identity: ids are made from the month and a sequence (see postgres/ids.py).
     assert columns["id"][:4] == ("bigint", None, "NO", "NO")
@@ -258,16 +261,21 @@ def test_indexes(fresh_url: str) -> None:
         rows = conn.execute(
             "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'system_events'"
         ).fetchall()
-    defs = {name: d.split(" USING btree ", 1)[1] for name, d in rows}
+    defs = {name: d.split(" USING ", 1)[1] for name, d in rows}
     assert defs == {
-        "pk_system_events": '(id, "timestamp")',
-        "ix_system_events_ingest_xid": "(ingest_xid)",
-        "ix_system_events_timestamp_id": '("timestamp" DESC, id DESC)',
+        "pk_system_events": 'btree (id, "timestamp")',
+        "ix_system_events_ingest_xid": "btree (ingest_xid)",
+        "ix_system_events_timestamp_id": 'btree ("timestamp" DESC, id DESC)',
         "ix_system_events_type_severity_timestamp_id": (
-            '(event_type, severity, "timestamp" DESC, id DESC)'
+            'btree (event_type, severity, "timestamp" DESC, id DESC)'
         ),
-        "ix_system_events_severity_timestamp_id": '(severity, "timestamp" DESC, id DESC)',
-        "ix_system_events_source_timestamp_id": '(source, "timestamp" DESC, id DESC)',
+        "ix_system_events_severity_timestamp_id": 'btree (severity, "timestamp" DESC, id DESC)',
+        "ix_system_events_source_timestamp_id": 'btree (source, "timestamp" DESC, id DESC)',
+        "ix_system_events_trace_id": "btree (trace_id) WHERE (trace_id IS NOT NULL)",
+        "ix_system_events_message_trgm": (
+            'gin (lower((message COLLATE "und-x-icu")) gin_trgm_ops)'
+        ),
+        "ix_system_events_details": "gin (details jsonb_path_ops)",
     }
     unique = {name for name, d in rows if d.startswith("CREATE UNIQUE")}
     assert unique == {"pk_system_events"}

@@ -301,3 +301,31 @@ async def test_a_writer_during_retention_loses_nothing_and_waits_little(
     assert max(waits) < 2.0, max(waits)
     fold(empty_years_url)
     rollups_are_exact(empty_years_url)
+
+
+async def test_reading_a_partition_by_name_equals_reading_the_table(
+    years: PostgresEventRepository, empty_years_url: str
+) -> None:
+    """The fast read by id finds exactly what a read through the parent table finds."""
+    from sysevents.postgres import sql
+    from sysevents.postgres.byid import by_id, read_by_id
+    from sysevents.postgres.partitions import history_end
+
+    events = await years.add_many([new(NOW - i * 9 * DAY, i) for i in range(40)])
+    old = await years.add(new(datetime(1999, 5, 5, tzinfo=UTC)))  # in the history partition
+    moved = await years.update(events[3].id, EventPatch(timestamp=NOW - 200 * DAY))
+    gone_month = events[-1]
+    drop(empty_years_url, where(empty_years_url, gone_month.id))
+    unknown = [events[0].id + 10**6, 5, 2**62]
+    async with await psycopg.AsyncConnection.connect(empty_years_url, autocommit=True) as conn:
+        end = await history_end(conn)
+        assert end is not None
+        for event_id in [e.id for e in events] + [old.id, moved.id, *unknown]:
+            fast = await read_by_id(conn, event_id, sql.SELECTED, end)
+            slow = await by_id(conn, event_id, sql.SELECT)
+            assert fast == slow, event_id
+        assert await read_by_id(conn, moved.id, sql.SELECTED, end) is not None
+        assert await read_by_id(conn, gone_month.id, sql.SELECTED, end) is None
+    assert await years.get(moved.id) == moved
+    assert await years.get(old.id) == old
+    assert await years.get(gone_month.id) is None

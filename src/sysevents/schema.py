@@ -17,7 +17,6 @@ from sqlalchemy import (
     Table,
     Text,
     func,
-    text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
@@ -96,7 +95,7 @@ Index("ix_system_events_trace_id", _c.trace_id, postgresql_where=_c.trace_id.is_
 # for comparison (see sysevents.search), ``details.PATH=VALUE`` by containment.
 Index(
     "ix_system_events_message_trgm",
-    text('lower(message COLLATE "und-x-icu")'),
+    func.lower(_c.message.collate("und-x-icu")),
     postgresql_using="gin",
     postgresql_ops={"lower": "gin_trgm_ops"},
 )

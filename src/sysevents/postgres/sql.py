@@ -40,7 +40,9 @@ COLUMNS_OF_E = (
 """:data:`COLUMNS` of the table aliased ``e``."""
 _SEVERITY = {s.value: s for s in Severity}
 
-SELECT = "SELECT " + COLUMNS + ", ingest_xid, idempotency_caller FROM system_events WHERE "
+SELECTED = COLUMNS + ", ingest_xid, idempotency_caller"
+"""The columns a read by id returns."""
+SELECT = "SELECT " + SELECTED + " FROM system_events WHERE "
 """The start of a read by id (see ``sysevents.postgres.byid``)."""
 XID = 11
 """The position of ``ingest_xid`` in a row of :data:`SELECT` or :data:`RETURNING`."""

@@ -20,12 +20,12 @@ from sysevents.retention import RetentionPolicy, RetentionReport
 from sysevents.rules import is_event_id
 
 from . import retention, sql
-from .byid import by_id, needs_locator
+from .byid import by_id, needs_locator, read_by_id
 from .histogram import histogram_statement
 from .ids import month_index
 from .inserts import COPY_FROM, KeyTaken, copy_batch, insert_batch, insert_one
 from .keys import PostgresKeyStore, database_secret
-from .partitions import ensure_ahead, ensure_partitions, missing_partition
+from .partitions import ensure_ahead, ensure_partitions, history_end, missing_partition
 from .pool import Connection, PostgresPool
 
 if TYPE_CHECKING:
@@ -71,6 +71,9 @@ class PostgresEventRepository(RepositoryBase):
         self._folder: asyncio.Task[None] | None = None
         # A watermark the rollups are known to have reached (see stats()).
         self._watermark = 0
+        # Where the history partition ends: fixed when the table is made.
+        self._history_end: datetime | None = None
+        self._history_read = False
         self._db = PostgresPool(
             url,
             min_size=min_size,
@@ -311,7 +314,9 @@ class PostgresEventRepository(RepositoryBase):
         if not is_event_id(event_id):
             return None
         async with self._db.connection() as conn:
-            row = await by_id(conn, event_id, sql.SELECT)
+            if not self._history_read:
+                self._history_end, self._history_read = await history_end(conn), True
+            row = await read_by_id(conn, event_id, sql.SELECTED, self._history_end)
         return None if row is None else sql.event_from_row(row)
 
     async def _listing(self, query: EventQuery) -> Listing:
