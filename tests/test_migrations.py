@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import shutil
 import socket
@@ -145,7 +146,9 @@ def _triggers(url: str) -> set[str]:
     return {r[0] for r in rows}
 
 
-def test_upgrade_counts_the_events_already_stored(fresh_url: str) -> None:
+def test_upgrade_counts_the_events_already_stored(
+    fresh_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
     upgrade(fresh_url, "0002")
     with psycopg.connect(fresh_url, autocommit=True) as conn:
         conn.execute(
@@ -154,7 +157,11 @@ def test_upgrade_counts_the_events_already_stored(fresh_url: str) -> None:
             "'2024-05-01T00:00:00Z'::timestamptz - i * interval '5 hours' "
             "FROM generate_series(1, 500) AS i"
         )
-    upgrade(fresh_url)
+    with caplog.at_level(logging.INFO, logger="sysevents.migrate"):
+        upgrade(fresh_url)
+    said = [r.getMessage() for r in caplog.records if r.name == "sysevents.migrate"]
+    assert any(line.startswith("counting the 500 stored event(s)") for line in said), said
+    assert any(line.startswith("counted 500 event(s) in") for line in said), said
     with psycopg.connect(fresh_url) as conn:
         by_level = conn.execute(
             "SELECT level, sum(n) FROM system_event_rollups GROUP BY level ORDER BY level"

@@ -13,10 +13,14 @@ Create Date: 2025-01-03
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
+
+log = logging.getLogger("sysevents.migrate")
 
 revision: str = "0003"
 down_revision: str | None = "0002"
@@ -127,13 +131,25 @@ def upgrade() -> None:
     )
     # No writes between the backfill and the triggers.
     op.execute("LOCK TABLE system_events IN SHARE ROW EXCLUSIVE MODE")
-    op.execute(
-        f"INSERT INTO system_event_rollups ({KEY}, n) "
-        f"SELECT l.level, {BUCKET}, e.event_type, e.severity, {SOURCE}, 0, count(*) "
-        # In key order: the rows a statistic reads together sit on the same pages,
-        # as they do when the triggers create them hour by hour.
-        f"FROM system_events e CROSS JOIN {LEVELS} GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5"
+    bind = op.get_bind()
+    stored = bind.execute(sa.text("SELECT count(*) FROM system_events")).scalar_one()
+    log.info(
+        "counting the %d stored event(s) into the rollups, in one statement "
+        "(writers wait until it ends)",
+        stored,
     )
+    started = time.monotonic()
+    bind.execute(
+        sa.text(
+            f"INSERT INTO system_event_rollups ({KEY}, n) "
+            f"SELECT l.level, {BUCKET}, e.event_type, e.severity, {SOURCE}, 0, count(*) "
+            # In key order: the rows a statistic reads together sit on the same pages,
+            # as they do when the triggers create them hour by hour.
+            f"FROM system_events e CROSS JOIN {LEVELS} "
+            "GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5"
+        )
+    )
+    log.info("counted %d event(s) in %.1f s", stored, time.monotonic() - started)
     op.execute(FOLD)
     op.execute(_trigger_function("system_events_rollup_insert", NEW_ROWS))
     op.execute(_trigger_function("system_events_rollup_delete", OLD_ROWS))
