@@ -81,14 +81,23 @@ class EventFilter(BaseModel):
             self.source,
             self.since.isoformat() if self.since else None,
             self.until.isoformat() if self.until else None,
-            self.q,
-            sorted(
-                (path, json.dumps(value, sort_keys=True, ensure_ascii=False))
-                for path, value in (self.details or {}).items()
-            ),
         ]
+        # The later filters only when given, each named: a cursor issued before
+        # they existed stays valid, and no two filters share a key.
+        if self.q is not None:
+            key.append(["q", self.q])
+        if self.details:
+            key.append(
+                [
+                    "details",
+                    sorted(
+                        (path, json.dumps(value, sort_keys=True, ensure_ascii=False))
+                        for path, value in self.details.items()
+                    ),
+                ]
+            )
         if self.trace_id is not None:
-            key.append(self.trace_id)
+            key.append(["trace_id", self.trace_id])
         return json.dumps(key, ensure_ascii=False, separators=(",", ":"))
 
     def severities(self) -> list[Severity] | None:
