@@ -660,3 +660,25 @@ async def test_coalesced_readers_get_their_own_copies(
     first.details["a"].append(2)  # type: ignore[index]
     assert second.details == {"a": [1]}
     assert third.details == {"a": [1]}
+
+
+async def test_retention_by_one_cache_is_seen_by_every_cache(
+    make_cache: Callable[..., CachedEventRepository],
+) -> None:
+    """The service and `sysevents retention` (same Redis, same prefix): no expired event served."""
+    from datetime import UTC, datetime, timedelta
+
+    from sysevents import RetentionPolicy
+
+    store = sysevents.MemoryEventRepository()
+    service, command = make_cache(store), make_cache(store)
+    now = datetime.now(UTC)
+    old = await service.add(new("old").model_copy(update={"timestamp": now - timedelta(days=9)}))
+    young = await service.add(new("young"))
+    assert await service.get(old.id) == old  # cached now
+    assert (await service.stats()).total == 2
+    report = await command.apply_retention(RetentionPolicy.parse("*=7d"), now=now)
+    assert report.removed == 1
+    assert await service.get(old.id) is None
+    assert await service.get(young.id) == young
+    assert (await service.stats()).total == 1
