@@ -23,6 +23,7 @@ from .events import EVENT_ROUTES
 from .health import HEALTH_ROUTES
 from .histogram import HISTOGRAM_ROUTES
 from .keys import KEY_ROUTES
+from .stream import STREAM_ROUTES
 
 
 def _allow(methods: str) -> Any:
@@ -72,6 +73,7 @@ def api_router(
     handlers: list[ControllerRouterHandler] = [
         *_OPTIONS,
         *HISTOGRAM_ROUTES,
+        *STREAM_ROUTES,
         *EVENT_ROUTES,
         *HEALTH_ROUTES,
         *KEY_ROUTES,

@@ -15,6 +15,7 @@ from .listing import ListConformance
 from .retention import RetentionConformance
 from .search import SearchConformance
 from .stats import StatsConformance
+from .tail import TailConformance
 from .writes import WriteConformance
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "RetentionConformance",
     "SearchConformance",
     "StatsConformance",
+    "TailConformance",
     "WriteConformance",
     "all_pages",
     "new",
@@ -41,5 +43,6 @@ class EventRepositoryConformance(
     RetentionConformance,
     SearchConformance,
     HistogramConformance,
+    TailConformance,
 ):
     """Every area of the suite."""
