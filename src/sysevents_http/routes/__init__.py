@@ -20,6 +20,7 @@ from sysevents_http.schemas import DEFAULT_MAX_BATCH_SIZE
 from sysevents_http.service import EventService
 
 from .events import EVENT_ROUTES
+from .export import EXPORT_ROUTES
 from .health import HEALTH_ROUTES
 from .histogram import HISTOGRAM_ROUTES
 from .keys import KEY_ROUTES
@@ -74,6 +75,7 @@ def api_router(
         *_OPTIONS,
         *HISTOGRAM_ROUTES,
         *STREAM_ROUTES,
+        *EXPORT_ROUTES,
         *EVENT_ROUTES,
         *HEALTH_ROUTES,
         *KEY_ROUTES,
