@@ -6,7 +6,10 @@ API by changing a URL; answers and errors are the same as any other backend's.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import asyncio
+import json as json_module
+import re
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
@@ -18,13 +21,14 @@ from .histogram import EventHistogram
 from .model import Event, EventPage, EventPatch, EventStats, NewEvent
 from .query import EventFilter, EventQuery, QueryParams
 from .rules import is_event_id
+from .tail import TailBase, Tailed, bad_position
 from .wire import error_of
 
 if TYPE_CHECKING:
     from .settings import Settings
 
 
-class HttpEventRepository(Lifecycle):
+class HttpEventRepository(TailBase, Lifecycle):
     """Talks to a sysevents REST API; every ``EventRepository`` method is one request.
 
     ``base_url`` is the API's root (``http://host:port``). ``timeout`` bounds
@@ -147,6 +151,63 @@ class HttpEventRepository(Lifecycle):
         body = await self._request("GET", "/api/events/histogram", params=params)
         return _parse(EventHistogram, body)
 
+    def follow(
+        self,
+        query: EventFilter | None = None,
+        *,
+        after: str | None = None,
+        idle: float | None = None,
+    ) -> AsyncIterator[Tailed]:
+        """New matching events from ``GET /api/events/stream`` (Server-Sent Events).
+
+        A dropped connection is reopened with ``Last-Event-ID``, so nothing is
+        missed or repeated; the server's heartbeats come every ``idle``
+        seconds (default 15) and are yielded as items without an event when
+        ``idle`` is given.
+        """
+        if after is not None and not _POSITION.fullmatch(after):
+            raise bad_position(after)  # the server tells apart the rest
+        return self._follow(query or EventFilter(), after, idle)
+
+    async def _follow(
+        self, query: EventFilter, after: str | None, idle: float | None
+    ) -> AsyncIterator[Tailed]:
+        client = self._ensure_open()
+        heartbeat = idle if idle is not None else _HEARTBEAT
+        params: list[tuple[str, Any]] = [
+            *EventFilter.query_params(query),
+            ("heartbeat", f"{heartbeat:g}"),
+        ]
+        # A read waits at most for a few heartbeats: longer, the server is gone.
+        timeout = httpx.Timeout(self.timeout, read=self.timeout + 3 * heartbeat)
+        position, connected, pause = after, False, 0.1
+        while True:
+            headers = {} if position is None else {"Last-Event-ID": position}
+            try:
+                async with client.stream(
+                    "GET",
+                    "/api/events/stream",
+                    params=httpx.QueryParams(list(params)),
+                    headers=headers,
+                    timeout=timeout,
+                ) as response:
+                    if response.status_code >= 300:
+                        await response.aread()
+                        raise _error(response, None, False)
+                    connected, pause = True, 0.1
+                    async for event_id, data in _server_sent(response.aiter_lines()):
+                        position = event_id or position
+                        if data is not None:
+                            yield Tailed(_parse(Event, _json(data)), position or "")
+                        elif idle is not None:
+                            yield Tailed(None, position or "")
+            except (httpx.TransportError, httpx.TimeoutException) as exc:
+                if not connected:
+                    raise StoreUnavailableError(f"cannot follow {self.base_url}: {exc}") from exc
+            self._ensure_open()
+            await asyncio.sleep(pause)  # the stream ended or broke: resume where it was
+            pause = min(pause * 2, 5.0)
+
     async def ping(self) -> None:
         """Check the API and its store answer (``GET /api/health/db``)."""
         await self._request("GET", "/api/health/db")
@@ -192,6 +253,35 @@ class HttpEventRepository(Lifecycle):
 
 
 M = TypeVar("M", bound=BaseModel)
+_HEARTBEAT = 15.0
+_POSITION = re.compile(r"[0-9A-Za-z._-]{1,64}")
+
+
+async def _server_sent(lines: AsyncIterator[str]) -> AsyncIterator[tuple[str | None, str | None]]:
+    """The ``(id, data)`` of each Server-Sent Event; ``data`` is ``None`` for a heartbeat."""
+    event_id: str | None = None
+    data: list[str] = []
+    block = False
+    async for line in lines:
+        if not line:
+            if block:
+                yield event_id, "\n".join(data) if data else None
+            event_id, data, block = None, [], False
+            continue
+        block = True
+        name, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        if name == "data":
+            data.append(value)
+        elif name == "id":
+            event_id = value
+
+
+def _json(text: str) -> Any:
+    try:
+        return json_module.loads(text)
+    except ValueError as exc:
+        raise StoreError("the stream sent an event that is not JSON") from exc
 
 
 class _StoredBatch(BaseModel):

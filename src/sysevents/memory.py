@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import builtins
 import copy
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -18,12 +19,13 @@ from .model import Event, EventPatch, EventStats, NewEvent
 from .query import EventFilter, EventQuery, page_total
 from .retention import RetentionPolicy, RetentionReport
 from .rules import is_event_id
+from .tail import TailBase, Tailed, bad_position
 
 if TYPE_CHECKING:
     from .settings import Settings
 
 
-class MemoryEventRepository(RepositoryBase):
+class MemoryEventRepository(TailBase, RepositoryBase):
     """Keeps events in a dict; every instance is independent. Not durable."""
 
     def __init__(self, **options: Any) -> None:
@@ -32,6 +34,9 @@ class MemoryEventRepository(RepositoryBase):
         self._keys: dict[tuple[str, str], int] = {}  # (caller, idempotency key) -> id
         self._callers: dict[int, str] = {}  # id -> the caller of its idempotency key
         self._next_id = 1
+        # Every stored id in insertion order: a tail's position is an index here.
+        self._log: list[int] = []
+        self._waiters: set[asyncio.Future[None]] = set()
         self.keys = MemoryKeyStore()
         """The API keys of this store (see ``sysevents.keys``)."""
 
@@ -50,6 +55,13 @@ class MemoryEventRepository(RepositoryBase):
     async def open(self) -> None:
         """Reopen after ``close``; contents are kept."""
         self._closed = False
+
+    async def close(self) -> None:
+        """Close; a tail in progress ends with ``StoreUnavailableError``."""
+        await super().close()
+        for waiter in self._waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
     def _keyed(self, caller: str, key: str, now: datetime) -> Event | None:
         """The event stored with this key, unless it is older than the idempotency window."""
@@ -93,6 +105,11 @@ class MemoryEventRepository(RepositoryBase):
             self._keys[caller, key] = event.id
             self._callers[event.id] = caller
         self._next_id += 1
+        self._log.append(event.id)
+        for waiter in self._waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        self._waiters.clear()
         return _copy(event)
 
     async def add(self, new: NewEvent, *, caller: str | None = None) -> Event:
@@ -216,6 +233,42 @@ class MemoryEventRepository(RepositoryBase):
             if span.matches(e)
         )
         return plan.histogram((start, severity, n) for (start, severity), n in counts.items())
+
+    def follow(
+        self,
+        query: EventFilter | None = None,
+        *,
+        after: str | None = None,
+        idle: float | None = None,
+    ) -> AsyncIterator[Tailed]:
+        """New matching events in insertion order; a position is an insertion number."""
+        start = None
+        if after is not None:
+            if not (after.isascii() and after.isdigit() and len(after) <= 18):
+                raise bad_position(after)
+            start = int(after)
+        return self._follow(query or EventFilter(), start, idle)
+
+    async def _follow(
+        self, query: EventFilter, start: int | None, idle: float | None
+    ) -> AsyncIterator[Tailed]:
+        self._ensure_open()
+        seen = len(self._log) if start is None else min(start, len(self._log))
+        while True:
+            self._ensure_open()
+            while seen < len(self._log):
+                event = self._events.get(self._log[seen])
+                seen += 1
+                if event is not None and query.matches(event):
+                    yield Tailed(_copy(event), str(seen))
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.add(waiter)
+            try:
+                await asyncio.wait_for(asyncio.shield(waiter), idle)
+            except TimeoutError:
+                yield Tailed(None, str(seen))
+            finally:
+                self._waiters.discard(waiter)
 
     async def ping(self) -> None:
         """Always answers while open."""

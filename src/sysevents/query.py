@@ -69,8 +69,8 @@ class EventFilter(BaseModel):
 
     @property
     def searches(self) -> bool:
-        """Whether ``q`` or ``details`` is given: filters only the events themselves can answer."""
-        return self.q is not None or bool(self.details)
+        """Whether ``q``, ``details`` or ``trace_id`` is given: what the rollups cannot count."""
+        return self.q is not None or bool(self.details) or self.trace_id is not None
 
     def filter_key(self) -> str:
         """A canonical text of the filters, equal exactly for equal filters."""

@@ -6,7 +6,7 @@ test for it with ``isinstance`` rather than probing for attributes.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
@@ -17,6 +17,7 @@ from .keys import KeyStore
 from .model import Event, EventPage, EventPatch, EventStats, NewEvent
 from .query import EventFilter, EventQuery
 from .retention import RetentionPolicy, RetentionReport
+from .tail import Tailed
 
 
 @runtime_checkable
@@ -112,6 +113,28 @@ class MakesHistograms(Protocol):
         ``interval`` is ``1m``, ``5m``, ``1h``, ``1d`` or ``auto``; buckets are
         aligned in UTC (see ``sysevents.histogram``). More than 1000 buckets,
         or another interval, raises ``InvalidEventError`` naming ``interval``.
+        """
+
+
+@runtime_checkable
+class Tails(Protocol):
+    """A repository that follows new events as they are stored (every store here)."""
+
+    def tail(
+        self, query: EventFilter | None = None, *, after: str | None = None
+    ) -> AsyncIterator[Event]:
+        """Each new event matching ``query``, once, in order, for as long as one iterates."""
+
+    def follow(
+        self,
+        query: EventFilter | None = None,
+        *,
+        after: str | None = None,
+        idle: float | None = None,
+    ) -> AsyncIterator[Tailed]:
+        """The new events with their positions (see ``sysevents.tail``), resumable by ``after``.
+
+        Yields an item without an event each ``idle`` seconds without one.
         """
 
 

@@ -88,6 +88,8 @@ def routes(event_id: int) -> list[tuple[str, str, Any, str | None]]:
         ("GET", "/api/events", None, "read"),
         ("HEAD", "/api/events", None, "read"),
         ("GET", "/api/events/stats", None, "read"),
+        ("GET", "/api/events/histogram", None, "read"),
+        ("GET", "/api/events/export", None, "read"),
         ("GET", f"/api/events/{event_id}", None, "read"),
         ("POST", "/api/events", EVENT, "write"),
         ("POST", "/api/events/batch", {"events": [EVENT]}, "write"),

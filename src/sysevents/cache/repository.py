@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, TypeVar, cast
 
@@ -26,9 +26,11 @@ from sysevents.repository import (
     JsonReads,
     Maintains,
     MakesHistograms,
+    Tails,
 )
 from sysevents.retention import RetentionPolicy, RetentionReport
 from sysevents.rules import is_event_id
+from sysevents.tail import TailBase, Tailed
 
 from .client import cache_client
 from .flights import SingleFlight
@@ -46,7 +48,7 @@ T = TypeVar("T")
 _NONE = b"-"  # the payload of a cached "no such event"
 
 
-class CachedEventRepository(Lifecycle):
+class CachedEventRepository(TailBase, Lifecycle):
     """An :class:`EventRepository` that caches events and stats in Redis.
 
     Redis failures never reach the caller: see :class:`~sysevents.cache.guard.RedisGuard`
@@ -231,6 +233,19 @@ class CachedEventRepository(Lifecycle):
         if not isinstance(inner, MakesHistograms):
             raise ConfigurationError(f"{type(inner).__name__} makes no histograms")
         return await inner.histogram(query, interval)
+
+    def follow(
+        self,
+        query: EventFilter | None = None,
+        *,
+        after: str | None = None,
+        idle: float | None = None,
+    ) -> AsyncIterator[Tailed]:
+        """The inner store's tail, not cached (see ``Tails``)."""
+        inner = self.inner
+        if not isinstance(inner, Tails):
+            raise ConfigurationError(f"{type(inner).__name__} has no live tail")
+        return inner.follow(query, after=after, idle=idle)
 
     async def ping(self) -> None:
         """Check the inner store; the cache being down is not the store being down."""

@@ -1,4 +1,4 @@
-"""The ``sysevents`` console command: ``serve``, ``migrate``, ``retention`` and ``keys``."""
+"""The ``sysevents`` command: serve, migrate, retention, keys, export and tail."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from sysevents.repository import Maintains
 from sysevents.retention import apply_and_record
 from sysevents.settings import Settings
 
-from . import keys
+from . import keys, search
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -80,6 +80,7 @@ def _parser() -> argparse.ArgumentParser:
         "--dry-run", action="store_true", help="count what would be removed, remove nothing"
     )
     keys.add_parser(commands)
+    search.add_parsers(commands)
     return parser
 
 
@@ -134,6 +135,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         if args.command == "keys":
             return keys.run(args, settings)
+        if args.command in ("export", "tail"):
+            return search.run(args, settings)
         if args.command == "retention":
             return asyncio.run(_retention(settings, dry_run=args.dry_run))
         if args.command == "migrate":

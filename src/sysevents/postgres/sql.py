@@ -336,7 +336,7 @@ def stats_statement(query: EventFilter, watermark: int, now: datetime | None = N
         # or a search counts rows (through the trace_id or search indexes).
         raw, buckets = (
             ([(lo or LOWEST, hi or HIGHEST)], [])
-            if query.searches or query.trace_id is not None
+            if query.searches
             else rollup_cover(lo, hi, by_source=part == "0" or query.source is not None)
         )
         # Each branch is aggregated on its own, over the real table's statistics

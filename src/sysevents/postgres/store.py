@@ -6,7 +6,7 @@ import asyncio
 import builtins
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -18,6 +18,7 @@ from sysevents.model import Event, EventPatch, EventStats, NewEvent
 from sysevents.query import EventFilter, EventQuery, page_total
 from sysevents.retention import RetentionPolicy, RetentionReport
 from sysevents.rules import is_event_id
+from sysevents.tail import TailBase, Tailed
 
 from . import retention, sql
 from .byid import by_id, needs_locator, read_by_id
@@ -27,6 +28,17 @@ from .inserts import COPY_FROM, KeyTaken, copy_batch, insert_batch, insert_one
 from .keys import PostgresKeyStore, database_secret
 from .partitions import ensure_ahead, ensure_partitions, history_end, missing_partition
 from .pool import Connection, PostgresPool
+from .tail import (
+    BATCH,
+    HORIZON,
+    Listener,
+    Position,
+    parse_position,
+    position_text,
+    rows_statement,
+    start_after,
+    wait_for_rows,
+)
 
 if TYPE_CHECKING:
     from psycopg_pool import AsyncConnectionPool
@@ -37,7 +49,7 @@ log = logging.getLogger("sysevents.postgres")
 T = TypeVar("T")
 
 
-class PostgresEventRepository(RepositoryBase):
+class PostgresEventRepository(TailBase, RepositoryBase):
     """Events in the PostgreSQL table ``system_events`` (see ``sysevents.schema``).
 
     The connection options (``min_size``, ``max_size``, ``timeout``,
@@ -49,6 +61,9 @@ class PostgresEventRepository(RepositoryBase):
     While open, it folds the rows written since the last fold into the
     rollups every ``fold_interval`` seconds (one process at a time does;
     ``0``: never). Statistics are exact either way; folding keeps them fast.
+
+    Live tails (:meth:`follow`) are woken by ``NOTIFY`` and poll every
+    ``tail_poll`` seconds besides (see ``sysevents.postgres.tail``).
     """
 
     def __init__(
@@ -62,10 +77,13 @@ class PostgresEventRepository(RepositoryBase):
         prepare_threshold: int | None = 5,
         check_after_idle: float = 0.25,
         fold_interval: float = 1.0,
+        tail_poll: float = 1.0,
         **options: Any,
     ) -> None:
         super().__init__(**options)
         self.url = url
+        self.tail_poll = tail_poll
+        self._listener: Listener | None = None
         self.timeout = timeout
         self.fold_interval = fold_interval
         self._folder: asyncio.Task[None] | None = None
@@ -123,6 +141,9 @@ class PostgresEventRepository(RepositoryBase):
     async def close(self) -> None:
         """Close the pool; safe to call twice."""
         self._closed = True
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            await listener.stop()
         folder, self._folder = self._folder, None
         if folder is not None:
             folder.cancel()
@@ -389,6 +410,58 @@ class PostgresEventRepository(RepositoryBase):
             cur = await conn.execute(statement.sql, statement.params, prepare=False)
             rows = await cur.fetchall()
         return plan.histogram(rows)
+
+    def follow(
+        self,
+        query: EventFilter | None = None,
+        *,
+        after: str | None = None,
+        idle: float | None = None,
+    ) -> AsyncIterator[Tailed]:
+        """New matching events in (writing transaction, id) order; exactly once across replicas."""
+        start = None if after is None else parse_position(after)
+        return self._follow(query or EventFilter(), start, idle)
+
+    async def _follow(
+        self, query: EventFilter, position: Position | None, idle: float | None
+    ) -> AsyncIterator[Tailed]:
+        self._ensure_open()
+        if self._listener is None:
+            self._listener = Listener(self.url, self.timeout)
+            self._listener.start()
+        listener = self._listener
+        loop = asyncio.get_running_loop()
+        last_yield = loop.time()
+        delay = self.tail_poll
+        while True:
+            self._ensure_open()
+            signal = listener.signal()  # taken before reading: no wake-up is lost
+            async with self._db.connection() as conn:
+                cur = await conn.execute(HORIZON)
+                row = await cur.fetchone()
+                assert row is not None
+                horizon = int(row[0])
+                if position is None:
+                    position = start_after(horizon)
+                statement = rows_statement(query, position, horizon)
+                cur = await conn.execute(statement.sql, statement.params, prepare=False)
+                rows = await cur.fetchall()
+            for row in rows:
+                position = (int(row[9]), int(row[0]))
+                yield Tailed(sql.event_from_row(row), position_text(position))
+            if rows:
+                last_yield = loop.time()
+                if len(rows) == BATCH:
+                    continue
+            # Every row below the horizon has been read: start past it next time.
+            position = max(position, start_after(horizon))
+            wait = delay if idle is None else min(delay, max(0.0, last_yield + idle - loop.time()))
+            woken = await wait_for_rows(signal, wait)
+            # Woken, the writer's rows may still wait on an older transaction: look again soon.
+            delay = 0.02 if woken else min(delay * 2, self.tail_poll)
+            if idle is not None and loop.time() - last_yield >= idle:
+                last_yield = loop.time()
+                yield Tailed(None, position_text(position))
 
     async def ping(self) -> None:
         """Check the database answers and is migrated; ``StoreUnavailableError`` if not."""

@@ -20,10 +20,12 @@ from sysevents_http.schemas import DEFAULT_MAX_BATCH_SIZE
 from sysevents_http.service import EventService
 
 from .events import EVENT_ROUTES
+from .export import EXPORT_ROUTES
 from .health import HEALTH_ROUTES
 from .histogram import HISTOGRAM_ROUTES
 from .keys import KEY_ROUTES
 from .otlp import OTLP_ROUTES
+from .stream import STREAM_ROUTES
 
 
 def _allow(methods: str) -> Any:
@@ -73,6 +75,8 @@ def api_router(
     handlers: list[ControllerRouterHandler] = [
         *_OPTIONS,
         *HISTOGRAM_ROUTES,
+        *STREAM_ROUTES,
+        *EXPORT_ROUTES,
         *EVENT_ROUTES,
         *HEALTH_ROUTES,
         *KEY_ROUTES,

@@ -26,6 +26,7 @@ from .params import (
     SeverityFilter,
     Since,
     SourceFilter,
+    TraceFilter,
     TypeFilter,
     Until,
     filter_fields,
@@ -66,11 +67,12 @@ async def event_histogram(
     source: SourceFilter = None,
     since: Since = None,
     until: Until = None,
+    trace_id: TraceFilter = None,
     q: Q = None,
     details_path: DetailsDoc = None,
 ) -> Response[EventHistogram]:
     """Counts per bucket of time."""
-    filters = filter_fields(event_type, severity, min_severity, source, since, until)
+    filters = filter_fields(event_type, severity, min_severity, source, since, until, trace_id)
     filters |= search_fields(request.query_params, q)
     repository = service.repository
     if not isinstance(repository, MakesHistograms):

@@ -15,6 +15,7 @@ from .listing import ListConformance
 from .retention import RetentionConformance
 from .search import SearchConformance
 from .stats import StatsConformance
+from .tail import TailConformance
 from .traces import TraceConformance
 from .writes import WriteConformance
 
@@ -27,6 +28,7 @@ __all__ = [
     "RetentionConformance",
     "SearchConformance",
     "StatsConformance",
+    "TailConformance",
     "TraceConformance",
     "WriteConformance",
     "all_pages",
@@ -44,5 +46,6 @@ class EventRepositoryConformance(
     TraceConformance,
     SearchConformance,
     HistogramConformance,
+    TailConformance,
 ):
     """Every area of the suite."""

@@ -1,0 +1,138 @@
+"""Live tails over PostgreSQL: exactly once, in order, whichever replica wrote the events.
+
+The order is ``(ingest_xid, id)``: the writing transaction, then the id. A
+tail only emits rows whose ``ingest_xid`` is below the ``xmin`` of a snapshot
+taken before the read: every transaction below it has ended, so no row can
+appear later behind the tail's position, however writers interleave and
+whatever ids they drew. The position ``"XID-ID"`` is the last row emitted
+(or a point past rows that did not match).
+
+``NOTIFY sysevents_events`` (sent by a statement trigger on every insert, see
+migration 0007) wakes the tails of every replica through one listening
+connection per repository; the table is the truth, and tails also poll, so a
+lost notification, or a transaction holding ``xmin`` back, only delays them.
+"""
+
+# ruff: noqa: S608
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import psycopg
+
+from sysevents.query import EventFilter
+from sysevents.rules import MAX_EVENT_ID
+from sysevents.tail import bad_position
+
+from .sql import COLUMNS, Statement, where
+
+log = logging.getLogger("sysevents.postgres")
+
+CHANNEL = "sysevents_events"
+"""The channel migration 0007's trigger notifies after every insert."""
+HORIZON = "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
+"""Every transaction below this has ended (committed or rolled back)."""
+BATCH = 500
+"""Rows read at a time."""
+
+Position = tuple[int, int]
+
+
+def parse_position(after: str) -> Position:
+    """The ``(xid, id)`` of a position text ``"XID-ID"``; ``InvalidEventError`` if malformed."""
+    xid, _, event_id = after.partition("-")
+    for part in (xid, event_id):
+        if not (part.isascii() and part.isdigit() and len(part) <= 19):
+            raise bad_position(after)
+    position = int(xid), int(event_id)
+    if position[0] > MAX_EVENT_ID or position[1] > MAX_EVENT_ID:
+        raise bad_position(after)
+    return position
+
+
+def position_text(position: Position) -> str:
+    """The text of a position."""
+    return f"{position[0]}-{position[1]}"
+
+
+def start_after(horizon: int) -> Position:
+    """Where a tail started now begins: after every transaction ended before it."""
+    return horizon - 1, MAX_EVENT_ID
+
+
+def rows_statement(query: EventFilter, after: Position, horizon: int) -> Statement:
+    """The next rows of ``query`` after ``after``, below ``horizon``, in tail order."""
+    w = where(query)
+    return Statement(
+        "SELECT " + COLUMNS + ", ingest_xid FROM system_events WHERE ingest_xid >= %s "
+        "AND ingest_xid < %s AND (ingest_xid, id) > (%s, %s)" + w.and_sql
+        + " ORDER BY ingest_xid, id LIMIT %s",
+        [after[0], horizon, after[0], after[1], *w.params, BATCH],
+    )  # fmt: skip
+
+
+class Listener:
+    """One listening connection that wakes every tail of a repository on each notification."""
+
+    def __init__(self, conninfo: str, connect_timeout: float) -> None:
+        self._conninfo = conninfo
+        self._connect_timeout = connect_timeout
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Start listening in the background (once)."""
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(
+                self._listen_forever(), name="sysevents-tail-listener"
+            )
+
+    async def stop(self) -> None:
+        """Stop listening, waking every tail; safe to call twice."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._ring()
+
+    def signal(self) -> asyncio.Event:
+        """The event the next notification sets: take it before reading, then wait on it."""
+        return self._wake
+
+    def _ring(self) -> None:
+        self._wake.set()
+        self._wake = asyncio.Event()
+
+    async def _listen_forever(self) -> None:
+        pause = 0.1
+        while True:
+            try:
+                conn = await psycopg.AsyncConnection.connect(
+                    self._conninfo,
+                    autocommit=True,
+                    connect_timeout=max(2, round(self._connect_timeout)),
+                    application_name="sysevents-tail",
+                )
+                async with conn:
+                    await conn.execute("LISTEN " + CHANNEL)
+                    pause = 0.1
+                    self._ring()  # anything written while not listening is read now
+                    async for _ in conn.notifies():
+                        self._ring()
+            except psycopg.Error as exc:
+                log.debug("tail listener: %s; polling until it reconnects", exc)
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 5.0)
+
+
+async def wait_for_rows(signal: asyncio.Event, seconds: float) -> bool:
+    """Wait until ``signal`` is set or ``seconds`` pass; whether it was set."""
+    try:
+        await asyncio.wait_for(signal.wait(), seconds)
+    except TimeoutError:
+        return False
+    return True
