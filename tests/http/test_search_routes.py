@@ -138,3 +138,19 @@ async def test_a_malformed_last_event_id_is_named(client: Client) -> None:
     response = await client.get("/api/events/stream", headers={"Last-Event-ID": "not-a-position"})
     assert response.status_code == 400
     assert response.json()["errors"][0]["field"] == "Last-Event-ID"
+
+
+async def test_the_stream_needs_the_read_scope() -> None:
+    from sysevents import Settings
+    from sysevents.keys import new_key
+    from sysevents_http import create_app
+
+    key, _, _ = new_key()
+    settings = Settings(api_keys=f"ingest:write:{key}", auth="required", rate_limit="off")
+    async with AsyncTestClient(create_app(settings)) as anonymous:
+        assert (await anonymous.get("/api/events/stream")).status_code == 401
+        refused = await anonymous.get(
+            "/api/events/stream", headers={"Authorization": f"Bearer {key}"}
+        )
+        assert refused.status_code == 403
+        assert refused.json()["scope"] == "read"

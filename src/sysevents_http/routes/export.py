@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from litestar import Request, get
 from litestar.di import NamedDependency
+from litestar.openapi.spec import OpenAPIMediaType, Operation, Schema
+from litestar.openapi.spec.enums import OpenAPIType
 from litestar.params import QueryParameter
 from litestar.response import Stream
 
@@ -54,6 +57,17 @@ ExportOrder = Annotated[
 _MEDIA = {"ndjson": "application/x-ndjson", "csv": "text/csv; charset=utf-8"}
 
 
+@dataclass
+class _FileOperation(Operation):
+    """The export's OpenAPI operation: its answer is NDJSON or CSV text, as ``format`` says."""
+
+    def __post_init__(self) -> None:
+        ok = (self.responses or {}).get("200")
+        if ok is not None and not isinstance(ok, dict) and hasattr(ok, "content"):
+            text = OpenAPIMediaType(schema=Schema(type=OpenAPIType.STRING))
+            ok.content = {"application/x-ndjson": text, "text/csv": text}
+
+
 @get(
     "/api/events/export",
     summary="Export events",
@@ -63,6 +77,7 @@ _MEDIA = {"ndjson": "application/x-ndjson", "csv": "text/csv; charset=utf-8"}
     opt={SCOPE_OPT: Scope.READ.value},
     security=security(Scope.READ),
     tags=["events"],
+    operation_class=_FileOperation,
 )
 async def export_events(
     request: Request[Any, Any, Any],
