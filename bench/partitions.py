@@ -177,7 +177,11 @@ async def bench_partitions(ctx: Context) -> None:
                 ),
             ),
         ):
-            statement = statements.stats_statement(query, 0)
+            cur = await conn.execute(statements.WATERMARK)
+            mark_row = await cur.fetchone()
+            assert mark_row is not None
+            # The watermark the repository knows, as it passes it.
+            statement = statements.stats_statement(query, int(mark_row[0]))
             flat_sql = statement.sql.replace("FROM system_events", "FROM bench_flat")
 
             async def lib_stats(q: EventFilter = query) -> None:
