@@ -329,3 +329,25 @@ async def test_reading_a_partition_by_name_equals_reading_the_table(
     assert await years.get(moved.id) == moved
     assert await years.get(old.id) == old
     assert await years.get(gone_month.id) is None
+
+
+async def test_a_busy_month_is_left_for_the_next_run(
+    years: PostgresEventRepository, empty_years_url: str
+) -> None:
+    await months_of_events(years, 5)
+    oldest = min(
+        (p for p in partitions(empty_years_url) if p.startswith("system_events_p")),
+    )
+    policy = RetentionPolicy.parse("*=60d")
+    with psycopg.connect(empty_years_url) as holder:
+        # A writer's lock on the oldest month, held across the whole run.
+        holder.execute(f"LOCK TABLE {oldest} IN ROW EXCLUSIVE MODE")
+        report = await years.apply_retention(policy, now=NOW)
+        assert oldest not in report.partitions_dropped
+        assert oldest in partitions(empty_years_url)
+        holder.rollback()
+    again = await years.apply_retention(policy, now=NOW)
+    assert oldest in again.partitions_dropped
+    assert oldest not in partitions(empty_years_url)
+    fold(empty_years_url)
+    rollups_are_exact(empty_years_url)

@@ -78,8 +78,16 @@ BEGIN
     END IF;
     -- Waits for the transactions correcting counted rows (they hold it FOR SHARE).
     SELECT watermark INTO done FROM system_event_rollup_state WHERE id = 1 FOR UPDATE;
-    -- Every transaction below this one has ended: the rows they wrote are final.
-    upto := pg_snapshot_xmin(pg_current_snapshot())::text::bigint;
+    -- Every transaction of this database below this one has ended: the rows
+    -- they wrote are final (a long transaction elsewhere on the server holds
+    -- nothing back). The rows are counted by a later statement, which sees them.
+    SELECT least(pg_snapshot_xmax(s)::text::bigint, (SELECT min(x::text::bigint)
+        FROM pg_snapshot_xip(s) AS x WHERE x::text::bigint % 4294967296 IN (
+            SELECT backend_xid::text::bigint FROM pg_stat_activity
+            WHERE datname = current_database() AND backend_xid IS NOT NULL
+            UNION ALL SELECT transaction::text::bigint FROM pg_prepared_xacts
+            WHERE database = current_database())))
+    INTO upto FROM pg_current_snapshot() AS s;
     IF upto <= done THEN
         RETURN done;
     END IF;

@@ -20,7 +20,6 @@ from typing import Any, LiteralString
 
 import psycopg
 
-from sysevents.errors import StoreError
 from sysevents.retention import RetentionPolicy, RetentionReport, Rule
 
 from .partitions import HISTORY, Partition, monthly_partitions
@@ -164,9 +163,8 @@ async def _drop_with_retries(
     for attempt in range(DROP_ATTEMPTS):
         try:
             return await _drop(conn, partition, policy)
-        except StoreError as exc:
-            if not isinstance(exc.__cause__, psycopg.errors.LockNotAvailable):
-                raise
+        except psycopg.errors.LockNotAvailable:
+            # Its transaction is rolled back: nothing was dropped or counted.
             await asyncio.sleep(0.05 * (attempt + 1))
     log.warning("partition %s is busy: it will be dropped another time", partition.name)
     return None

@@ -31,6 +31,7 @@ from .pool import Connection, PostgresPool
 from .tail import (
     BATCH,
     HORIZON,
+    XID,
     Listener,
     Position,
     parse_position,
@@ -447,7 +448,7 @@ class PostgresEventRepository(TailBase, RepositoryBase):
                 cur = await conn.execute(statement.sql, statement.params, prepare=False)
                 rows = await cur.fetchall()
             for row in rows:
-                position = (int(row[9]), int(row[0]))
+                position = (int(row[XID]), int(row[0]))
                 yield Tailed(sql.event_from_row(row), position_text(position))
             if rows:
                 last_yield = loop.time()

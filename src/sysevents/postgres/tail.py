@@ -1,16 +1,16 @@
 """Live tails over PostgreSQL: exactly once, in order, whichever replica wrote the events.
 
 The order is ``(ingest_xid, id)``: the writing transaction, then the id. A
-tail only emits rows whose ``ingest_xid`` is below the ``xmin`` of a snapshot
-taken before the read: every transaction below it has ended, so no row can
-appear later behind the tail's position, however writers interleave and
-whatever ids they drew. The position ``"XID-ID"`` is the last row emitted
+tail only emits rows whose ``ingest_xid`` is below :data:`HORIZON`, read
+before the rows: every transaction of this database below it has ended, so no
+row can appear later behind the tail's position, however writers interleave
+and whatever ids they drew. The position ``"XID-ID"`` is the last row emitted
 (or a point past rows that did not match).
 
 ``NOTIFY sysevents_events`` (sent by a statement trigger on every insert, see
 migration 0007) wakes the tails of every replica through one listening
 connection per repository; the table is the truth, and tails also poll, so a
-lost notification, or a transaction holding ``xmin`` back, only delays them.
+lost notification, or a long transaction of this database, only delays them.
 """
 
 # ruff: noqa: S608
@@ -33,10 +33,24 @@ log = logging.getLogger("sysevents.postgres")
 
 CHANNEL = "sysevents_events"
 """The channel migration 0007's trigger notifies after every insert."""
-HORIZON = "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
-"""Every transaction below this has ended (committed or rolled back)."""
+HORIZON = (
+    "SELECT least(pg_snapshot_xmax(s)::text::bigint, (SELECT min(x::text::bigint) "
+    "FROM pg_snapshot_xip(s) AS x WHERE x::text::bigint % 4294967296 IN ("
+    "SELECT backend_xid::text::bigint FROM pg_stat_activity "
+    "WHERE datname = current_database() AND backend_xid IS NOT NULL UNION ALL "
+    "SELECT transaction::text::bigint FROM pg_prepared_xacts "
+    "WHERE database = current_database()))) FROM pg_current_snapshot() AS s"
+)
+"""Every transaction of this database below this had ended when it was read.
+
+Only this database's transactions count (those still running, prepared ones
+too): a long write elsewhere on the server holds nothing back. Rows are read
+by a later statement, which sees every one of them.
+"""
 BATCH = 500
 """Rows read at a time."""
+XID = len(COLUMNS.split(","))
+"""The position of ``ingest_xid`` in a row of :func:`rows_statement` (after every column)."""
 
 Position = tuple[int, int]
 
