@@ -134,11 +134,15 @@ def partition_months(conn: psycopg.Connection[Any], since: datetime) -> None:
     from sysevents.postgres.partitions import HISTORY, ensure_partitions
 
     first = month_index(since)
-    conn.execute(f"DROP TABLE {HISTORY}")
-    conn.execute(
-        f"CREATE TABLE {HISTORY} PARTITION OF system_events FOR VALUES FROM (MINVALUE) "
-        f"TO ('{month_start(first).isoformat()}')"
-    )
+    for parent, history in (
+        ("system_events", HISTORY),
+        ("system_event_rollups", "system_event_rollups_history"),
+    ):
+        conn.execute(f"DROP TABLE {history}")
+        conn.execute(
+            f"CREATE TABLE {history} PARTITION OF {parent} FOR VALUES FROM (MINVALUE) "
+            f"TO ('{month_start(first).isoformat()}')"
+        )
 
     async def make() -> None:
         aconn = await psycopg.AsyncConnection.connect(conn.info.dsn, autocommit=True)

@@ -28,7 +28,7 @@ from tests.conftest import skip_or_fail, uv_command
 pytestmark = pytest.mark.postgres
 
 VERSION_TABLE = "sysevents_alembic_version"
-PARTITION = re.compile(r"system_events_(p[0-9]{4}_[0-9]{2}|history)")
+PARTITION = re.compile(r"system_(events|event_rollups)_(p[0-9]{4}_[0-9]{2}|history)")
 ROOT = Path(__file__).resolve().parent.parent
 
 

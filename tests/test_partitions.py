@@ -24,12 +24,13 @@ NOW = datetime.now(UTC).replace(microsecond=0)
 DAY = timedelta(days=1)
 
 
-def partitions(url: str) -> list[str]:
-    """The partitions of system_events, as the catalogue lists them."""
+def partitions(url: str, parent: str = "system_events") -> list[str]:
+    """The partitions of ``parent``, as the catalogue lists them."""
     with psycopg.connect(url) as conn:
         rows = conn.execute(
             "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
-            "WHERE i.inhparent = 'system_events'::regclass ORDER BY 1"
+            "WHERE i.inhparent = %s::regclass ORDER BY 1",
+            (parent,),
         ).fetchall()
     return [r[0] for r in rows]
 
@@ -102,9 +103,12 @@ async def repo(empty_postgres_url: str) -> AsyncIterator[PostgresEventRepository
 def test_partitions_are_made_ahead_of_now(empty_postgres_url: str) -> None:
     made = partitions(empty_postgres_url)
     current = month_index(datetime.now(UTC))
+    counted = partitions(empty_postgres_url, "system_event_rollups")
     for month in range(current, current + 4):
         assert partition_name(month) in made
     assert "system_events_history" in made
+    # The rollups are partitioned by the same months.
+    assert [n.replace("system_events_", "system_event_rollups_") for n in made] == counted
 
 
 def drop(url: str, name: str) -> None:
@@ -206,6 +210,11 @@ async def test_retention_drops_whole_months_and_keeps_counts_exact(
     after = set(partitions(empty_years_url))
     assert report.partitions_dropped, "a whole month older than 100 days exists"
     assert set(report.partitions_dropped) == before - after
+    # The months' counts went with them, as tables of their own.
+    counted = set(partitions(empty_years_url, "system_event_rollups"))
+    for name in report.partitions_dropped:
+        assert name.replace("system_events_", "system_event_rollups_") not in counted
+    assert {n.replace("system_events_", "system_event_rollups_") for n in after} == counted
     cutoff = NOW - 100 * DAY
     for name in report.partitions_dropped:
         assert name < partition_name(month_index(cutoff))

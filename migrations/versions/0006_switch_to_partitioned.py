@@ -168,12 +168,26 @@ def upgrade() -> None:
         "SELECT setval('system_events_seq', coalesce((SELECT max(id) FROM system_events), 0) + 1, "
         "false)"
     )
-    # The rollups lose their stripes: one row per key, folded.
+    # The rollups lose their stripes (one row per key, folded) and are
+    # partitioned by month as the events are: a month's counts go with it.
     op.execute(
         "CREATE TABLE system_event_rollups_next (level smallint NOT NULL, "
         "bucket timestamptz NOT NULL, event_type varchar(50) NOT NULL, "
-        "severity varchar(10) NOT NULL, source varchar(100) NOT NULL, n bigint NOT NULL)"
+        "severity varchar(10) NOT NULL, source varchar(100) NOT NULL, n bigint NOT NULL) "
+        "PARTITION BY RANGE (bucket)"
     )
+    months = bind.execute(
+        sa.text(
+            "SELECT c.relname, pg_get_expr(c.relpartbound, c.oid) FROM pg_inherits i "
+            "JOIN pg_class c ON c.oid = i.inhrelid "
+            "WHERE i.inhparent = 'system_events_next'::regclass"
+        )
+    ).all()
+    for name, bound in months:
+        op.execute(
+            f"CREATE TABLE {name.replace('system_events_', 'system_event_rollups_', 1)} "
+            f"PARTITION OF system_event_rollups_next {bound}"
+        )
     op.execute(
         f"INSERT INTO system_event_rollups_next ({KEY}, n) SELECT {KEY}, sum(n) "
         "FROM system_event_rollups GROUP BY 1, 2, 3, 4, 5 HAVING sum(n) <> 0 ORDER BY 1, 2, 3, 4, 5"

@@ -16,7 +16,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import LiteralString, cast
+from typing import cast
 
 import psycopg
 from psycopg import sql
@@ -27,11 +27,13 @@ from .pool import Connection
 AHEAD = 3
 """Months of partitions kept ready after the current one."""
 HISTORY = "system_events_history"
-_NAME = re.compile(r"system_events_p([0-9]{4})_([0-9]{2})")
+_NAME = re.compile(r"system_(?:events|event_rollups)_p([0-9]{4})_([0-9]{2})")
+ROLLUPS = "system_event_rollups"
+"""The rollups, partitioned by month like the events (``system_event_rollups_pYYYY_MM``)."""
 _LOCK = "SELECT pg_advisory_xact_lock(hashtext('sysevents-partitions'))"
 _LIST = (
     "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
-    "WHERE i.inhparent = 'system_events'::regclass"
+    "WHERE i.inhparent = %s::regclass"
 )
 _HISTORY_END = (
     "SELECT (regexp_match(pg_get_expr(c.relpartbound, c.oid), 'TO \\(''([^'']+)''\\)'))[1]"
@@ -65,16 +67,14 @@ def partition_name(month: int) -> str:
     return f"system_events_p{month_start(month):%Y_%m}"
 
 
-def _quoted(name: str) -> LiteralString:
-    # Only names made by partition_name() reach SQL: digits and underscores.
-    if not _NAME.fullmatch(name):
-        raise ValueError(f"not a partition name: {name!r}")
-    return name
+def rollup_partition_name(month: int) -> str:
+    """The name of the rollups' partition of ``month``."""
+    return f"system_event_rollups_p{month_start(month):%Y_%m}"
 
 
-async def monthly_partitions(conn: Connection) -> list[Partition]:
-    """The monthly partitions, oldest first."""
-    cur = await conn.execute(_LIST)
+async def monthly_partitions(conn: Connection, parent: str = "system_events") -> list[Partition]:
+    """The monthly partitions of ``parent``, oldest first."""
+    cur = await conn.execute(_LIST, (parent,))
     found = []
     for (name,) in await cur.fetchall():
         match = _NAME.fullmatch(name)
@@ -104,25 +104,36 @@ async def ensure_partitions(conn: Connection, months: Iterable[int]) -> list[str
         await conn.execute(_LOCK)
         floor = await history_end(conn)
         existing = {p.month for p in await monthly_partitions(conn)}
+        counted = {p.month for p in await monthly_partitions(conn, ROLLUPS)}
         for month in wanted:
             end = month_end(month)
-            if month in existing or end is None or (floor is not None and end <= floor):
+            if end is None or (floor is not None and end <= floor):
                 continue
-            name = _quoted(partition_name(month))
-            await conn.execute(
-                "CREATE TABLE " + name + " (LIKE system_events INCLUDING DEFAULTS "
-                "INCLUDING CONSTRAINTS)"
-            )
-            # Attaching takes no lock that stops writers (creating a partition
-            # in place would); the table is empty, so nothing is scanned.
-            # DDL takes no parameters: the bounds go in as literals.
-            await conn.execute(
-                sql.SQL(
-                    "ALTER TABLE system_events ATTACH PARTITION {} FOR VALUES FROM ({}) TO ({})"
-                ).format(sql.Identifier(name), sql.Literal(month_start(month)), sql.Literal(end))
-            )
-            made.append(name)
+            if month not in existing:
+                await _attach(conn, "system_events", partition_name(month), month)
+                made.append(partition_name(month))
+            if month not in counted:
+                await _attach(conn, ROLLUPS, rollup_partition_name(month), month)
     return made
+
+
+async def _attach(conn: Connection, parent: str, name: str, month: int) -> None:
+    # Made beside the table, then attached: attaching takes no lock that stops
+    # writers (creating a partition in place would), and an empty table is not
+    # scanned. DDL takes no parameters: the bounds go in as literals.
+    await conn.execute(
+        sql.SQL("CREATE TABLE {} (LIKE {} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)").format(
+            sql.Identifier(name), sql.Identifier(parent)
+        )
+    )
+    await conn.execute(
+        sql.SQL("ALTER TABLE {} ATTACH PARTITION {} FOR VALUES FROM ({}) TO ({})").format(
+            sql.Identifier(parent),
+            sql.Identifier(name),
+            sql.Literal(month_start(month)),
+            sql.Literal(month_end(month)),
+        )
+    )
 
 
 async def ensure_ahead(conn: Connection, now: datetime | None = None) -> list[str]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections import Counter
 from datetime import UTC, datetime
 from typing import Any, LiteralString
@@ -22,7 +23,7 @@ import psycopg
 
 from sysevents.retention import RetentionPolicy, RetentionReport, Rule
 
-from .partitions import HISTORY, Partition, monthly_partitions
+from .partitions import HISTORY, ROLLUPS, Partition, monthly_partitions, rollup_partition_name
 from .pool import Connection, PostgresPool
 from .rollups import ROLLUP_KEY
 from .sql import WATERMARK_SHARE
@@ -205,10 +206,15 @@ async def _drop(conn: Connection, partition: Partition, policy: RetentionPolicy)
             "ON CONFLICT (" + ROLLUP_KEY + ") DO UPDATE SET n = r.n + EXCLUDED.n",
             bounds,
         )
-        await conn.execute(
-            "DELETE FROM system_event_rollups WHERE level <> 3 AND bucket >= %s AND bucket < %s",
-            bounds,
-        )
+        counts = rollup_partition_name(partition.month)
+        cur = await conn.execute("SELECT to_regclass(%s) IS NOT NULL", (counts,))
+        separate = await cur.fetchone()
+        if not (separate and separate[0]):  # the month's counts among others': deleted
+            await conn.execute(
+                "DELETE FROM system_event_rollups WHERE level <> 3 "
+                "AND bucket >= %s AND bucket < %s",
+                bounds,
+            )
         await conn.execute(
             'DELETE FROM system_event_locator WHERE "timestamp" >= %s AND "timestamp" < %s',
             bounds,
@@ -218,8 +224,20 @@ async def _drop(conn: Connection, partition: Partition, policy: RetentionPolicy)
         # with it: lock_timeout ends this attempt first, and it is retried.
         await conn.execute("LOCK TABLE system_events IN ACCESS EXCLUSIVE MODE")
         await conn.execute("DROP TABLE " + name)
+        if separate and separate[0]:
+            # The month's hour, day and month counts, dropped as a table too:
+            # the cost does not grow with how many there are.
+            await conn.execute("LOCK TABLE " + ROLLUPS + " IN ACCESS EXCLUSIVE MODE")
+            await conn.execute("DROP TABLE " + _rollups_table(counts))
     log.info("dropped partition %s (%d events)", name, sum(removed.values()))
     return removed
+
+
+def _rollups_table(name: str) -> LiteralString:
+    # Only names made by rollup_partition_name() reach SQL: letters, digits, underscores.
+    if not re.fullmatch(r"system_event_rollups_p[0-9]{4}_[0-9]{2}", name):
+        raise ValueError(f"not a rollup partition: {name!r}")
+    return name
 
 
 async def forget_keys(conn: Connection, window: float, batch: int = 10_000) -> int:
