@@ -25,7 +25,7 @@ from sysevents import (
 from sysevents.http_client import HttpEventRepository
 from sysevents.testing import EventRepositoryConformance
 from sysevents_http import create_app
-from tests.conftest import FreshDatabases
+from tests.conftest import EMPTY_EVENTS, FreshDatabases
 
 pytestmark = pytest.mark.postgres
 
@@ -71,7 +71,7 @@ class LiveServer:
 
     def empty(self) -> None:
         with psycopg.connect(self.database_url, autocommit=True) as conn:
-            conn.execute("TRUNCATE system_events RESTART IDENTITY")
+            conn.execute(EMPTY_EVENTS)
 
 
 @pytest.fixture(scope="module")

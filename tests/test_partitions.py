@@ -15,7 +15,7 @@ from sysevents.migrate import upgrade
 from sysevents.postgres import PostgresEventRepository
 from sysevents.postgres.ids import month_index
 from sysevents.postgres.partitions import partition_name
-from tests.conftest import FreshDatabases
+from tests.conftest import EMPTY_EVENTS, FreshDatabases
 from tests.test_rollups import fold, rollups_are_exact
 
 pytestmark = pytest.mark.postgres
@@ -80,7 +80,7 @@ def years_url(test_databases: FreshDatabases) -> str:
 @pytest.fixture
 def empty_years_url(years_url: str) -> str:
     with psycopg.connect(years_url, autocommit=True) as conn:
-        conn.execute("TRUNCATE system_events RESTART IDENTITY")
+        conn.execute(EMPTY_EVENTS)
     return years_url
 
 

@@ -21,7 +21,7 @@ from hypothesis.stateful import (
 import sysevents
 from sysevents import Event, EventFilter, EventPatch, EventQuery, MemoryEventRepository, NewEvent
 from sysevents.model import MAX_EVENT_ID
-from tests.conftest import RUN_ID
+from tests.conftest import EMPTY_EVENTS, RUN_ID
 from tests.strategies import BASE, event_filters, new_events, patches, queries
 
 CURSOR_SECRET = "stateful"
@@ -209,7 +209,7 @@ def test_postgres_answers_like_memory(postgres_url: str) -> None:
 
     def empty() -> None:
         with psycopg.connect(postgres_url, autocommit=True) as conn:
-            conn.execute("TRUNCATE system_events RESTART IDENTITY")
+            conn.execute(EMPTY_EVENTS)
 
     run_machine(lambda: sysevents.connect(postgres_url, cursor_secret=CURSOR_SECRET), empty)
 
@@ -224,7 +224,7 @@ def test_cached_postgres_answers_like_memory(postgres_url: str, redis_server_url
 
     def empty() -> None:
         with psycopg.connect(postgres_url, autocommit=True) as conn:
-            conn.execute("TRUNCATE system_events RESTART IDENTITY")
+            conn.execute(EMPTY_EVENTS)
 
     def open_cached() -> sysevents.EventRepository:
         # A fresh prefix per run: ids restart, so an old run's entries must not be seen.

@@ -139,7 +139,17 @@ TRANSITIONS = {"delete": "OLD TABLE AS gone", "update": "OLD TABLE AS gone NEW T
 TRUNCATE_DERIVED = """
 CREATE FUNCTION system_events_truncate() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    TRUNCATE system_event_rollups, system_event_locator, system_event_keys;
+    -- A table the same TRUNCATE named is empty already (and may not be
+    -- truncated twice in one statement).
+    IF EXISTS (SELECT FROM system_event_rollups) THEN
+        TRUNCATE system_event_rollups;
+    END IF;
+    IF EXISTS (SELECT FROM system_event_locator) THEN
+        TRUNCATE system_event_locator;
+    END IF;
+    IF EXISTS (SELECT FROM system_event_keys) THEN
+        TRUNCATE system_event_keys;
+    END IF;
     RETURN NULL;
 END $$;
 """

@@ -114,6 +114,8 @@ async def stream_events(
 
 
 async def _messages(items: AsyncIterator[Tailed]) -> AsyncIterator[ServerSentEventMessage]:
+    # At once, before the first event or heartbeat: the client knows it is live.
+    yield ServerSentEventMessage(comment="connected", data=None, sep="\n")
     try:
         async for item in items:
             if item.event is None:
