@@ -360,3 +360,17 @@ async def test_a_busy_month_is_left_for_the_next_run(
     assert oldest not in partitions(empty_years_url)
     fold(empty_years_url)
     rollups_are_exact(empty_years_url)
+
+
+async def test_a_month_left_detached_is_dropped_by_maintenance(
+    years: PostgresEventRepository, empty_years_url: str
+) -> None:
+    """Retention detaches a month under the lock, then drops it; a crash between leaves it."""
+    oldest = next(p for p in partitions(empty_years_url) if p.startswith("system_events_p"))
+    with psycopg.connect(empty_years_url, autocommit=True) as conn:
+        conn.execute(f"ALTER TABLE system_events DETACH PARTITION {oldest}")
+    assert oldest not in partitions(empty_years_url)
+    await years.maintain()
+    with psycopg.connect(empty_years_url) as conn:
+        left = conn.execute("SELECT to_regclass(%s)", (oldest,)).fetchone()
+    assert left == (None,)

@@ -219,18 +219,46 @@ async def _drop(conn: Connection, partition: Partition, policy: RetentionPolicy)
             'DELETE FROM system_event_locator WHERE "timestamp" >= %s AND "timestamp" < %s',
             bounds,
         )
-        # The table's strongest lock, held only for the drop itself. A writer
-        # holding the table while it waits for this partition would deadlock
-        # with it: lock_timeout ends this attempt first, and it is retried.
+        # The table's strongest lock, held only to detach the month (a change
+        # of the catalogue, however big the month). A writer holding the
+        # table while it waits for this partition would deadlock with it:
+        # lock_timeout ends this attempt first, and it is retried.
         await conn.execute("LOCK TABLE system_events IN ACCESS EXCLUSIVE MODE")
-        await conn.execute("DROP TABLE " + name)
+        await conn.execute("ALTER TABLE system_events DETACH PARTITION " + name)
         if separate and separate[0]:
-            # The month's hour, day and month counts, dropped as a table too:
-            # the cost does not grow with how many there are.
+            # The month's hour, day and month counts go as a table too.
             await conn.execute("LOCK TABLE " + ROLLUPS + " IN ACCESS EXCLUSIVE MODE")
-            await conn.execute("DROP TABLE " + _rollups_table(counts))
+            await conn.execute(
+                "ALTER TABLE " + ROLLUPS + " DETACH PARTITION " + _rollups_table(counts)
+            )
+    # Detached, the tables are no one's: removing their files (the part that
+    # grows with the month's size) holds no lock anyone waits for.
+    await drop_detached(conn)
     log.info("dropped partition %s (%d events)", name, sum(removed.values()))
     return removed
+
+
+_DETACHED = (
+    "SELECT c.relname FROM pg_class c WHERE c.relkind = 'r' AND NOT c.relispartition "
+    "AND c.relnamespace = current_schema()::regnamespace "
+    "AND c.relname ~ '^system_(events|event_rollups)_p[0-9]{4}_[0-9]{2}$'"
+)
+
+
+async def drop_detached(conn: Connection) -> list[str]:
+    """Drop the month tables detached by retention (also those a crash left behind)."""
+    cur = await conn.execute(_DETACHED)
+    names = [str(row[0]) for row in await cur.fetchall()]
+    for name in names:
+        await conn.execute("DROP TABLE IF EXISTS " + _month_table(name))
+    return names
+
+
+def _month_table(name: str) -> LiteralString:
+    # Only month tables' names reach SQL: letters, digits, underscores.
+    if not re.fullmatch(r"system_(events|event_rollups)_p[0-9]{4}_[0-9]{2}", name):
+        raise ValueError(f"not a month table: {name!r}")
+    return name
 
 
 def _rollups_table(name: str) -> LiteralString:

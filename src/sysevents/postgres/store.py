@@ -182,6 +182,7 @@ class PostgresEventRepository(TailBase, RepositoryBase):
         self._ensure_open()
         async with self._db.connection() as conn:
             made = await ensure_ahead(conn, now)
+            await retention.drop_detached(conn)
             await retention.forget_keys(conn, self.idempotency_window.total_seconds())
         return made
 
