@@ -8,6 +8,7 @@ at the next turn, never taken down with the app.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 from sysevents import EventRepository, Settings
@@ -28,13 +29,18 @@ async def upkeep_once(repository: EventRepository, settings: Settings) -> None:
         await apply_and_record(repository, policy)
 
 
-async def upkeep_forever(repository: EventRepository, settings: Settings) -> None:
-    """Run :func:`upkeep_once` every ``retention_interval`` seconds until cancelled."""
-    while True:
+async def upkeep_forever(
+    repository: EventRepository, settings: Settings, stop: asyncio.Event
+) -> None:
+    """Run :func:`upkeep_once` every ``retention_interval`` seconds until ``stop`` is set.
+
+    Stopping waits for a run under way to end rather than cancelling it in
+    the middle of a statement (which some driver versions do not survive).
+    """
+    while not stop.is_set():
         try:
             await upkeep_once(repository, settings)
-        except asyncio.CancelledError:
-            raise
         except Exception as exc:  # logged and retried: upkeep never stops the app
             logger.warning("upkeep failed (%s: %s); will retry", type(exc).__name__, exc)
-        await asyncio.sleep(settings.retention_interval)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), settings.retention_interval)

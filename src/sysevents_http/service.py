@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import json
 import logging
@@ -28,6 +27,7 @@ from sysevents import (
     Severity,
     StoreUnavailableError,
 )
+from sysevents._tasks import finish
 from sysevents.keys import KeyRing, KeyStore, static_keys
 
 from .config import HttpOptions
@@ -78,6 +78,7 @@ class EventService:
         """The API keys requests are checked against (settings first, then the store's)."""
         self.rate_counter: MemoryCounter | RedisCounter = MemoryCounter()
         self._upkeep: asyncio.Task[None] | None = None
+        self._stop_upkeep = asyncio.Event()
         self._rate_redis: Any = None
         self.metrics: Metrics | None = None
         """Where store calls are timed (``/metrics``), when metrics are on."""
@@ -117,17 +118,18 @@ class EventService:
         await self.record(
             "system_startup", Severity.INFO, "sysevents API started", self._host_details()
         )
+        self._stop_upkeep = asyncio.Event()
         self._upkeep = asyncio.get_running_loop().create_task(
-            upkeep_forever(self.repository, self.settings), name="sysevents-upkeep"
+            upkeep_forever(self.repository, self.settings, self._stop_upkeep),
+            name="sysevents-upkeep",
         )
 
     async def stop(self) -> None:
         """Record ``system_shutdown``, finish pending records, close what we opened."""
         upkeep, self._upkeep = self._upkeep, None
         if upkeep is not None:
-            upkeep.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await upkeep
+            self._stop_upkeep.set()
+            await finish(upkeep, self.settings.timeout)
         try:
             await self.record(
                 "system_shutdown", Severity.INFO, "sysevents API stopping", self._host_details()

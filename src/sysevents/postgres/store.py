@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sysevents._base import Listing, RepositoryBase
+from sysevents._tasks import finish
 from sysevents.audit import delete_record, update_record
 from sysevents.errors import InvalidEventError, NotFoundError, StoreError, StoreUnavailableError
 from sysevents.histogram import EventHistogram, plan_histogram
@@ -88,6 +89,7 @@ class PostgresEventRepository(TailBase, RepositoryBase):
         self.timeout = timeout
         self.fold_interval = fold_interval
         self._folder: asyncio.Task[None] | None = None
+        self._stop_folding = asyncio.Event()
         # A watermark the rollups are known to have reached (see stats()).
         self._watermark = 0
         # Where the history partition ends: fixed when the table is made.
@@ -135,6 +137,7 @@ class PostgresEventRepository(TailBase, RepositoryBase):
         self._closed = False
         await self._db.open()
         if self.fold_interval > 0 and self._folder is None:
+            self._stop_folding = asyncio.Event()
             self._folder = asyncio.get_running_loop().create_task(
                 self._fold_forever(), name="sysevents-rollup-folder"
             )
@@ -147,14 +150,16 @@ class PostgresEventRepository(TailBase, RepositoryBase):
             await listener.stop()
         folder, self._folder = self._folder, None
         if folder is not None:
-            folder.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await folder
+            self._stop_folding.set()
+            await finish(folder, self.timeout)
         await self._db.close()
 
     async def _fold_forever(self) -> None:
-        while True:
-            await asyncio.sleep(self.fold_interval)
+        # Stopped by an event, not cancelled: a fold under way ends first.
+        while not self._stop_folding.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop_folding.wait(), self.fold_interval)
+                return
             try:
                 await self.fold()
             except StoreError as exc:
