@@ -30,16 +30,10 @@ from .keys import PostgresKeyStore, database_secret
 from .partitions import ensure_ahead, ensure_partitions, history_end, missing_partition
 from .pool import Connection, PostgresPool
 from .tail import (
-    BATCH,
-    HORIZON,
-    XID,
     Listener,
     Position,
+    follow_rows,
     parse_position,
-    position_text,
-    rows_statement,
-    start_after,
-    wait_for_rows,
 )
 
 if TYPE_CHECKING:
@@ -436,39 +430,10 @@ class PostgresEventRepository(TailBase, RepositoryBase):
         if self._listener is None:
             self._listener = Listener(self.url, self.timeout)
             self._listener.start()
-        listener = self._listener
-        loop = asyncio.get_running_loop()
-        last_yield = loop.time()
-        delay = self.tail_poll
-        while True:
-            self._ensure_open()
-            signal = listener.signal()  # taken before reading: no wake-up is lost
-            async with self._db.connection() as conn:
-                cur = await conn.execute(HORIZON)
-                row = await cur.fetchone()
-                assert row is not None
-                horizon = int(row[0])
-                if position is None:
-                    position = start_after(horizon)
-                statement = rows_statement(query, position, horizon)
-                cur = await conn.execute(statement.sql, statement.params, prepare=False)
-                rows = await cur.fetchall()
-            for row in rows:
-                position = (int(row[XID]), int(row[0]))
-                yield Tailed(sql.event_from_row(row), position_text(position))
-            if rows:
-                last_yield = loop.time()
-                if len(rows) == BATCH:
-                    continue
-            # Every row below the horizon has been read: start past it next time.
-            position = max(position, start_after(horizon))
-            wait = delay if idle is None else min(delay, max(0.0, last_yield + idle - loop.time()))
-            woken = await wait_for_rows(signal, wait)
-            # Woken, the writer's rows may still wait on an older transaction: look again soon.
-            delay = 0.02 if woken else min(delay * 2, self.tail_poll)
-            if idle is not None and loop.time() - last_yield >= idle:
-                last_yield = loop.time()
-                yield Tailed(None, position_text(position))
+        async for item in follow_rows(
+            self._db, self._listener, query, position, idle, self.tail_poll, self._ensure_open
+        ):
+            yield item
 
     async def ping(self) -> None:
         """Check the database answers and is migrated; ``StoreUnavailableError`` if not."""

@@ -20,14 +20,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import AsyncIterator, Callable
 
 import psycopg
 
 from sysevents.query import EventFilter
 from sysevents.rules import MAX_EVENT_ID
-from sysevents.tail import bad_position
+from sysevents.tail import Tailed, bad_position
 
-from .sql import COLUMNS, Statement, where
+from .pool import PostgresPool
+from .sql import COLUMNS, Statement, event_from_row, where
 
 log = logging.getLogger("sysevents.postgres")
 
@@ -150,3 +152,51 @@ async def wait_for_rows(signal: asyncio.Event, seconds: float) -> bool:
     except TimeoutError:
         return False
     return True
+
+
+async def follow_rows(
+    db: PostgresPool,
+    listener: Listener,
+    query: EventFilter,
+    position: Position | None,
+    idle: float | None,
+    poll: float,
+    check_open: Callable[[], None],
+) -> AsyncIterator[Tailed]:
+    """The tail loop: read below the horizon, yield, wait for a wake-up or ``poll`` seconds.
+
+    With ``idle``, a heartbeat (``Tailed(None, position)``) comes after that
+    many seconds without an event.
+    """
+    loop = asyncio.get_running_loop()
+    last_yield = loop.time()
+    delay = poll
+    while True:
+        check_open()
+        signal = listener.signal()  # taken before reading: no wake-up is lost
+        async with db.connection() as conn:
+            cur = await conn.execute(HORIZON)
+            row = await cur.fetchone()
+            assert row is not None
+            horizon = int(row[0])
+            if position is None:
+                position = start_after(horizon)
+            statement = rows_statement(query, position, horizon)
+            cur = await conn.execute(statement.sql, statement.params, prepare=False)
+            rows = await cur.fetchall()
+        for row in rows:
+            position = (int(row[XID]), int(row[0]))
+            yield Tailed(event_from_row(row), position_text(position))
+        if rows:
+            last_yield = loop.time()
+            if len(rows) == BATCH:
+                continue
+        # Every row below the horizon has been read: start past it next time.
+        position = max(position, start_after(horizon))
+        wait = delay if idle is None else min(delay, max(0.0, last_yield + idle - loop.time()))
+        woken = await wait_for_rows(signal, wait)
+        # Woken, the writer's rows may still wait on an older transaction: look again soon.
+        delay = 0.02 if woken else min(delay * 2, poll)
+        if idle is not None and loop.time() - last_yield >= idle:
+            last_yield = loop.time()
+            yield Tailed(None, position_text(position))
