@@ -351,3 +351,39 @@ async def test_only_connections_idle_for_a_while_are_checked(
         clock.now += 0.21
         await repo.get(1)
         assert len(checks) == first + 1  # idle past check_after_idle: checked
+
+
+@pytest.mark.parametrize(
+    ("filters", "prepared"),
+    [
+        ({}, True),
+        ({"since": "2020-01-01T00:00:00Z"}, True),
+        ({"event_type": "deploy"}, False),
+        ({"min_severity": "error"}, False),
+        ({"source": "api"}, False),
+        ({"q": "event"}, False),
+        ({"details": {"n": 1}}, False),
+        ({"trace_id": "0af7651916cd43dd8448eb211c80319c"}, False),
+    ],
+)
+async def test_only_pages_filtered_by_time_are_prepared(
+    empty_postgres_url: str, filters: dict[str, Any], prepared: bool
+) -> None:
+    # A generic plan fits a page by time; for a value as skewed as a details
+    # field or a search word it can cost several times the custom plan.
+    repo = sysevents.connect(empty_postgres_url, pool_min_size=1, pool_max_size=1)
+    assert isinstance(repo, PostgresEventRepository)
+    async with repo:
+        await repo.add(_new(details={"n": 1}))
+        query = EventQuery(**filters, limit=5, count="none")
+        for _ in range(8):  # past psycopg's prepare threshold (5)
+            await repo.list(query)
+        assert repo.pool is not None
+        async with repo.pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT count(*) FROM pg_prepared_statements "
+                "WHERE statement LIKE '%%FROM system_events%%ORDER BY%%'"
+            )
+            row = await cur.fetchone()
+    assert row is not None
+    assert (row[0] > 0) is prepared

@@ -123,7 +123,7 @@ def as_stored(new: NewEvent, event_id: int, created_at: datetime) -> Event:
 
 
 MESSAGE_LOWER = 'lower(message COLLATE "und-x-icu")'
-"""The message as ``q`` searches it: the expression of the trigram index (migration 0007)."""
+"""The message as ``q`` searches it: the expression of the trigram index (migration 0008)."""
 
 # -- filters --------------------------------------------------------------------
 
@@ -235,6 +235,23 @@ def page_statement(query: EventQuery, position: tuple[datetime, int] | None) -> 
         # The extra row says whether another page follows.
         + " LIMIT %s OFFSET %s",
         [*w.params, query.limit + 1, query.offset],
+    )
+
+
+def worth_preparing(query: EventFilter) -> bool:
+    """Whether a page of ``query`` is prepared: planned once, generically, per connection.
+
+    Planning costs a little per partition, so a page filtered by time alone is
+    prepared. A filter on a value whose frequency varies (a type, a severity, a
+    source, a search of the message or the details, a trace) is planned for its
+    value each time: one generic plan would be wrong for the rare values or for
+    the common ones.
+    """
+    return (
+        not query.searches
+        and query.event_type is None
+        and query.severities() is None
+        and query.source is None
     )
 
 

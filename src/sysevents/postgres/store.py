@@ -350,9 +350,7 @@ class PostgresEventRepository(TailBase, RepositoryBase):
         page = sql.page_statement(query, self._position(query))
         count = sql.count_statement(query, self.count_cap)
         counted: int | None = None
-        # Planning a page costs a little per partition: a page filtered by time
-        # alone (no skewed value to mislead a generic plan) is prepared once.
-        prepare = query.event_type is None and query.severities() is None and query.source is None
+        prepare = sql.worth_preparing(query)
         async with self._db.connection() as conn:
             if count is None:
                 cur = await conn.execute(page.sql, page.params, prepare=prepare)
