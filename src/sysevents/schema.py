@@ -91,7 +91,7 @@ Index("ix_system_events_source_timestamp_id", _c.source, _c.timestamp.desc(), _c
 Index("ix_system_events_ingest_xid", _c.ingest_xid)
 # Partial: most events belong to no trace, and those cost the index nothing.
 Index("ix_system_events_trace_id", _c.trace_id, postgresql_where=_c.trace_id.is_not(None))
-# Search (migration 0007): ``q`` by trigrams of the message as it is lowered
+# Search (migration 0008): ``q`` by trigrams of the message as it is lowered
 # for comparison (see sysevents.search), ``details.PATH=VALUE`` by containment.
 Index(
     "ix_system_events_message_trgm",

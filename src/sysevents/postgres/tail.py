@@ -8,7 +8,7 @@ and whatever ids they drew. The position ``"XID-ID"`` is the last row emitted
 (or a point past rows that did not match).
 
 ``NOTIFY sysevents_events`` (sent by a statement trigger on every insert, see
-migration 0007) wakes the tails of every replica through one listening
+migration 0008) wakes the tails of every replica through one listening
 connection per repository; the table is the truth, and tails also poll, so a
 lost notification, or a long transaction of this database, only delays them.
 """
@@ -34,7 +34,7 @@ from .sql import COLUMNS, Statement, event_from_row, where
 log = logging.getLogger("sysevents.postgres")
 
 CHANNEL = "sysevents_events"
-"""The channel migration 0007's trigger notifies after every insert."""
+"""The channel migration 0008's trigger notifies after every insert."""
 HORIZON = (
     "SELECT least(pg_snapshot_xmax(s)::text::bigint, (SELECT min(x::text::bigint) "
     "FROM pg_snapshot_xip(s) AS x WHERE x::text::bigint % 4294967296 IN ("
