@@ -97,6 +97,19 @@ def bench_ecosystem(session: nox.Session) -> None:
 
 
 @nox.session
+def bench_search(session: nox.Session) -> None:
+    """Search, histogram and export beside raw SQL, and what the tail's NOTIFY costs writers.
+
+    ``-- --rows N`` sets the table size (default 1 000 000); ``-- --smoke`` runs
+    both in seconds. Needs PostgreSQL (``SYSEVENTS_BENCH_POSTGRES_URL``) and pgbench.
+    """
+    install(session, "bench", "test")
+    session.run("python", "bench/search.py", *session.posargs)
+    smoke = ["--smoke"] if "--smoke" in session.posargs else []
+    session.run("python", "bench/notify_cost.py", *smoke)
+
+
+@nox.session
 def screenshots(session: nox.Session) -> None:
     """PNGs of the web console in ``docs/`` (needs chromium and chromedriver on the machine)."""
     install(session, "test")
