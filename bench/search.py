@@ -29,6 +29,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import psycopg
@@ -41,6 +42,7 @@ from fill import COPY_SQL, Events, create_database, drop_database  # noqa: E402
 import sysevents  # noqa: E402
 from sysevents.migrate import upgrade  # noqa: E402
 from sysevents.postgres import sql  # noqa: E402
+from sysevents.postgres.rollups import Level  # noqa: E402
 from sysevents.query import EventFilter, EventQuery  # noqa: E402
 
 NAME = "sysevents_bench_search"
@@ -71,6 +73,19 @@ async def median_ms(runs: int, call: Callable[[], Awaitable[Any]]) -> float:
     return round(statistics.median(times), 2)
 
 
+async def paired_ms(runs: int, *calls: Callable[[], Awaitable[Any]]) -> tuple[float, ...]:
+    """Medians of ``calls`` run in turn, so drift on a shared machine hits each alike."""
+    for call in calls:
+        await call()  # warm
+    times: list[list[float]] = [[] for _ in calls]
+    for _ in range(runs):
+        for call, taken in zip(calls, times, strict=True):
+            started = time.perf_counter()
+            await call()
+            taken.append((time.perf_counter() - started) * 1000)
+    return tuple(round(statistics.median(t), 2) for t in times)
+
+
 async def searches(url: str, runs: int) -> dict[str, Any]:
     out: dict[str, Any] = {}
     cases = {
@@ -93,8 +108,7 @@ async def searches(url: str, runs: int) -> dict[str, Any]:
                         await conn.execute("SET LOCAL enable_bitmapscan = off")
                         await (await conn.execute(s.sql, s.params, prepare=False)).fetchall()
 
-                lib = await median_ms(runs, lambda q=query: repo.list(q))
-                raw_ms = await median_ms(runs, raw)
+                lib, raw_ms = await paired_ms(runs, lambda q=query: repo.list(q), raw)
                 slow = await median_ms(max(1, runs // 2), unindexed)
                 out[name] = {"library_ms": lib, "raw_ms": raw_ms, "unindexed_ms": slow}
             until = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
@@ -110,18 +124,21 @@ async def searches(url: str, runs: int) -> dict[str, Any]:
                     )
                 ).fetchall()
 
-            # What the histogram reads grows with the (type, severity, source)
-            # combinations seen per hour, which saturate, not with the events.
+            # What the histogram reads: an hour's rollup rows without the source,
+            # one per (type, severity) seen that hour, saturating, not growing
+            # with the events.
             read = await (
                 await conn.execute(
-                    "SELECT count(*) FROM system_event_rollups WHERE bucket >= %s AND bucket < %s",
-                    [span.since, span.until],
+                    "SELECT count(*) FROM system_event_rollups "
+                    "WHERE level = %s AND bucket >= %s AND bucket < %s",
+                    [Level.HOUR_NO_SOURCE, span.since, span.until],
                 )
             ).fetchone()
             assert read is not None
+            histogram, group_by = await paired_ms(runs, lambda: repo.histogram(span, "1h"), naive)
             out["histogram 30 days by hour"] = {
-                "library_ms": await median_ms(runs, lambda: repo.histogram(span, "1h")),
-                "raw_group_by_ms": await median_ms(runs, naive),
+                "library_ms": histogram,
+                "raw_group_by_ms": group_by,
                 "rollup_rows_in_span": read[0],
             }
     return out
@@ -213,6 +230,9 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--smoke", action="store_true", help="5 000 events, one run: seconds")
+    parser.add_argument("--no-export", action="store_true", help="skip the export figures")
+    parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
+    parser.add_argument("--reuse", action="store_true", help="measure a kept database again")
     parser.add_argument(
         "--postgres-url",
         default=os.environ.get(
@@ -222,15 +242,22 @@ def main() -> None:
     args = parser.parse_args()
     if args.smoke:
         args.rows, args.runs = min(args.rows, 5_000), 1
-    url = create_database(args.postgres_url, NAME)
+    if args.reuse:
+        url = urlunsplit(urlsplit(args.postgres_url)._replace(path="/" + NAME))
+    else:
+        url = create_database(args.postgres_url, NAME)
     try:
-        upgrade(url)
-        results: dict[str, Any] = {"rows": args.rows, "load_s": round(load(url, args.rows), 1)}
+        results: dict[str, Any] = {"rows": args.rows}
+        if not args.reuse:
+            upgrade(url)
+            results["load_s"] = round(load(url, args.rows), 1)
         results |= asyncio.run(searches(url, args.runs))
-        results |= export(url, args.rows)
+        if not args.no_export:
+            results |= export(url, args.rows)
         print(json.dumps(results, indent=2))
     finally:
-        drop_database(args.postgres_url, NAME)
+        if not (args.keep or args.reuse):
+            drop_database(args.postgres_url, NAME)
 
 
 if __name__ == "__main__":
