@@ -9,6 +9,7 @@ Retention's drop of the oldest month is timed last (it changes the data).
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
 from datetime import UTC, datetime, timedelta
@@ -30,6 +31,10 @@ FLAT_INDEXES = (
     'CREATE INDEX ON bench_flat (severity, "timestamp" DESC, id DESC)',
     'CREATE INDEX ON bench_flat (source, "timestamp" DESC, id DESC)',
     "CREATE INDEX ON bench_flat (ingest_xid)",
+)
+PROBE_INSERT = (
+    'INSERT INTO system_events (event_type, severity, message, details, "timestamp") '
+    "VALUES ('bench_probe', 'info', 'probe', '{}', now())"
 )
 PAGE = (
     "SELECT " + statements.COLUMNS + " FROM {table}{where} "
@@ -214,11 +219,43 @@ async def bench_partitions(ctx: Context) -> None:
         )
         in_month = await cur.fetchone()
         age = datetime.now(UTC) - end
+        # A writer inserting meanwhile: what it waits for is what retention
+        # costs the service's writers (the detach, not the files' removal).
+        stop = asyncio.Event()
+        waits: list[float] = []
+
+        async def probe() -> None:
+            writer = await raw_connection(ctx.url)
+            try:
+                while not stop.is_set():
+                    began = time.perf_counter()
+                    await writer.execute(PROBE_INSERT)
+                    waits.append((time.perf_counter() - began) * 1000)
+            finally:
+                await writer.close()
+
+        prober = asyncio.create_task(probe())
         started = time.perf_counter()
         report = await repo.apply_retention(
             RetentionPolicy.parse(f"*={int(age.total_seconds() // 3600)}h")
         )
         took = (time.perf_counter() - started) * 1000
+        stop.set()
+        await prober
+        ctx.figures.append(
+            Figure(
+                "partitions",
+                "retention: longest insert of a writer meanwhile",
+                "latency",
+                "ms",
+                max(waits, default=0.0),
+                "(once; compare the sizes)",
+                None,
+                "flat in the table's size",
+                None,
+                note=f"{len(waits):,} inserts during the drop",
+            )
+        )
         print(
             f"  retention: {report.removed:,} events of {len(ids):,} "
             f"({len(report.partitions_dropped)} partition(s) dropped, {in_month} in the oldest "
