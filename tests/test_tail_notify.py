@@ -9,6 +9,7 @@ arrive in commit order, so once the marker is in, every earlier one is too.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import psycopg
 import pytest
@@ -29,60 +30,61 @@ def listener(empty_postgres_url: str) -> Iterator[psycopg.Connection]:
         yield conn
 
 
-def notifying_pids(listener: psycopg.Connection, url: str) -> list[int]:
-    """The pids of every notification up to a marker insert from a fresh session."""
-    with psycopg.connect(url, autocommit=True) as marker:
-        marker.execute("SET sysevents.notify_interval = '0'")
+@contextmanager
+def session(url: str, interval: str) -> Iterator[psycopg.Connection]:
+    """A writer's session with ``sysevents.notify_interval`` set to ``interval``."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("SELECT set_config('sysevents.notify_interval', %s, false)", [interval])
+        yield conn
+
+
+def notifications_from(pid: int, listener: psycopg.Connection, url: str) -> int:
+    """How many notifications ``pid`` sent, counted up to a marker from a fresh session."""
+    with session(url, "0") as marker:
         marker.execute(INSERT)
         marker_pid = marker.info.backend_pid
     pids: list[int] = []
     for note in listener.notifies(timeout=10):
         if note.pid == marker_pid:
-            return pids
+            return pids.count(pid)
         pids.append(note.pid)
     raise AssertionError("the marker's notification did not arrive within 10 s")
 
 
-def test_a_busy_session_notifies_once_per_interval(
-    listener: psycopg.Connection, empty_postgres_url: str
+@pytest.mark.parametrize(
+    ("interval", "inserts", "notified"),
+    [("3600", 5, 1), ("0", 3, 3)],
+    ids=["a busy session notifies once per interval", "interval 0 notifies on every insert"],
+)
+def test_notifications_per_session(
+    listener: psycopg.Connection,
+    empty_postgres_url: str,
+    interval: str,
+    inserts: int,
+    notified: int,
 ) -> None:
-    with psycopg.connect(empty_postgres_url, autocommit=True) as writer:
-        writer.execute("SET sysevents.notify_interval = '3600'")
-        for _ in range(5):
+    with session(empty_postgres_url, interval) as writer:
+        for _ in range(inserts):
             writer.execute(INSERT)
         pid = writer.info.backend_pid
-    assert notifying_pids(listener, empty_postgres_url).count(pid) == 1
-
-
-def test_interval_zero_notifies_on_every_statement(
-    listener: psycopg.Connection, empty_postgres_url: str
-) -> None:
-    with psycopg.connect(empty_postgres_url, autocommit=True) as writer:
-        writer.execute("SET sysevents.notify_interval = '0'")
-        for _ in range(3):
-            writer.execute(INSERT)
-        pid = writer.info.backend_pid
-    assert notifying_pids(listener, empty_postgres_url).count(pid) == 3
+    assert notifications_from(pid, listener, empty_postgres_url) == notified
 
 
 def test_a_rolled_back_insert_does_not_silence_the_next(
     listener: psycopg.Connection, empty_postgres_url: str
 ) -> None:
-    with psycopg.connect(empty_postgres_url, autocommit=True) as writer:
-        writer.execute("SET sysevents.notify_interval = '3600'")
-        with pytest.raises(psycopg.errors.RaiseException), writer.transaction():
+    with session(empty_postgres_url, "3600") as writer:
+        with writer.transaction(force_rollback=True):
             writer.execute(INSERT)
-            writer.execute("DO $$ BEGIN RAISE EXCEPTION 'changed my mind'; END $$")
         writer.execute(INSERT)
         pid = writer.info.backend_pid
-    assert notifying_pids(listener, empty_postgres_url).count(pid) == 1
+    assert notifications_from(pid, listener, empty_postgres_url) == 1
 
 
 def test_a_setting_that_is_not_a_number_never_fails_an_insert(
     listener: psycopg.Connection, empty_postgres_url: str
 ) -> None:
-    with psycopg.connect(empty_postgres_url, autocommit=True) as writer:
-        writer.execute("SET sysevents.notify_interval = 'soon'")
+    with session(empty_postgres_url, "soon") as writer:
         writer.execute("SET sysevents.notified_at = 'never'")
         writer.execute(INSERT)  # the default interval applies; nothing was notified yet
         pid = writer.info.backend_pid
@@ -90,4 +92,4 @@ def test_a_setting_that_is_not_a_number_never_fails_an_insert(
             "SELECT count(*) FROM system_events WHERE event_type = 'notify_test'"
         ).fetchone()
     assert count == (1,)
-    assert notifying_pids(listener, empty_postgres_url).count(pid) == 1
+    assert notifications_from(pid, listener, empty_postgres_url) == 1
