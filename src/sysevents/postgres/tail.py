@@ -7,10 +7,12 @@ row can appear later behind the tail's position, however writers interleave
 and whatever ids they drew. The position ``"XID-ID"`` is the last row emitted
 (or a point past rows that did not match).
 
-``NOTIFY sysevents_events`` (sent by a statement trigger on every insert, see
-migration 0008) wakes the tails of every replica through one listening
-connection per repository; the table is the truth, and tails also poll, so a
-lost notification, or a long transaction of this database, only delays them.
+``NOTIFY sysevents_events`` (sent by a statement trigger after inserts, at
+most once per ``sysevents.notify_interval`` per session: migrations 0008 and
+0009) wakes the tails of every replica through one listening connection per
+repository. The table is the truth: a woken tail looks again 20, 60, 140 and
+300 ms later and polls besides, so an insert that did not notify, a lost
+notification or a long transaction of this database only delays them.
 """
 
 # ruff: noqa: S608
@@ -34,7 +36,7 @@ from .sql import COLUMNS, Statement, event_from_row, where
 log = logging.getLogger("sysevents.postgres")
 
 CHANNEL = "sysevents_events"
-"""The channel migration 0008's trigger notifies after every insert."""
+"""The channel the trigger of migrations 0008 and 0009 notifies after inserts."""
 HORIZON = (
     "SELECT least(pg_snapshot_xmax(s)::text::bigint, (SELECT min(x::text::bigint) "
     "FROM pg_snapshot_xip(s) AS x WHERE x::text::bigint % 4294967296 IN ("
