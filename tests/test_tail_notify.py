@@ -70,26 +70,55 @@ def test_notifications_per_session(
     assert notifications_from(pid, listener, empty_postgres_url) == notified
 
 
+def test_the_interval_expires(listener: psycopg.Connection, empty_postgres_url: str) -> None:
+    with session(empty_postgres_url, "0.05") as writer:
+        writer.execute(INSERT)
+        writer.execute("SELECT pg_sleep(0.1)")  # the interval itself is what must pass
+        writer.execute(INSERT)
+        pid = writer.info.backend_pid
+    assert notifications_from(pid, listener, empty_postgres_url) == 2
+
+
+@pytest.mark.parametrize("savepoint", [False, True], ids=["transaction", "savepoint"])
 def test_a_rolled_back_insert_does_not_silence_the_next(
-    listener: psycopg.Connection, empty_postgres_url: str
+    listener: psycopg.Connection, empty_postgres_url: str, savepoint: bool
 ) -> None:
     with session(empty_postgres_url, "3600") as writer:
-        with writer.transaction(force_rollback=True):
-            writer.execute(INSERT)
+        with writer.transaction():
+            if savepoint:  # rolled back to a savepoint, the outer transaction commits
+                with writer.transaction(force_rollback=True):
+                    writer.execute(INSERT)
+            else:
+                writer.execute("SELECT 1")
+        if not savepoint:
+            with writer.transaction(force_rollback=True):
+                writer.execute(INSERT)
         writer.execute(INSERT)
         pid = writer.info.backend_pid
     assert notifications_from(pid, listener, empty_postgres_url) == 1
 
 
-def test_a_setting_that_is_not_a_number_never_fails_an_insert(
+def test_off_sends_nothing(listener: psycopg.Connection, empty_postgres_url: str) -> None:
+    # What a transaction to be prepared for two-phase commit sets: PostgreSQL
+    # refuses PREPARE TRANSACTION after NOTIFY.
+    with session(empty_postgres_url, "off") as writer:
+        for _ in range(3):
+            writer.execute(INSERT)
+        pid = writer.info.backend_pid
+    assert notifications_from(pid, listener, empty_postgres_url) == 0
+
+
+def test_a_setting_that_is_not_a_plain_decimal_never_fails_an_insert(
     listener: psycopg.Connection, empty_postgres_url: str
 ) -> None:
-    with session(empty_postgres_url, "soon") as writer:
+    with session(empty_postgres_url, "9" * 400) as writer:
         writer.execute("SET sysevents.notified_at = 'never'")
-        writer.execute(INSERT)  # the default interval applies; nothing was notified yet
+        writer.execute(INSERT)  # both settings ignored: never notified, so it notifies
+        writer.execute("SET sysevents.notify_interval = '5e-2'")
+        writer.execute(INSERT)  # ignored too: the default 0.1 s has not passed
         pid = writer.info.backend_pid
         count = writer.execute(
             "SELECT count(*) FROM system_events WHERE event_type = 'notify_test'"
         ).fetchone()
-    assert count == (1,)
+    assert count == (2,)
     assert notifications_from(pid, listener, empty_postgres_url) == 1

@@ -5,11 +5,12 @@ commit and keeps it until its commit is on disk, so with a notification in
 every transaction concurrent writers commit one at a time: with 8 or more
 writers committing one event each, the 0008 trigger cut inserts to 0.4x
 (``bench/notify_cost.py``). ``system_events_notify()`` now notifies only when
-its session has not done so for ``sysevents.notify_interval`` seconds (0.1
-unless set: ``ALTER DATABASE ... SET sysevents.notify_interval = '0'`` notifies
-on every statement again). An insert that did not notify is still read soon:
-a woken tail looks again 20, 60, 140, 300 ms later, and polls every
-``tail_poll`` seconds besides.
+its session has not done so for ``sysevents.notify_interval`` seconds: a plain
+decimal such as ``0.5``, 0.1 unless set; ``0`` notifies on every statement
+again, ``off`` never (tails then rely on their polls; a two-phase transaction
+needs it, as PostgreSQL refuses to prepare one that notified). An insert
+that did not notify is still read soon: a woken tail looks again 20, 60, 140,
+300 ms later, and polls every ``tail_poll`` seconds besides.
 
 Revision ID: 0009
 Revises: 0008
@@ -29,27 +30,31 @@ depends_on: str | Sequence[str] | None = None
 
 CHANNEL = "sysevents_events"
 
-# Session settings (not transaction-local): an aborted transaction takes its
-# set_config back with it, so its session notifies again next time. A setting
-# that is not a number is ignored rather than failing the insert.
+# Session settings (not transaction-local): a rolled-back transaction or
+# savepoint takes its set_config back with it, so its session notifies again
+# next time. A setting that is not a plain decimal is ignored rather than
+# failing the insert; numeric, not float, so the text never takes an exponent.
 THROTTLED = f"""
 CREATE OR REPLACE FUNCTION system_events_notify() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
-    number constant text := '^[0-9]+(\\.[0-9]*)?$';
-    at double precision := extract(epoch FROM clock_timestamp());
+    plain_decimal constant text := '^[0-9]{{1,12}}(\\.[0-9]{{1,9}})?$';
+    now_s numeric := extract(epoch FROM clock_timestamp());
     last_text text := current_setting('sysevents.notified_at', true);
-    gap_text text := current_setting('sysevents.notify_interval', true);
-    last double precision;
-    gap double precision := 0.1;
+    interval_text text := current_setting('sysevents.notify_interval', true);
+    last_s numeric;
+    interval_s numeric := 0.1;
 BEGIN
-    IF gap_text ~ number THEN
-        gap := gap_text::double precision;
+    IF interval_text = 'off' THEN
+        RETURN NULL;
     END IF;
-    IF last_text ~ number THEN
-        last := last_text::double precision;
+    IF interval_text ~ plain_decimal THEN
+        interval_s := interval_text::numeric;
     END IF;
-    IF last IS NULL OR at - last >= gap OR at < last THEN
-        PERFORM set_config('sysevents.notified_at', at::text, false);
+    IF last_text ~ plain_decimal THEN
+        last_s := last_text::numeric;
+    END IF;
+    IF last_s IS NULL OR now_s - last_s >= interval_s OR now_s < last_s THEN
+        PERFORM set_config('sysevents.notified_at', now_s::text, false);
         PERFORM pg_notify('{CHANNEL}', '');
     END IF;
     RETURN NULL;
