@@ -2,28 +2,32 @@
 
     python bench/notify_cost.py [--seconds 8] [--runs 3] [--clients 1,8,32]
 
-Every statement that inserts events fires ``system_events_notify`` (migration
-0008), and a transaction that has notified takes a server-wide lock at commit
-and holds it until the commit is on disk, so concurrent committers queue
-behind one another. The worst case is many writers each committing one event;
-batches pay once per batch. This runs pgbench (no Python in the hot path) with
-the library's own single-row INSERT and a 100-row INSERT, for each number of
-clients, three ways, interleaved run by run so drift on a shared machine hits
-all three alike:
+Every statement that inserts events fires ``system_events_notify``, and a
+transaction that has sent ``NOTIFY`` takes a server-wide lock at commit and
+holds it until the commit is on disk, so concurrent committers that notify
+queue behind one another. The worst case is many writers each committing one
+event; batches pay once per batch. This runs pgbench (no Python in the hot
+path) with the library's own single-row INSERT and a 100-row INSERT, for each
+number of clients, five ways:
 
 - ``off``: the trigger disabled (what a table with no live tail would cost);
-- ``on``: the trigger as migrated, nobody listening;
-- ``on+tail``: the trigger, with a session LISTENing and draining the channel
-  as a running tail does.
+- ``every insert``: migration 0008's function, a NOTIFY after every statement;
+- ``throttled``: migration 0009's, at most one per 0.1 s per session (as migrated);
+- each of the last two ``+tail``: with a session LISTENing and draining the
+  channel, as a running tail does (its notifications per second are reported).
 
-Creates (and drops) its own database. Prints medians of ``--runs`` in
-transactions and events per second, and each way's ratio to ``off``.
+The table is emptied before every run, and the order of the ways turns by one
+each round, so neither the table's growth nor drift on a shared machine
+favours one way. Creates (and drops) its own database on the server of
+``--postgres-url`` (or ``SYSEVENTS_BENCH_POSTGRES_URL``). Prints medians of
+``--runs`` in transactions and events per second, and each way's ratio to ``off``.
 """
 
 from __future__ import annotations
 
 import argparse
 import glob
+import importlib.util
 import json
 import os
 import re
@@ -64,13 +68,27 @@ BATCH = (
     "'GET /api/items/' || i, '{\"status\": 200}'::jsonb, 'svc-api-0', now() "
     "FROM generate_series(1, 100) AS i;\n"
 )
-WAYS = ("off", "on", "on+tail")
+WAYS = ("off", "every insert", "every insert+tail", "throttled", "throttled+tail")
+MIGRATION = HERE.parent / "migrations" / "versions" / "0009_throttle_tail_notify.py"
+
+
+def functions() -> dict[str, str]:
+    """The trigger function of each way that has one: 0008's and 0009's bodies."""
+    spec = importlib.util.spec_from_file_location("throttle_tail_notify", MIGRATION)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return {"every insert": module.EVERY_STATEMENT, "throttled": module.THROTTLED}
 
 
 def pgbench_path(given: str | None) -> str:
     found = given or shutil.which("pgbench")
     if found is None:
-        candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/pgbench"))
+        candidates = sorted(
+            glob.glob("/usr/lib/postgresql/*/bin/pgbench"),
+            key=lambda path: float(Path(path).parent.parent.name),
+        )
         found = candidates[-1] if candidates else None
     if found is None:
         raise SystemExit("pgbench not found: pass --pgbench PATH")
@@ -103,60 +121,71 @@ def run_pgbench(
     pgbench: str, url: str, script: Path, clients: int, seconds: float, month: int
 ) -> float:
     """Transactions per second of one pgbench run."""
-    out = subprocess.run(
-        [
-            pgbench,
-            "--no-vacuum",
-            "--protocol=prepared",
-            f"--client={clients}",
-            f"--jobs={min(clients, os.cpu_count() or 1)}",
-            f"--time={max(1, round(seconds))}",
-            f"--define=month={month}",
-            f"--file={script}",
-            url,
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
+    try:
+        out = subprocess.run(
+            [
+                pgbench,
+                "--no-vacuum",
+                "--protocol=prepared",
+                f"--client={clients}",
+                f"--jobs={min(clients, os.cpu_count() or 1)}",
+                f"--time={max(1, round(seconds))}",
+                f"--define=month={month}",
+                f"--file={script}",
+                url,
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+    except subprocess.CalledProcessError as exc:
+        raise RuntimeError(f"pgbench failed: {exc.stderr}") from exc
     found = re.search(r"tps = ([0-9.]+) \(without initial connection time\)", out)
     if found is None:
         raise RuntimeError("no tps in pgbench's output:\n" + out)
     return float(found.group(1))
 
 
-def set_trigger(url: str, enabled: bool) -> None:
+def set_way(url: str, way: str, bodies: dict[str, str]) -> None:
+    """Empty the table and give it the trigger of ``way`` (``+tail`` aside)."""
     with psycopg.connect(url, autocommit=True) as conn:
-        verb = "ENABLE" if enabled else "DISABLE"
-        conn.execute(f"ALTER TABLE system_events {verb} TRIGGER {TRIGGER}")
+        conn.execute("TRUNCATE system_event_rollups, system_event_locator, system_events")
+        function = way.removesuffix("+tail")
+        if function == "off":
+            conn.execute(f"ALTER TABLE system_events DISABLE TRIGGER {TRIGGER}")
+        else:
+            conn.execute(bodies[function])
+            conn.execute(f"ALTER TABLE system_events ENABLE TRIGGER {TRIGGER}")
 
 
 def measure(
     pgbench: str, url: str, *, clients: list[int], seconds: float, runs: int
 ) -> dict[str, Any]:
     month = month_index(datetime.now(UTC))
-    workdir = Path(tempfile.mkdtemp(prefix="sysevents-notify-"))
+    bodies = functions()
     one, batch = "1 event per commit", "100 events per commit"
-    scripts = {one: workdir / "one.sql", batch: workdir / "batch.sql"}
-    scripts[one].write_text(ONE)
-    scripts[batch].write_text(BATCH)
     cases = [(one, c) for c in clients] + [(batch, max(clients))]
     tps: dict[tuple[str, int, str], list[float]] = {}
-    for _ in range(runs):
-        for workload, n in cases:
-            for way in WAYS:
-                set_trigger(url, way != "off")
-                listener = Listener(url) if way == "on+tail" else None
-                try:
-                    figure = run_pgbench(pgbench, url, scripts[workload], n, seconds, month)
-                finally:
+    heard: dict[tuple[str, int, str], list[float]] = {}
+    with tempfile.TemporaryDirectory(prefix="sysevents-notify-") as workdir:
+        scripts = {one: Path(workdir) / "one.sql", batch: Path(workdir) / "batch.sql"}
+        scripts[one].write_text(ONE)
+        scripts[batch].write_text(BATCH)
+        for turn in range(runs):
+            ways = WAYS[turn % len(WAYS) :] + WAYS[: turn % len(WAYS)]
+            for workload, n in cases:
+                for way in ways:
+                    set_way(url, way, bodies)
+                    listener = Listener(url) if way.endswith("+tail") else None
+                    try:
+                        figure = run_pgbench(pgbench, url, scripts[workload], n, seconds, month)
+                    finally:
+                        if listener is not None:
+                            listener.close()
+                    tps.setdefault((workload, n, way), []).append(figure)
                     if listener is not None:
-                        listener.close()
-                tps.setdefault((workload, n, way), []).append(figure)
-        with psycopg.connect(url, autocommit=True) as conn:
-            # Keep the table small between rounds, so every round sees the same one.
-            conn.execute("TRUNCATE system_event_rollups, system_event_locator, system_events")
-    set_trigger(url, True)
+                        heard.setdefault((workload, n, way), []).append(listener.received / seconds)
+    set_way(url, "throttled", bodies)
     out: dict[str, Any] = {}
     for workload, n in cases:
         base = statistics.median(tps[(workload, n, "off")])
@@ -169,6 +198,10 @@ def measure(
                 "events_per_s": round(median * per_commit),
                 "ratio": round(median / base, 2),
             }
+            if (workload, n, way) in heard:
+                row[way]["notifications_per_s"] = round(
+                    statistics.median(heard[(workload, n, way)])
+                )
         out[f"{workload}, {n} clients"] = row
     return out
 
