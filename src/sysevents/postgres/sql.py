@@ -239,10 +239,11 @@ def page_statement(query: EventQuery, position: tuple[datetime, int] | None) -> 
 
 
 def worth_preparing(query: EventFilter) -> bool:
-    """Whether a page of ``query`` is prepared: planned once, generically, per connection.
+    """Whether a page of ``query`` runs as a statement prepared on its connection.
 
     Planning costs a little per partition, so a page filtered by time alone is
-    prepared. A filter on a value whose frequency varies (a type, a severity, a
+    prepared; after five runs PostgreSQL may plan it once for every value
+    (a generic plan). A filter on a value whose frequency varies (a type, a severity, a
     source, a search of the message or the details, a trace) is planned for its
     value each time: one generic plan would be wrong for the rare values or for
     the common ones.
