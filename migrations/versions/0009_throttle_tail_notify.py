@@ -3,7 +3,7 @@
 A transaction that has sent ``NOTIFY`` takes one lock for the whole server at
 commit and keeps it until its commit is on disk, so with a notification in
 every transaction concurrent writers commit one at a time: with 8 or more
-writers committing one event each, the 0008 trigger cut inserts to 0.4x
+writers committing one event each, the 0008 trigger cut inserts to 0.3-0.5x
 (``bench/notify_cost.py``). ``system_events_notify()`` now notifies only when
 its session has not done so for ``sysevents.notify_interval`` seconds: a plain
 decimal such as ``0.5``, 0.1 unless set; ``0`` notifies on every statement
