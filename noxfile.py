@@ -101,7 +101,8 @@ def bench_search(session: nox.Session) -> None:
     """Search, histogram and export beside raw SQL, and what the tail's NOTIFY costs writers.
 
     ``-- --rows N`` sets the table size (default 1 000 000); ``-- --smoke`` runs
-    both in seconds. Needs PostgreSQL (``SYSEVENTS_BENCH_POSTGRES_URL``) and pgbench.
+    both in seconds. Needs PostgreSQL (``SYSEVENTS_BENCH_POSTGRES_URL``: the one
+    setting both scripts read) and pgbench.
     """
     install(session, "bench", "test")
     session.run("python", "bench/search.py", *session.posargs)

@@ -2,7 +2,9 @@
 
     python bench/search.py --rows 1000000 [--runs 5]   # or: nox -s bench_search
 
-Creates (and drops) its own database. Figures, medians of ``--runs``:
+Creates its own database, and drops it afterwards unless ``--keep`` (any later
+run without ``--reuse`` replaces a kept one; ``--reuse`` measures it again,
+whatever ``--rows`` says). Figures, medians of ``--runs``:
 
 - ``q`` and ``details.*`` first page (50, newest first) through the library,
   beside the same SQL run raw by psycopg, and beside that SQL with the
@@ -247,6 +249,11 @@ def main() -> None:
     else:
         url = create_database(args.postgres_url, NAME)
     try:
+        if args.reuse:
+            with psycopg.connect(url) as conn:
+                counted = conn.execute("SELECT count(*) FROM system_events").fetchone()
+            assert counted is not None
+            args.rows = int(counted[0])
         results: dict[str, Any] = {"rows": args.rows}
         if not args.reuse:
             upgrade(url)
