@@ -15,7 +15,6 @@ into the console section of ``bench/notes.md`` (which ``bench/run.py`` copies in
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import tempfile
@@ -31,7 +30,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT))
 
 import psycopg  # noqa: E402
-from fill import COPY_SQL, Events, create_database, drop_database  # noqa: E402
+from fill import COPY_SQL, SERVER_URL, Events, create_database, drop_database  # noqa: E402
 from tests.http.browser import chrome  # noqa: E402
 from tests.http.served import serve  # noqa: E402
 
@@ -56,9 +55,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--postgres-url",
-        default=os.environ.get(
-            "SYSEVENTS_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-        ),
+        default=SERVER_URL,
     )
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=7, help="loads per view (median reported)")

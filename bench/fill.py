@@ -10,6 +10,7 @@ as ``sysevents migrate`` gives a table that held events that old.
 from __future__ import annotations
 
 import json
+import os
 import random
 import time
 from datetime import UTC, datetime, timedelta
@@ -49,6 +50,10 @@ SOURCES = [
 RARE_TYPE = "cert_renewed"
 COMMON_TYPE = "http_request"
 SPAN = timedelta(days=90)
+SERVER_URL = os.environ.get(
+    "SYSEVENTS_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+"""The server every bench makes its own database on, unless given ``--postgres-url``."""
 COPY_SQL = (
     'COPY system_events (event_type, severity, message, details, source, "timestamp") FROM STDIN'
 )

@@ -24,7 +24,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from fill import create_database, drop_database  # noqa: E402
+from fill import SERVER_URL, create_database, drop_database  # noqa: E402
 
 
 def peak_rss_kib(pid: int) -> int:
@@ -70,9 +70,7 @@ def main() -> None:
     parser.add_argument("--python", default=sys.executable)
     parser.add_argument(
         "--postgres-url",
-        default=os.environ.get(
-            "SYSEVENTS_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-        ),
+        default=SERVER_URL,
     )
     args = parser.parse_args()
     database = "sysevents_hostile"

@@ -46,7 +46,7 @@ import psycopg
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from fill import create_database, drop_database  # noqa: E402
+from fill import SERVER_URL, create_database, drop_database  # noqa: E402
 
 from sysevents.migrate import upgrade  # noqa: E402
 from sysevents.postgres.ids import month_index  # noqa: E402
@@ -217,9 +217,7 @@ def main() -> None:
     parser.add_argument("--smoke", action="store_true", help="one short run of each: seconds")
     parser.add_argument(
         "--postgres-url",
-        default=os.environ.get(
-            "SYSEVENTS_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-        ),
+        default=SERVER_URL,
     )
     args = parser.parse_args()
     if args.smoke:

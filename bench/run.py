@@ -30,7 +30,7 @@ sys.path.insert(0, str(HERE))
 import httpbench  # noqa: E402
 import library  # noqa: E402
 import partitions  # noqa: E402
-from fill import Events, create_database, drop_database, fill  # noqa: E402
+from fill import SERVER_URL, Events, create_database, drop_database, fill  # noqa: E402
 from report import write_reports  # noqa: E402
 
 from sysevents.migrate import upgrade  # noqa: E402
@@ -46,9 +46,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--smoke", action="store_true", help="tiny data and short runs")
     parser.add_argument(
         "--postgres-url",
-        default=os.environ.get(
-            "SYSEVENTS_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-        ),
+        default=SERVER_URL,
         help="a server where the bench may create its own database",
     )
     parser.add_argument(

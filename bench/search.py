@@ -39,7 +39,7 @@ import psycopg
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from fill import COPY_SQL, Events, create_database, drop_database  # noqa: E402
+from fill import COPY_SQL, SERVER_URL, Events, create_database, drop_database  # noqa: E402
 
 import sysevents  # noqa: E402
 from sysevents.migrate import upgrade  # noqa: E402
@@ -237,9 +237,7 @@ def main() -> None:
     parser.add_argument("--reuse", action="store_true", help="measure a kept database again")
     parser.add_argument(
         "--postgres-url",
-        default=os.environ.get(
-            "SYSEVENTS_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-        ),
+        default=SERVER_URL,
     )
     args = parser.parse_args()
     if args.smoke:

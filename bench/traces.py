@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import secrets
 import sys
 import time
@@ -25,7 +24,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import psycopg  # noqa: E402
-from fill import create_database, drop_database  # noqa: E402
+from fill import SERVER_URL, create_database, drop_database  # noqa: E402
 from measure import median, run_for  # noqa: E402
 
 from sysevents import EventFilter, EventQuery, NewEvent  # noqa: E402
@@ -139,9 +138,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=2.0)
     parser.add_argument(
         "--postgres-url",
-        default=os.environ.get(
-            "SYSEVENTS_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-        ),
+        default=SERVER_URL,
     )
     args = parser.parse_args()
     name = "sysevents_bench_traces"

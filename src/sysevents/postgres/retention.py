@@ -229,7 +229,7 @@ async def _drop(conn: Connection, partition: Partition, policy: RetentionPolicy)
             # The month's hour, day and month counts go as a table too.
             await conn.execute("LOCK TABLE " + ROLLUPS + " IN ACCESS EXCLUSIVE MODE")
             await conn.execute(
-                "ALTER TABLE " + ROLLUPS + " DETACH PARTITION " + _rollups_table(counts)
+                "ALTER TABLE " + ROLLUPS + " DETACH PARTITION " + _month_table(counts)
             )
     # Detached, the tables are no one's: removing their files (the part that
     # grows with the month's size) holds no lock anyone waits for.
@@ -238,10 +238,12 @@ async def _drop(conn: Connection, partition: Partition, policy: RetentionPolicy)
     return removed
 
 
+_MONTH_TABLE: LiteralString = "system_(events|event_rollups)_p[0-9]{4}_[0-9]{2}"
+"""The name of a month's table of events or of counts (a regular expression)."""
 _DETACHED = (
     "SELECT c.relname FROM pg_class c WHERE c.relkind = 'r' AND NOT c.relispartition "
     "AND c.relnamespace = current_schema()::regnamespace "
-    "AND c.relname ~ '^system_(events|event_rollups)_p[0-9]{4}_[0-9]{2}$'"
+    "AND c.relname ~ '^" + _MONTH_TABLE + "$'"
 )
 
 
@@ -256,15 +258,8 @@ async def drop_detached(conn: Connection) -> list[str]:
 
 def _month_table(name: str) -> LiteralString:
     # Only month tables' names reach SQL: letters, digits, underscores.
-    if not re.fullmatch(r"system_(events|event_rollups)_p[0-9]{4}_[0-9]{2}", name):
+    if not re.fullmatch(_MONTH_TABLE, name):
         raise ValueError(f"not a month table: {name!r}")
-    return name
-
-
-def _rollups_table(name: str) -> LiteralString:
-    # Only names made by rollup_partition_name() reach SQL: letters, digits, underscores.
-    if not re.fullmatch(r"system_event_rollups_p[0-9]{4}_[0-9]{2}", name):
-        raise ValueError(f"not a rollup partition: {name!r}")
     return name
 
 
