@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import pytest
 import structlog
 from loguru import logger as loguru_logger
@@ -20,6 +21,7 @@ import sysevents.loguru
 import sysevents.structlog
 from sysevents import EventLogger, MemoryEventRepository, Settings
 from sysevents.keys import Scope
+from sysevents.loghandler import EventLogHandler
 from sysevents_http import create_app
 from tests.http.live import LiveApp
 
@@ -221,3 +223,111 @@ def test_neither_library_is_imported_by_sysevents() -> None:
         timeout=60,
     )
     assert done.stdout.strip() == "[]", done.stderr
+
+
+@pytest.fixture
+def root_at_debug() -> Iterator[logging.Logger]:
+    """The root logger at DEBUG for the test, with its handlers and level restored after."""
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
+    root.setLevel(logging.DEBUG)
+    yield root
+    for handler in [h for h in root.handlers if h not in handlers]:
+        root.removeHandler(handler)
+        handler.close()
+    root.setLevel(level)
+
+
+def test_log_to_http_stores_what_was_logged_and_nothing_of_its_own(
+    root_at_debug: logging.Logger,
+) -> None:
+    """The HTTP client's own records (httpx at INFO, httpcore at DEBUG) never become events."""
+    repo = MemoryEventRepository()
+    count = 25
+    with LiveApp(create_app(Settings(rate_limit="off"), repository=repo)) as live:
+        handler = sysevents.log_to(live.url, level="DEBUG")
+        app_log = logging.getLogger("tests.logto.app")
+        for n in range(count):
+            app_log.debug("record %d", n)
+        handler.flush()
+        handler.flush()  # anything the shipping itself logged would be queued by now
+        queued = handler.emitter.counters.queued
+        handler.close()
+    lifecycle = {"system_startup", "system_shutdown", "health_check", "db_health_check"}
+    mine = [e for e in repo.snapshot() if e.event_type not in lifecycle]
+    assert queued == count
+    assert sorted(e.message for e in mine) == sorted(f"record {n}" for n in range(count))
+    assert {e.source for e in mine} == {"tests.logto.app"}
+
+
+class _Recorder:
+    """An emitter that keeps what it is given."""
+
+    def __init__(self) -> None:
+        self.calls: list[dict[str, Any]] = []
+
+    def emit(self, event_type: str, message: str, **fields: Any) -> bool:
+        self.calls.append({"event_type": event_type, "message": message, **fields})
+        return True
+
+
+@pytest.mark.parametrize(
+    "name", ["httpx", "httpcore.http11", "sysevents.emitter", "sysevents_http"]
+)
+def test_the_handler_skips_the_transport_and_its_own_loggers(name: str) -> None:
+    recorder = _Recorder()
+    handler = EventLogHandler(recorder)
+    for level in (logging.DEBUG, logging.INFO, logging.ERROR):
+        handler.handle(logging.LogRecord(name, level, __file__, 1, "skipped", None, None))
+    handler.handle(logging.LogRecord("httpx_user", logging.INFO, __file__, 1, "kept", None, None))
+    assert [c["message"] for c in recorder.calls] == ["kept"]
+
+
+def test_structlog_skips_standard_records_of_the_transport(root_at_debug: logging.Logger) -> None:
+    """Standard-library records formatted by structlog (``ProcessorFormatter``) are filtered."""
+    recorder = _Recorder()
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[
+            structlog.stdlib.add_logger_name,
+            structlog.stdlib.add_log_level,
+            sysevents.structlog.EventProcessor(recorder),
+        ],
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.JSONRenderer(),
+        ],
+    )
+    stream = logging.StreamHandler(io.StringIO())
+    stream.setFormatter(formatter)
+    root_at_debug.addHandler(stream)
+    with httpx.Client(transport=httpx.MockTransport(lambda _: httpx.Response(201))) as client:
+        client.post("http://events.invalid/api/events/batch", json=[])
+    logging.getLogger("sysevents.emitter").warning("own")
+    logging.getLogger("tests.logto.structlog").info("kept")
+    assert "HTTP Request" in stream.stream.getvalue()  # httpx did log, through structlog
+    assert [c["message"] for c in recorder.calls] == ["kept"]
+
+
+def test_loguru_skips_standard_records_of_the_transport(root_at_debug: logging.Logger) -> None:
+    """Standard-library records forwarded to loguru keep their module's name; those are skipped."""
+
+    class InterceptHandler(logging.Handler):  # loguru's documented recipe
+        def emit(self, record: logging.LogRecord) -> None:
+            frame, depth = logging.currentframe(), 0
+            while frame and (depth == 0 or frame.f_code.co_filename == logging.__file__):
+                frame = frame.f_back  # type: ignore[assignment]
+                depth += 1
+            loguru_logger.opt(depth=depth, exception=record.exc_info).log(
+                record.levelname, record.getMessage()
+            )
+
+    recorder = _Recorder()
+    sink = loguru_logger.add(sysevents.loguru.EventSink(recorder), level="TRACE")
+    root_at_debug.addHandler(InterceptHandler())
+    try:
+        with httpx.Client(transport=httpx.MockTransport(lambda _: httpx.Response(201))) as client:
+            client.post("http://events.invalid/api/events/batch", json=[])
+        loguru_logger.info("kept")
+    finally:
+        loguru_logger.remove(sink)
+    assert [c["message"] for c in recorder.calls] == ["kept"]

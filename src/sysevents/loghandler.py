@@ -18,6 +18,11 @@ _STANDARD_ATTRS = frozenset(
     | {"message", "asctime", "taskName"}
 )
 _MAX_DEPTH = 8
+# Loggers whose records never become events: sysevents' own, and the HTTP
+# client that ships events (httpx logs every request at INFO, httpcore every
+# step at DEBUG), with the protocol layers under it. Recording them would turn
+# each batch sent into the next event to send.
+SKIPPED_LOGGERS = ("sysevents", "sysevents_http", "httpx", "httpcore", "h11", "h2", "hpack")
 _MAX_VALUE_CHARS = 4_000
 _MAX_TRACEBACK_CHARS = 16_000
 
@@ -35,6 +40,13 @@ class _Emitter(Protocol):
         trace_id: str | None = ...,
         span_id: str | None = ...,
     ) -> bool: ...
+
+
+def is_transport_logger(name: str | None) -> bool:
+    """True for sysevents' own loggers and the HTTP client's (``SKIPPED_LOGGERS``)."""
+    if not name:
+        return False
+    return any(name == skip or name.startswith(skip + ".") for skip in SKIPPED_LOGGERS)
 
 
 def severity_of(levelno: int) -> str:
@@ -58,9 +70,10 @@ class EventLogHandler(logging.Handler):
     ``details["exception"]`` with the traceback. ``extra={"event_type": …}``
     overrides the handler's ``event_type``, and ``extra={"trace_id": …,
     "span_id": …}`` the ids of the current OpenTelemetry span, which the event
-    gets otherwise (when OpenTelemetry is in use). Records of sysevents' own loggers,
-    and records logged while this handler is already handling one on the same
-    thread, are skipped, so the handler can never feed itself.
+    gets otherwise (when OpenTelemetry is in use). Records of sysevents' own loggers
+    and of the HTTP client that ships events (``SKIPPED_LOGGERS``), and records
+    logged while this handler is already handling one on the same thread, are
+    skipped at every level, so the handler can never feed itself.
     """
 
     def __init__(
@@ -84,7 +97,7 @@ class EventLogHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         """Queue the record as an event."""
-        if record.name == "sysevents" or record.name.startswith("sysevents."):
+        if is_transport_logger(record.name):
             return
         if getattr(self._busy, "active", False):
             return

@@ -8,8 +8,10 @@
 Level → severity (``TRACE`` debug, ``SUCCESS`` info), the message without
 loguru's formatting → message, ``bind(event_type=…)`` → event type, the other
 bound extras → details (flat), the module → source, the calling line →
-``details["location"]``, an exception → ``details["exception"]``. loguru
-itself is not imported here.
+``details["location"]``, an exception → ``details["exception"]``. Messages
+from sysevents' own modules and the HTTP client's (standard-library records
+forwarded to loguru keep their module's name) are not emitted. loguru itself
+is not imported here.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-from .loghandler import exception_details, fit, json_safe, severity_of
+from .loghandler import exception_details, fit, is_transport_logger, json_safe, severity_of
 from .rules import MAX_EVENT_TYPE_LENGTH, MAX_SOURCE_LENGTH, clean_label, clean_text
 
 __all__ = ["EventSink"]
@@ -45,6 +47,8 @@ class EventSink:
 
     def __call__(self, message: Any) -> None:
         """Emit the message's record as an event."""
+        if is_transport_logger(message.record.get("name")):
+            return
         with contextlib.suppress(Exception):  # logging must never break the caller
             self.emitter.emit(**self.event_fields(message.record))
 

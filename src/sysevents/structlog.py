@@ -21,7 +21,7 @@ from collections.abc import Mapping, MutableMapping
 from datetime import UTC, datetime
 from typing import Any
 
-from .loghandler import exception_details, fit, json_safe
+from .loghandler import exception_details, fit, is_transport_logger, json_safe
 from .rules import MAX_EVENT_TYPE_LENGTH, MAX_SOURCE_LENGTH, clean_label, clean_text
 
 __all__ = ["EventProcessor", "caller_location", "severity_of_name"]
@@ -77,6 +77,16 @@ def _when(value: Any) -> datetime | None:
     return None
 
 
+def _from_transport(event_dict: Mapping[str, Any]) -> bool:
+    record = event_dict.get("_record")
+    names = (
+        getattr(record, "name", None),
+        event_dict.get("logger"),
+        event_dict.get("logger_name"),
+    )
+    return any(isinstance(name, str) and is_transport_logger(name) for name in names)
+
+
 class EventProcessor:
     """Emits every log call as an event; the event dict goes on unchanged.
 
@@ -87,6 +97,8 @@ class EventProcessor:
     ``timestamp`` (``TimeStamper(utc=True)``) → timestamp; the calling line →
     ``details["location"]``; ``exc_info`` → ``details["exception"]``.
     ``trace_id`` and ``span_id`` keys win over those of the current span.
+    Standard-library records passed through structlog (``ProcessorFormatter``)
+    from sysevents' own loggers or the HTTP client's are not emitted.
     """
 
     def __init__(
@@ -108,6 +120,8 @@ class EventProcessor:
         self, logger: Any, method_name: str, event_dict: MutableMapping[str, Any]
     ) -> MutableMapping[str, Any]:
         """Emit the event; return ``event_dict`` for the next processor."""
+        if _from_transport(event_dict):
+            return event_dict
         with contextlib.suppress(Exception):  # logging must never break the caller
             self.emitter.emit(**self.event_fields(method_name, event_dict))
         return event_dict
