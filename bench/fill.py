@@ -135,8 +135,8 @@ def partition_months(conn: psycopg.Connection[Any], since: datetime) -> None:
     """Give every month from ``since`` a partition of its own (the table must be empty)."""
     import asyncio
 
-    from sysevents.postgres.ids import month_index, month_start
-    from sysevents.postgres.partitions import HISTORY, ensure_partitions
+    from sysevents.stores.postgres.ids import month_index, month_start
+    from sysevents.stores.postgres.partitions import HISTORY, ensure_partitions
 
     first = month_index(since)
     for parent, history in (
@@ -173,7 +173,7 @@ def fold(conn: psycopg.Connection[Any]) -> None:
 
 def fill(url: str, rows: int, events: Events, *, chunk: int = 200_000) -> dict[str, Any]:
     """COPY ``rows`` events into ``url`` (ids as the library makes them), fold, analyze."""
-    from sysevents.postgres.ids import compose, month_index
+    from sysevents.stores.postgres.ids import compose, month_index
 
     started = time.perf_counter()
     with psycopg.connect(url, autocommit=True) as conn:

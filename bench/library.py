@@ -22,7 +22,7 @@ import sysevents
 from sysevents import EventFilter, EventQuery, NewEvent
 from sysevents._cursor import encode_cursor
 from sysevents.emitter import EventLogger
-from sysevents.postgres import PostgresEventRepository
+from sysevents.stores.postgres import PostgresEventRepository
 
 COLUMNS = (
     'id, event_type, severity, message, details, source, "timestamp", created_at, idempotency_key'

@@ -49,8 +49,8 @@ sys.path.insert(0, str(HERE))
 from fill import SERVER_URL, create_database, drop_database  # noqa: E402
 
 from sysevents.migrate import upgrade  # noqa: E402
-from sysevents.postgres.ids import month_index  # noqa: E402
-from sysevents.postgres.tail import CHANNEL  # noqa: E402
+from sysevents.stores.postgres.ids import month_index  # noqa: E402
+from sysevents.stores.postgres.tail import CHANNEL  # noqa: E402
 
 NAME = "sysevents_bench_notify"
 TRIGGER = "system_events_notify"

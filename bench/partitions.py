@@ -22,9 +22,9 @@ from measure import Figure, compare
 
 from sysevents import EventFilter, EventQuery, RetentionPolicy
 from sysevents._cursor import encode_cursor
-from sysevents.postgres import PostgresEventRepository
-from sysevents.postgres import sql as statements
-from sysevents.postgres.ids import month_end, month_index
+from sysevents.stores.postgres import PostgresEventRepository
+from sysevents.stores.postgres import sql as statements
+from sysevents.stores.postgres.ids import month_end, month_index
 
 FLAT_INDEXES = (
     "ALTER TABLE bench_flat ADD PRIMARY KEY (id)",

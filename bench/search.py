@@ -43,9 +43,9 @@ from fill import COPY_SQL, SERVER_URL, Events, create_database, drop_database  #
 
 import sysevents  # noqa: E402
 from sysevents.migrate import upgrade  # noqa: E402
-from sysevents.postgres import sql  # noqa: E402
-from sysevents.postgres.rollups import Level  # noqa: E402
 from sysevents.query import EventFilter, EventQuery  # noqa: E402
+from sysevents.stores.postgres import sql  # noqa: E402
+from sysevents.stores.postgres.rollups import Level  # noqa: E402
 
 NAME = "sysevents_bench_search"
 

@@ -29,9 +29,9 @@ from measure import median, run_for  # noqa: E402
 
 from sysevents import EventFilter, EventQuery, NewEvent  # noqa: E402
 from sysevents.migrate import upgrade  # noqa: E402
-from sysevents.postgres import PostgresEventRepository  # noqa: E402
-from sysevents.postgres.ids import month_index  # noqa: E402
-from sysevents.postgres.partitions import ensure_partitions  # noqa: E402
+from sysevents.stores.postgres import PostgresEventRepository  # noqa: E402
+from sysevents.stores.postgres.ids import month_index  # noqa: E402
+from sysevents.stores.postgres.partitions import ensure_partitions  # noqa: E402
 
 FILL = """
 INSERT INTO system_events (id, event_type, severity, message, details, source, "timestamp",

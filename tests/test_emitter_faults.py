@@ -13,7 +13,7 @@ import pytest
 
 from sysevents import EventLogger
 from sysevents.migrate import upgrade
-from sysevents.postgres import PostgresEventRepository
+from sysevents.stores.postgres import PostgresEventRepository
 from tests.conftest import skip_or_fail
 from tests.private_postgres import PrivatePostgres
 from tests.waiting import eventually

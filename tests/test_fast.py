@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 
 from sysevents import Event, NewEvent
 from sysevents._fast import fast_path_applies, trusted_event
-from sysevents.postgres.sql import as_stored
 from sysevents.rules import MAX_EVENT_ID, dump_details
+from sysevents.stores.postgres.sql import as_stored
 from tests.strategies import details, new_events
 
 ids = st.integers(min_value=1, max_value=MAX_EVENT_ID)

@@ -22,7 +22,7 @@ from sysevents import (
     StoreError,
     StoreUnavailableError,
 )
-from sysevents.http_client import HttpEventRepository
+from sysevents.stores.http import HttpEventRepository
 from sysevents.testing import EventRepositoryConformance
 from sysevents_http import create_app
 from tests.conftest import EMPTY_EVENTS, FreshDatabases

@@ -17,11 +17,11 @@ from loguru import logger as loguru_logger
 from opentelemetry.sdk.trace import TracerProvider
 
 import sysevents
-import sysevents.loguru
-import sysevents.structlog
+import sysevents.logging.loguru
+import sysevents.logging.structlog
 from sysevents import EventLogger, MemoryEventRepository, Settings
 from sysevents.keys import Scope
-from sysevents.loghandler import EventLogHandler
+from sysevents.logging.handler import EventLogHandler
 from sysevents_http import create_app
 from tests.http.live import LiveApp
 
@@ -132,7 +132,7 @@ def test_structlog(repo: MemoryEventRepository, emitter: Any) -> None:
         processors=[
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
-            sysevents.structlog.EventProcessor(emitter, source="checkout"),
+            sysevents.logging.structlog.EventProcessor(emitter, source="checkout"),
             structlog.processors.JSONRenderer(),
         ],
     ).bind(user="ann")
@@ -171,7 +171,7 @@ def test_structlog(repo: MemoryEventRepository, emitter: Any) -> None:
 
 def test_loguru(repo: MemoryEventRepository, emitter: Any) -> None:
     sink = loguru_logger.add(
-        sysevents.loguru.EventSink(emitter),
+        sysevents.logging.loguru.EventSink(emitter),
         level="TRACE",
         format="{time} | {level} | {name}:{line} - {message}",
     )
@@ -215,7 +215,7 @@ def test_neither_library_is_imported_by_sysevents() -> None:
         [
             sys.executable,
             "-c",
-            "import sys, sysevents, sysevents.structlog, sysevents.loguru; "
+            "import sys, sysevents, sysevents.logging.structlog, sysevents.logging.loguru; "
             "print(sorted(m for m in ('structlog', 'loguru') if m in sys.modules))",
         ],
         capture_output=True,
@@ -290,7 +290,7 @@ def test_structlog_skips_standard_records_of_the_transport(root_at_debug: loggin
         foreign_pre_chain=[
             structlog.stdlib.add_logger_name,
             structlog.stdlib.add_log_level,
-            sysevents.structlog.EventProcessor(recorder),
+            sysevents.logging.structlog.EventProcessor(recorder),
         ],
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
@@ -322,7 +322,7 @@ def test_loguru_skips_standard_records_of_the_transport(root_at_debug: logging.L
             )
 
     recorder = _Recorder()
-    sink = loguru_logger.add(sysevents.loguru.EventSink(recorder), level="TRACE")
+    sink = loguru_logger.add(sysevents.logging.loguru.EventSink(recorder), level="TRACE")
     root_at_debug.addHandler(InterceptHandler())
     try:
         with httpx.Client(transport=httpx.MockTransport(lambda _: httpx.Response(201))) as client:

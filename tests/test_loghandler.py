@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from sysevents import EventLogger, MemoryEventRepository, Severity, StoreUnavailableError
-from sysevents.loghandler import EventLogHandler, severity_of
+from sysevents.logging.handler import EventLogHandler, severity_of
 
 
 @pytest.fixture

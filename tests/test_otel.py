@@ -13,7 +13,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 
 from sysevents import EventLogger, MemoryEventRepository
-from sysevents.loghandler import EventLogHandler
+from sysevents.logging.handler import EventLogHandler
 from sysevents.otel import current_ids
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -103,7 +103,7 @@ def test_importing_and_emitting_never_imports_opentelemetry() -> None:
         """
         import asyncio, logging, sys
         import sysevents
-        from sysevents.loghandler import EventLogHandler
+        from sysevents.logging.handler import EventLogHandler
 
         async def main():
             repo = sysevents.MemoryEventRepository()

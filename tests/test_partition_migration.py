@@ -13,8 +13,8 @@ import pytest
 from sysevents import RetentionPolicy
 from sysevents.cli import main
 from sysevents.migrate import current_revision, upgrade
-from sysevents.postgres import PostgresEventRepository
-from sysevents.postgres.move import move_rows
+from sysevents.stores.postgres import PostgresEventRepository
+from sysevents.stores.postgres.move import move_rows
 from tests.conftest import FreshDatabases
 from tests.test_partitions import partitions
 from tests.test_rollups import fold, rollups_are_exact

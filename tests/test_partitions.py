@@ -12,9 +12,9 @@ import pytest
 
 from sysevents import Event, EventFilter, EventPatch, NewEvent, RetentionPolicy
 from sysevents.migrate import upgrade
-from sysevents.postgres import PostgresEventRepository
-from sysevents.postgres.ids import month_index
-from sysevents.postgres.partitions import partition_name
+from sysevents.stores.postgres import PostgresEventRepository
+from sysevents.stores.postgres.ids import month_index
+from sysevents.stores.postgres.partitions import partition_name
 from tests.conftest import EMPTY_EVENTS, FreshDatabases
 from tests.test_rollups import fold, rollups_are_exact
 
@@ -316,9 +316,9 @@ async def test_reading_a_partition_by_name_equals_reading_the_table(
     years: PostgresEventRepository, empty_years_url: str
 ) -> None:
     """The fast read by id finds exactly what a read through the parent table finds."""
-    from sysevents.postgres import sql
-    from sysevents.postgres.byid import by_id, read_by_id
-    from sysevents.postgres.partitions import history_end
+    from sysevents.stores.postgres import sql
+    from sysevents.stores.postgres.byid import by_id, read_by_id
+    from sysevents.stores.postgres.partitions import history_end
 
     events = await years.add_many([new(NOW - i * 9 * DAY, i) for i in range(40)])
     old = await years.add(new(datetime(1999, 5, 5, tzinfo=UTC)))  # in the history partition

@@ -21,9 +21,9 @@ from sysevents import (
     StoreError,
     StoreUnavailableError,
 )
-from sysevents.postgres import PostgresEventRepository
-from sysevents.postgres import pool as pool_module
-from sysevents.postgres.ids import month_index
+from sysevents.stores.postgres import PostgresEventRepository
+from sysevents.stores.postgres import pool as pool_module
+from sysevents.stores.postgres.ids import month_index
 from tests.conftest import FreshDatabases
 
 pytestmark = pytest.mark.postgres

@@ -9,7 +9,7 @@ import pytest
 
 import sysevents
 from sysevents import Event, MemoryEventRepository, NewEvent
-from sysevents.postgres.inserts import COPY_FROM as _COPY_FROM
+from sysevents.stores.postgres.inserts import COPY_FROM as _COPY_FROM
 
 pytestmark = pytest.mark.postgres
 

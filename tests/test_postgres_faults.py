@@ -11,7 +11,7 @@ import pytest
 
 from sysevents import EventPatch, EventQuery, NewEvent, StoreUnavailableError
 from sysevents.migrate import upgrade
-from sysevents.postgres import PostgresEventRepository
+from sysevents.stores.postgres import PostgresEventRepository
 from tests.conftest import skip_or_fail
 from tests.private_postgres import PrivatePostgres
 

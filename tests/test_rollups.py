@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 
 import sysevents
 from sysevents import EventFilter, EventPatch, MemoryEventRepository, NewEvent
-from sysevents.postgres.rollups import LOWEST as _LOWEST
-from sysevents.postgres.rollups import rollup_cover
+from sysevents.stores.postgres.rollups import LOWEST as _LOWEST
+from sysevents.stores.postgres.rollups import rollup_cover
 
 pytestmark = pytest.mark.postgres
 

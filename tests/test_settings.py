@@ -78,8 +78,8 @@ def test_a_missing_extra_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -
     real_import = importlib.import_module
 
     def without_drivers(name: str, *args: Any) -> Any:
-        if name in ("sysevents.postgres", "sysevents.cache", "sysevents.http_client"):
-            driver = {"sysevents.postgres": "psycopg", "sysevents.cache": "redis"}.get(
+        if name in ("sysevents.stores.postgres", "sysevents.cache", "sysevents.stores.http"):
+            driver = {"sysevents.stores.postgres": "psycopg", "sysevents.cache": "redis"}.get(
                 name, "httpx"
             )
             raise ModuleNotFoundError(f"No module named {driver!r}", name=driver)
@@ -96,7 +96,7 @@ def test_a_missing_extra_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -
 
 def test_import_sysevents_imports_no_optional_driver() -> None:
     code = (
-        "import sys, sysevents, sysevents.emitter, sysevents.loghandler\n"
+        "import sys, sysevents, sysevents.emitter, sysevents.logging.handler\n"
         "repo = sysevents.connect('memory://')\n"
         "heavy = {'psycopg', 'psycopg_pool', 'sqlalchemy', 'alembic', 'redis', 'litestar',"
         " 'httpx', 'uvicorn'}\n"

@@ -42,7 +42,7 @@ MACHINE_SETTINGS = settings(
 def comparable(event: Event | None) -> dict[str, Any] | None:
     """What both stores must agree on: everything but the store's clock and its ids.
 
-    PostgreSQL ids name the event's month (see ``sysevents.postgres.ids``);
+    PostgreSQL ids name the event's month (see ``sysevents.stores.postgres.ids``);
     within a month they grow with each insert, as memory's do, so both list
     events of one timestamp in the same order.
     """

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import sysevents
 from sysevents.emitter import ThreadedEventLogger
-from sysevents.loghandler import EventLogHandler
+from sysevents.logging.handler import EventLogHandler
 
 log = logging.getLogger("shop")
 

@@ -10,7 +10,7 @@ ids that do not name their month, and the table of idempotency keys.
 Row triggers on ``system_events`` repeat every insert, update and delete in
 the new table from now on, so the rows already there can be moved in small
 batches while the service keeps writing (``sysevents migrate`` does so, with
-progress; see ``sysevents.postgres.move``). Migration 0006 moves what is
+progress; see ``sysevents.stores.postgres.move``). Migration 0006 moves what is
 left, under a short lock, and puts the new table in the old one's place.
 
 Revision ID: 0005

@@ -22,8 +22,7 @@ from .errors import (
     SyseventsError,
 )
 from .histogram import EventHistogram, HistogramBucket
-from .logto import log_to
-from .memory import MemoryEventRepository
+from .logging import log_to
 from .model import Event, EventLimits, EventPage, EventPatch, EventStats, NewEvent, Severity
 from .query import EventFilter, EventQuery
 from .repository import (
@@ -37,6 +36,7 @@ from .repository import (
 )
 from .retention import RetentionPolicy, RetentionReport
 from .settings import Settings
+from .stores.memory import MemoryEventRepository
 
 __version__ = "0.1.0"
 

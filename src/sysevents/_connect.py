@@ -20,11 +20,11 @@ _default: EventRepository | None = None
 
 # scheme -> (module, class, extra that installs its drivers)
 _BACKENDS: dict[str, tuple[str, str, str | None]] = {
-    "memory": ("sysevents.memory", "MemoryEventRepository", None),
-    "postgresql": ("sysevents.postgres", "PostgresEventRepository", "postgres"),
-    "postgres": ("sysevents.postgres", "PostgresEventRepository", "postgres"),
-    "http": ("sysevents.http_client", "HttpEventRepository", "http"),
-    "https": ("sysevents.http_client", "HttpEventRepository", "http"),
+    "memory": ("sysevents.stores.memory", "MemoryEventRepository", None),
+    "postgresql": ("sysevents.stores.postgres", "PostgresEventRepository", "postgres"),
+    "postgres": ("sysevents.stores.postgres", "PostgresEventRepository", "postgres"),
+    "http": ("sysevents.stores.http", "HttpEventRepository", "http"),
+    "https": ("sysevents.stores.http", "HttpEventRepository", "http"),
 }
 
 

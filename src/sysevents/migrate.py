@@ -140,7 +140,7 @@ def upgrade(database_url: str, revision: str = "head") -> None:
     current = current_revision(database_url)
     steps = [s.revision for s in _pending(current, revision)]
     if PARTITIONING[1] in steps:
-        from .postgres.move import move_rows
+        from .stores.postgres.move import move_rows
 
         if PARTITIONING[0] in steps:
             _run(database_url, "upgrade", PARTITIONING[0])
@@ -165,8 +165,8 @@ def plan(database_url: str, revision: str = "head") -> list[str]:
 def _partition_plan(database_url: str) -> list[str]:
     import psycopg
 
-    from .postgres.move import BATCH
-    from .postgres.pool import conninfo
+    from .stores.postgres.move import BATCH
+    from .stores.postgres.pool import conninfo
 
     with psycopg.connect(conninfo(database_url), autocommit=True) as conn:
         exists = conn.execute("SELECT to_regclass('system_events') IS NOT NULL").fetchone()

@@ -4,7 +4,7 @@
 answers. A filter is rendered for each medium in one place: as a predicate
 over events here (:meth:`EventFilter.matches`, the in-memory store), as query
 parameters here (:meth:`EventFilter.query_params`, the HTTP client), and as a
-SQL ``WHERE`` in ``sysevents.postgres.sql``.
+SQL ``WHERE`` in ``sysevents.stores.postgres.sql``.
 """
 
 from __future__ import annotations

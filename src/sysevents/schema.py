@@ -38,7 +38,7 @@ metadata = MetaData(
 """The metadata holding every table sysevents owns."""
 
 system_events_seq = Sequence("system_events_seq", metadata=metadata)
-"""Draws the low bits of event ids (see ``sysevents.postgres.ids``)."""
+"""Draws the low bits of event ids (see ``sysevents.stores.postgres.ids``)."""
 
 system_events = Table(
     "system_events",
@@ -72,7 +72,7 @@ system_events = Table(
 month (``system_events_pYYYY_MM``) and ``system_events_history`` before them.
 
 An ``id`` carries the month of the event's ``timestamp`` in its high bits, so
-reading an event by id reads one partition (see ``sysevents.postgres.ids``).
+reading an event by id reads one partition (see ``sysevents.stores.postgres.ids``).
 """
 
 _c = system_events.c
@@ -146,7 +146,7 @@ system_event_rollups = Table(
 """Event counts per (level, bucket, event_type, severity, source) of every row
 below the watermark of ``system_event_rollup_state``.
 
-The levels are those of ``sysevents.postgres.rollups.Level``. Writers do not
+The levels are those of ``sysevents.stores.postgres.rollups.Level``. Writers do not
 touch this table: ``system_event_rollups_fold()`` counts the rows written
 since the watermark, in the background; a change to a counted row (update,
 delete, retention) corrects the counts in its own transaction. Statistics add

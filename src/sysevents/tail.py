@@ -2,7 +2,7 @@
 
 A store gives every event a position in the order it emits them (memory:
 its insertion number; PostgreSQL: the writing transaction's id and the event
-id, see ``sysevents.postgres.tail``). A position is an opaque text: given
+id, see ``sysevents.stores.postgres.tail``). A position is an opaque text: given
 back as ``after``, the tail continues just after it, with no event missed
 and none repeated.
 """

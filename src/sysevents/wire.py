@@ -1,7 +1,7 @@
 """The REST API's error contract: which library error is which HTTP status, both ways.
 
 The server (``sysevents_http``) answers each error with the status this table
-gives, as RFC 9457 problem details; the HTTP client (``sysevents.http_client``)
+gives, as RFC 9457 problem details; the HTTP client (``sysevents.stores.http``)
 turns a status and its problem back into the same error. Neither needs the
 other installed.
 """

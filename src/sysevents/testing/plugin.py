@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 
 from sysevents import _connect
-from sysevents.memory import MemoryEventRepository
 from sysevents.model import Event, Severity
 from sysevents.query import EventFilter
+from sysevents.stores.memory import MemoryEventRepository
 
 
 class CapturedEvents:

@@ -1,6 +1,6 @@
 """How events go into ``system_events``: one INSERT, one multi-row INSERT, or a COPY.
 
-Each function runs on a connection from :class:`~sysevents.postgres.pool.PostgresPool`
+Each function runs on a connection from :class:`~sysevents.stores.postgres.pool.PostgresPool`
 and returns the stored events in input order; idempotency keys follow the one
 rule of :func:`sysevents._base.replayed`.
 """

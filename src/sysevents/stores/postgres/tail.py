@@ -33,7 +33,7 @@ from sysevents.tail import Tailed, bad_position
 from .pool import PostgresPool
 from .sql import COLUMNS, Statement, event_from_row, where
 
-log = logging.getLogger("sysevents.postgres")
+log = logging.getLogger("sysevents.stores.postgres")
 
 CHANNEL = "sysevents_events"
 """The channel the trigger of migrations 0008 and 0009 notifies after inserts."""

@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 
     from sysevents.settings import Settings
 
-log = logging.getLogger("sysevents.postgres")
+log = logging.getLogger("sysevents.stores.postgres")
 T = TypeVar("T")
 
 
@@ -50,7 +50,7 @@ class PostgresEventRepository(TailBase, RepositoryBase):
 
     The connection options (``min_size``, ``max_size``, ``timeout``,
     ``reconnect_timeout``, ``prepare_threshold``, ``check_after_idle``) are
-    those of :class:`~sysevents.postgres.pool.PostgresPool`: a database that is
+    those of :class:`~sysevents.stores.postgres.pool.PostgresPool`: a database that is
     down or too slow raises ``StoreUnavailableError``, and the pool reconnects
     by itself when it returns.
 
@@ -59,7 +59,7 @@ class PostgresEventRepository(TailBase, RepositoryBase):
     ``0``: never). Statistics are exact either way; folding keeps them fast.
 
     Live tails (:meth:`follow`) are woken by ``NOTIFY`` and poll every
-    ``tail_poll`` seconds besides (see ``sysevents.postgres.tail``).
+    ``tail_poll`` seconds besides (see ``sysevents.stores.postgres.tail``).
     """
 
     def __init__(

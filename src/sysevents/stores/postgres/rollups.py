@@ -1,7 +1,7 @@
 """The rollup levels, which buckets of them cover a time range (with raw edges), and their SQL.
 
 The table is declared in ``sysevents.schema``; its fold function is in
-migration 0006; ``sysevents.postgres.sql`` builds the statements that read
+migration 0006; ``sysevents.stores.postgres.sql`` builds the statements that read
 and correct it.
 """
 

@@ -43,7 +43,7 @@ _SEVERITY = {s.value: s for s in Severity}
 SELECTED = COLUMNS + ", ingest_xid, idempotency_caller"
 """The columns a read by id returns."""
 SELECT = "SELECT " + SELECTED + " FROM system_events WHERE "
-"""The start of a read by id (see ``sysevents.postgres.byid``)."""
+"""The start of a read by id (see ``sysevents.stores.postgres.byid``)."""
 XID = 11
 """The position of ``ingest_xid`` in a row of :data:`SELECT` or :data:`RETURNING`."""
 CALLER = 12

@@ -5,11 +5,11 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from .loghandler import EventLogHandler
+from .handler import EventLogHandler
 
 if TYPE_CHECKING:
-    from .emitter import ThreadedEventLogger
-    from .repository import EventRepository
+    from sysevents.emitter import ThreadedEventLogger
+    from sysevents.repository import EventRepository
 
 __all__ = ["OwnEmitterHandler", "log_to"]
 
@@ -64,10 +64,10 @@ def log_to(
     >>> handler.flush()
     >>> handler.close()
     """
-    from .emitter import EventLogger
+    from sysevents.emitter import EventLogger
 
     if isinstance(target, str):
-        from ._connect import connect
+        from sysevents._connect import connect
 
         url, key = target, api_key
         emitter = EventLogger.in_thread(

@@ -10,8 +10,8 @@ import traceback
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from .otel import current_ids
-from .rules import MAX_EVENT_TYPE_LENGTH, MAX_SOURCE_LENGTH, clean_label, clean_text
+from sysevents.otel import current_ids
+from sysevents.rules import MAX_EVENT_TYPE_LENGTH, MAX_SOURCE_LENGTH, clean_label, clean_text
 
 _STANDARD_ATTRS = frozenset(
     vars(logging.LogRecord("", 0, "", 0, "", None, None)).keys()

@@ -47,7 +47,7 @@ class Partition:
 
     name: str
     month: int
-    """As counted by ``sysevents.postgres.ids``."""
+    """As counted by ``sysevents.stores.postgres.ids``."""
 
     @property
     def start(self) -> datetime:

@@ -10,19 +10,19 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from ._base import Listing, RepositoryBase, first_of_each_key, replayed
-from .audit import delete_record, update_record
-from .errors import NotFoundError
-from .histogram import EventHistogram, plan_histogram
-from .keys import MemoryKeyStore
-from .model import Event, EventPatch, EventStats, NewEvent
-from .query import EventFilter, EventQuery, page_total
-from .retention import RetentionPolicy, RetentionReport
-from .rules import is_event_id
-from .tail import TailBase, Tailed, bad_position
+from sysevents._base import Listing, RepositoryBase, first_of_each_key, replayed
+from sysevents.audit import delete_record, update_record
+from sysevents.errors import NotFoundError
+from sysevents.histogram import EventHistogram, plan_histogram
+from sysevents.keys import MemoryKeyStore
+from sysevents.model import Event, EventPatch, EventStats, NewEvent
+from sysevents.query import EventFilter, EventQuery, page_total
+from sysevents.retention import RetentionPolicy, RetentionReport
+from sysevents.rules import is_event_id
+from sysevents.tail import TailBase, Tailed, bad_position
 
 if TYPE_CHECKING:
-    from .settings import Settings
+    from sysevents.settings import Settings
 
 
 class MemoryEventRepository(TailBase, RepositoryBase):

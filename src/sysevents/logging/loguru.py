@@ -3,7 +3,7 @@
 ::
 
     handler = sysevents.log_to("http://events.internal:8000")
-    loguru.logger.add(sysevents.loguru.EventSink(handler.emitter), level="INFO")
+    loguru.logger.add(sysevents.logging.loguru.EventSink(handler.emitter), level="INFO")
 
 Level → severity (``TRACE`` debug, ``SUCCESS`` info), the message without
 loguru's formatting → message, ``bind(event_type=…)`` → event type, the other
@@ -19,8 +19,9 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-from .loghandler import exception_details, fit, is_transport_logger, json_safe, severity_of
-from .rules import MAX_EVENT_TYPE_LENGTH, MAX_SOURCE_LENGTH, clean_label, clean_text
+from sysevents.rules import MAX_EVENT_TYPE_LENGTH, MAX_SOURCE_LENGTH, clean_label, clean_text
+
+from .handler import exception_details, fit, is_transport_logger, json_safe, severity_of
 
 __all__ = ["EventSink"]
 

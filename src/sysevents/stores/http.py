@@ -15,17 +15,17 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import httpx
 from pydantic import BaseModel, ValidationError
 
-from ._base import Lifecycle
-from .errors import ConfigurationError, NotFoundError, StoreError, StoreUnavailableError
-from .histogram import EventHistogram
-from .model import Event, EventPage, EventPatch, EventStats, NewEvent
-from .query import EventFilter, EventQuery, QueryParams
-from .rules import is_event_id
-from .tail import TailBase, Tailed, bad_position
-from .wire import error_of
+from sysevents._base import Lifecycle
+from sysevents.errors import ConfigurationError, NotFoundError, StoreError, StoreUnavailableError
+from sysevents.histogram import EventHistogram
+from sysevents.model import Event, EventPage, EventPatch, EventStats, NewEvent
+from sysevents.query import EventFilter, EventQuery, QueryParams
+from sysevents.rules import is_event_id
+from sysevents.tail import TailBase, Tailed, bad_position
+from sysevents.wire import error_of
 
 if TYPE_CHECKING:
-    from .settings import Settings
+    from sysevents.settings import Settings
 
 
 class HttpEventRepository(TailBase, Lifecycle):

@@ -1,7 +1,7 @@
 """Finding an event by id in one partition: its month from the id, else from the locator.
 
 An id made by the store names the month of the event's ``timestamp`` (see
-``sysevents.postgres.ids``): the statement then reads one partition. An event
+``sysevents.stores.postgres.ids``): the statement then reads one partition. An event
 moved to another month by an update, or stored before partitioning, is in
 the locator, which gives its exact ``timestamp``. Only an id the store never
 made (hand-written SQL) is looked for in every partition.

@@ -6,7 +6,7 @@ hands the event to an emitter and passes the event dict on unchanged::
     handler = sysevents.log_to("http://events.internal:8000")
     structlog.configure(processors=[
         structlog.processors.add_log_level,
-        sysevents.structlog.EventProcessor(handler.emitter),
+        sysevents.logging.structlog.EventProcessor(handler.emitter),
         structlog.dev.ConsoleRenderer(),
     ])
 
@@ -21,8 +21,9 @@ from collections.abc import Mapping, MutableMapping
 from datetime import UTC, datetime
 from typing import Any
 
-from .loghandler import exception_details, fit, is_transport_logger, json_safe
-from .rules import MAX_EVENT_TYPE_LENGTH, MAX_SOURCE_LENGTH, clean_label, clean_text
+from sysevents.rules import MAX_EVENT_TYPE_LENGTH, MAX_SOURCE_LENGTH, clean_label, clean_text
+
+from .handler import exception_details, fit, is_transport_logger, json_safe
 
 __all__ = ["EventProcessor", "caller_location", "severity_of_name"]
 
