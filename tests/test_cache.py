@@ -100,7 +100,8 @@ async def make_cache(
     made: list[CachedEventRepository] = []
 
     def make(inner: sysevents.EventRepository, **options: Any) -> CachedEventRepository:
-        options.setdefault("prefix", cache_prefix)
+        options.setdefault("cache_prefix", cache_prefix)
+        options.setdefault("cache_timeout", 0.2)  # as the call budget: only it bounds a call
         cache = CachedEventRepository(inner, cache_client(redis_server_url), **options)
         made.append(cache)
         return cache
@@ -369,9 +370,9 @@ async def test_concurrent_stats_misses_cost_one_query(
     cache = CachedEventRepository(
         inner,
         cache_client(redis_server_url, timeout=5.0, max_connections=128),
-        prefix=cache_prefix,
+        cache_prefix=cache_prefix,
         call_budget=10.0,
-        command_timeout=5.0,
+        cache_timeout=5.0,
         max_concurrency=100,
     )
     async with cache:
@@ -425,7 +426,7 @@ async def _keys(client: Redis, pattern: str) -> list[bytes]:
 async def test_ttls_on_the_real_keys(
     redis_server_url: str, cache_prefix: str, inner: GatedRepository, make_cache: Any
 ) -> None:
-    cache = make_cache(inner, event_ttl=120, stats_ttl=7)
+    cache = make_cache(inner, cache_event_ttl=120, cache_stats_ttl=7)
     event = await cache.add(new())
     await cache.get(event.id)
     await cache.stats()
@@ -471,7 +472,7 @@ async def test_connect_honours_the_cache_settings(redis_server_url: str, cache_p
 
 @pytest.mark.parametrize(
     "options",
-    [({"prefix": "a"}, {"prefix": "b"}), ({"version": "1"}, {"version": "2"})],
+    [({"cache_prefix": "a"}, {"cache_prefix": "b"}), ({"version": "1"}, {"version": "2"})],
     ids=["prefix", "version"],
 )
 async def test_namespaces_never_share_entries(
@@ -480,7 +481,7 @@ async def test_namespaces_never_share_entries(
     first, second = GatedRepository(), GatedRepository()
     a_options, b_options = ({**o} for o in options)
     for o in (a_options, b_options):
-        o["prefix"] = f"{cache_prefix}-{o.get('prefix', '')}"
+        o["cache_prefix"] = f"{cache_prefix}-{o.get('cache_prefix', '')}"
     a = make_cache(first, **a_options)
     b = make_cache(second, **b_options)
     assert a.namespace != b.namespace
@@ -514,7 +515,7 @@ async def test_cancelled_reads_never_mix_up_values(
 ) -> None:
     # Time enough for every command however loaded the machine: a timeout would
     # open the breaker, and this is about cancellations, which must not.
-    cache = make_cache(inner, call_budget=10.0, command_timeout=5.0)
+    cache = make_cache(inner, call_budget=10.0, cache_timeout=5.0)
     await cache.open()
     events = await cache.add_many([new(f"event {i}") for i in range(50)])
     by_id = {e.id: e for e in events}

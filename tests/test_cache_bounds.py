@@ -36,7 +36,7 @@ async def test_writes_create_no_key_for_data_nobody_read(
     redis: Redis, redis_server_url: str, cache_prefix: str
 ) -> None:
     async with CachedEventRepository(
-        MemoryEventRepository(), cache_client(redis_server_url), prefix=cache_prefix
+        MemoryEventRepository(), cache_client(redis_server_url), cache_prefix=cache_prefix
     ) as cache:
         events = await cache.add_many(
             [NewEvent(event_type="t", message=str(i)) for i in range(500)]
@@ -68,7 +68,11 @@ async def test_ten_thousand_distinct_stats_filters_stay_under_the_bound(
     now = datetime.now(UTC)
     # Entries that live all through the test: the bound must hold with every one alive.
     async with CachedEventRepository(
-        inner, cache_client(redis_server_url), prefix=cache_prefix, max_bytes=bound, stats_ttl=600
+        inner,
+        cache_client(redis_server_url),
+        cache_prefix=cache_prefix,
+        cache_max_bytes=bound,
+        cache_stats_ttl=600,
     ) as cache:
         for n in range(10_000):
             since = now - timedelta(days=1, microseconds=n)  # a new key each time
@@ -86,7 +90,7 @@ async def test_equal_filters_share_one_entry(
     redis: Redis, redis_server_url: str, cache_prefix: str
 ) -> None:
     async with CachedEventRepository(
-        MemoryEventRepository(), cache_client(redis_server_url), prefix=cache_prefix
+        MemoryEventRepository(), cache_client(redis_server_url), cache_prefix=cache_prefix
     ) as cache:
         far = datetime.now(UTC) + timedelta(days=400)
         for query in (

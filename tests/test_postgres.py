@@ -337,20 +337,29 @@ async def test_only_connections_idle_for_a_while_are_checked(
     monkeypatch.setattr(AsyncConnectionPool, "check_connection", staticmethod(counting))
     clock = FrozenClock()
     monkeypatch.setattr(pool_module, "time", clock)  # the pool's clock only
-    async with PostgresEventRepository(
+    pool = pool_module.PostgresPool(
         empty_postgres_url, min_size=1, max_size=1, check_after_idle=0.2
-    ) as repo:
-        await repo.get(1)  # a connection never used through the repository: checked
+    )
+
+    async def use() -> None:
+        async with pool.connection() as conn:
+            await conn.execute("SELECT 1")
+
+    await pool.open()
+    try:
+        await use()  # a connection never used through the pool's callers: checked
         first = len(checks)
         for _ in range(20):
-            await repo.get(1)  # used moments ago: not checked again
+            await use()  # used moments ago: not checked again
         assert len(checks) == first
         clock.now += 0.19
-        await repo.get(1)
+        await use()
         assert len(checks) == first  # idle, but not past check_after_idle
         clock.now += 0.21
-        await repo.get(1)
+        await use()
         assert len(checks) == first + 1  # idle past check_after_idle: checked
+    finally:
+        await pool.close()
 
 
 @pytest.mark.parametrize(

@@ -132,7 +132,7 @@ async def test_open_while_down_then_start(pg: PrivatePostgres) -> None:
 
 
 async def test_concurrent_calls_during_outage_all_fail_fast(pg: PrivatePostgres) -> None:
-    repo = PostgresEventRepository(pg.url, timeout=TIMEOUT, max_size=3)
+    repo = PostgresEventRepository(pg.url, timeout=TIMEOUT, pool_max_size=3)
     async with repo:
         await repo.ping()
         pg.stop("immediate")

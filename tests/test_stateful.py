@@ -176,7 +176,6 @@ def make_machine(
             rules = sysevents.RetentionPolicy.parse(policy)
 
             async def apply(repo: sysevents.EventRepository) -> Any:
-                assert isinstance(repo, sysevents.AppliesRetention)
                 report = await repo.apply_retention(rules, now=BASE, dry_run=dry_run)
                 return [(o.rule, o.removed) for o in report.rules]
 

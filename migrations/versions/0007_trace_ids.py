@@ -3,7 +3,7 @@
 Both columns are nullable and added to the partitioned parent, so every
 partition gets them without a rewrite. The index is partial (only rows that
 belong to a trace): looking a trace up reads a handful of index entries
-instead of every partition (see ``bench/trace_index.py``).
+instead of every partition (see ``bench/traces.py``).
 
 Revision ID: 0007
 Revises: 0006

@@ -25,28 +25,20 @@ from .histogram import EventHistogram, HistogramBucket
 from .logging import log_to
 from .model import Event, EventLimits, EventPage, EventPatch, EventStats, NewEvent, Severity
 from .query import EventFilter, EventQuery
-from .repository import (
-    AppliesRetention,
-    CacheStats,
-    EventRepository,
-    HasKeys,
-    JsonReads,
-    MakesHistograms,
-    ReportsCacheStats,
-)
 from .retention import RetentionPolicy, RetentionReport
 from .settings import Settings
+from .store import CacheStats, DelegatingStore, EventRepository, EventStore, PoolStats
 from .stores.memory import MemoryEventRepository
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AppendOnlyError",
-    "AppliesRetention",
     "AuthenticationError",
     "CacheStats",
     "ConfigurationError",
     "ConflictError",
+    "DelegatingStore",
     "EmitterCounters",
     "Event",
     "EventFilter",
@@ -58,19 +50,17 @@ __all__ = [
     "EventQuery",
     "EventRepository",
     "EventStats",
+    "EventStore",
     "ForbiddenError",
-    "HasKeys",
     "HistogramBucket",
     "IdempotencyConflictError",
     "InvalidCursorError",
     "InvalidEventError",
-    "JsonReads",
     "KeyNotFoundError",
-    "MakesHistograms",
     "MemoryEventRepository",
     "NewEvent",
     "NotFoundError",
-    "ReportsCacheStats",
+    "PoolStats",
     "RetentionPolicy",
     "RetentionReport",
     "Settings",

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
-from ._base import Lifecycle
 from .errors import ConfigurationError
-from .model import Event, EventPage, EventPatch, EventStats, NewEvent
-from .query import EventFilter, EventQuery
-from .repository import EventRepository
 from .settings import Settings
+from .store import DelegatingStore, EventRepository
 
 # Set only by sysevents.testing: the repository every connect() returns.
 _default: EventRepository | None = None
@@ -90,46 +87,14 @@ def default_repository(repo: EventRepository) -> Iterator[EventRepository]:
         _default = previous
 
 
-class _Borrowed(Lifecycle):
-    """A repository lent out by ``default_repository``: its owner opens and closes it."""
+class _Borrowed(DelegatingStore):
+    """A store lent out by ``default_repository``: its owner opens and closes it.
 
-    def __init__(self, repo: EventRepository) -> None:
-        self._repo = repo
+    Everything else is the lent store's, optional parts included.
+    """
 
     async def open(self) -> None:
         """Nothing to do: the owner opened it."""
 
     async def close(self) -> None:
         """Nothing to do: the owner closes it."""
-
-    async def add(self, new: NewEvent, *, caller: str | None = None) -> Event:
-        """Store one event."""
-        return await self._repo.add(new, caller=caller)
-
-    async def add_many(self, news: Sequence[NewEvent], *, caller: str | None = None) -> list[Event]:
-        """Store several events."""
-        return await self._repo.add_many(news, caller=caller)
-
-    async def get(self, event_id: int) -> Event | None:
-        """The event, or ``None``."""
-        return await self._repo.get(event_id)
-
-    async def list(self, query: EventQuery | None = None) -> EventPage:
-        """One page of events."""
-        return await self._repo.list(query)
-
-    async def update(self, event_id: int, patch: EventPatch, *, actor: str | None = None) -> Event:
-        """Change the given fields."""
-        return await self._repo.update(event_id, patch, actor=actor)
-
-    async def delete(self, event_id: int, *, actor: str | None = None) -> None:
-        """Remove the event."""
-        await self._repo.delete(event_id, actor=actor)
-
-    async def stats(self, query: EventFilter | None = None) -> EventStats:
-        """Counts over matching events."""
-        return await self._repo.stats(query)
-
-    async def ping(self) -> None:
-        """Check the store answers."""
-        await self._repo.ping()

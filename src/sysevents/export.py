@@ -14,7 +14,7 @@ from typing import Literal
 
 from .model import Event
 from .query import EventFilter, EventQuery, Order
-from .repository import EventRepository
+from .store import EventRepository
 
 __all__ = ["CSV_COLUMNS", "PAGE", "ExportFormat", "csv_rows", "event_pages", "ndjson"]
 

@@ -8,23 +8,19 @@ among type rules the glob with the most literal characters wins, then the
 one written first. An event no rule governs is kept forever. An event
 expires when its ``timestamp`` is older than its rule's age.
 
-Stores apply a policy with ``apply_retention`` (see
-:class:`~sysevents.repository.AppliesRetention`); this module only decides.
+Stores apply a policy with ``apply_retention`` (see ``sysevents.store``);
+``sysevents.upkeep`` applies and records it; this module only decides.
 """
 
 from __future__ import annotations
 
-import logging
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from .model import NewEvent, Severity
-
-if TYPE_CHECKING:
-    from .repository import EventRepository
 
 __all__ = [
     "RETENTION_EVENT",
@@ -32,10 +28,7 @@ __all__ = [
     "RetentionReport",
     "Rule",
     "RuleOutcome",
-    "apply_and_record",
 ]
-
-log = logging.getLogger("sysevents.retention")
 
 RETENTION_EVENT = "sysevents.retention"
 """The type of the event recording what one application of the policy removed."""
@@ -256,27 +249,3 @@ class RetentionReport:
             },
             "partitions_dropped": list(self.partitions_dropped),
         }
-
-
-async def apply_and_record(
-    repo: EventRepository,
-    policy: RetentionPolicy,
-    *,
-    now: datetime | None = None,
-    dry_run: bool = False,
-) -> RetentionReport:
-    """Apply ``policy`` to ``repo``; log what went and record it as a ``sysevents.retention`` event.
-
-    Nothing is recorded for a dry run or a run that removed nothing.
-    """
-    from .errors import ConfigurationError
-    from .repository import AppliesRetention
-
-    if not isinstance(repo, AppliesRetention):
-        raise ConfigurationError(f"{type(repo).__name__} does not apply retention")
-    report = await repo.apply_retention(policy, now=now, dry_run=dry_run)
-    if not dry_run and (report.removed or report.partitions_dropped):
-        for line in report.lines():
-            log.info("retention: %s", line)
-        await repo.add(report.as_event())
-    return report

@@ -124,6 +124,12 @@ class Settings(BaseSettings):
         description="PostgreSQL: seconds between two counts of new events into the statistics' "
         "rollups (0: this process never counts them).",
     )
+    tail_poll: float = Field(
+        default=1.0,
+        gt=0,
+        description="PostgreSQL: seconds between two looks for new events by a live tail "
+        "that no notification woke.",
+    )
     idempotency_window: float = Field(
         default=86400.0,
         gt=0,
@@ -204,6 +210,21 @@ class Settings(BaseSettings):
         return settings_from(cls, ENV_PREFIX, environ, overrides)
 
 
+def with_overrides(settings: Settings | None, overrides: Mapping[str, Any]) -> Settings:
+    """``settings`` with ``overrides`` of its fields applied and checked.
+
+    Without ``settings``, the defaults: the environment is not read (a store
+    built in code is configured by that code alone). An invalid value is a
+    ``ConfigurationError`` naming it.
+    """
+    if settings is None:
+        try:
+            return Settings.model_validate(dict(overrides))
+        except ValidationError as exc:
+            raise ConfigurationError(describe(exc, ENV_PREFIX)) from None
+    return settings.updated(**overrides) if overrides else settings
+
+
 def settings_from(
     cls: type[S], prefix: str, environ: Mapping[str, str] | None, overrides: Mapping[str, Any]
 ) -> S:
@@ -228,5 +249,8 @@ def describe(exc: ValidationError, prefix: str) -> str:
     parts = []
     for err in exc.errors(include_input=False, include_url=False):
         name = str(err["loc"][0]) if err["loc"] else "settings"
-        parts.append(f"{name} (env {prefix}{name.upper()}): {err['msg']}")
+        if err["type"] == "extra_forbidden":
+            parts.append(f"{name}: there is no such setting")
+        else:
+            parts.append(f"{name} (env {prefix}{name.upper()}): {err['msg']}")
     return "invalid settings: " + "; ".join(parts)

@@ -7,6 +7,6 @@ mount it into an app of your own with :class:`SyseventsPlugin`.
 from .app import create_app
 from .config import HttpOptions
 from .plugin import SyseventsConfig, SyseventsPlugin
-from .service import EventService
+from .service import Service
 
-__all__ = ["EventService", "HttpOptions", "SyseventsConfig", "SyseventsPlugin", "create_app"]
+__all__ = ["HttpOptions", "Service", "SyseventsConfig", "SyseventsPlugin", "create_app"]

@@ -10,6 +10,7 @@ is a 403. Routes without a scope (health) are open.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
     from litestar.types import ASGIApp, Receive, Send
     from litestar.types import Scope as AsgiScope
 
-    from .service import EventService
+    from .access import Access
 
 SCOPE_OPT = "sysevents_scope"
 """The route option naming the scope a route needs (absent: the route is open)."""
@@ -82,8 +83,8 @@ async def authenticate(ring: KeyRing, required: bool, key: str | None) -> Caller
 class KeyAuthMiddleware(ASGIMiddleware):
     """Finds the caller of each request to a protected route (see the module)."""
 
-    def __init__(self, service: Any) -> None:
-        self._service = service
+    def __init__(self, access: Callable[[], Access]) -> None:
+        self._access = access
 
     async def handle(
         self, scope: AsgiScope, receive: Receive, send: Send, next_app: ASGIApp
@@ -92,9 +93,9 @@ class KeyAuthMiddleware(ASGIMiddleware):
         handler = scope.get("route_handler")
         needed = handler.opt.get(SCOPE_OPT) if handler is not None else None
         if needed is not None:
-            service: EventService = self._service()
+            access = self._access()
             key = presented_key(Headers.from_scope(scope))
-            caller = await authenticate(service.keys, await service.auth_required(), key)
+            caller = await authenticate(access.keys, await access.required(), key)
             scope.setdefault("state", {})[STATE_KEY] = caller
         await next_app(scope, receive, send)
 

@@ -7,13 +7,12 @@ of the IETF draft; allowed answers carry ``RateLimit`` too.
 
 Litestar's own ``RateLimitMiddleware`` reads a key's whole history, changes it
 and writes it back: two replicas reading at once both let a request through.
-The counter here is one atomic ``INCR`` in Redis (or in memory without
-Redis), so replicas share one budget exactly.
+The counter (``sysevents_http.access``) is one atomic ``INCR`` in Redis (or in
+memory without Redis), so replicas share one budget exactly.
 """
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -28,63 +27,10 @@ from .auth import STATE_KEY, Caller
 
 if TYPE_CHECKING:
     from litestar.types import ASGIApp, Message, Receive, Scope, Send
-    from redis.asyncio import Redis
 
-logger = logging.getLogger("sysevents_http")
+    from .access import Counter
 
 WINDOW_SECONDS: dict[RateUnit, int] = {"second": 1, "minute": 60, "hour": 3600}
-
-# KEYS: the counter. ARGV: the window's length (ms). Returns the count so far.
-_COUNT = """
-local n = redis.call('INCR', KEYS[1])
-if n == 1 then
-  redis.call('PEXPIRE', KEYS[1], ARGV[1])
-end
-return n
-"""
-
-
-class MemoryCounter:
-    """Counters of one process (no Redis): each window's count per identifier."""
-
-    def __init__(self) -> None:
-        self._counts: dict[str, int] = {}
-        self._window = -1
-
-    async def count(self, identifier: str, window: int, seconds: int) -> int:
-        """The count of ``identifier`` in ``window``, this request included."""
-        if window != self._window:
-            self._counts.clear()  # an old window's counters are no longer needed
-            self._window = window
-        n = self._counts.get(identifier, 0) + 1
-        self._counts[identifier] = n
-        return n
-
-
-class RedisCounter:
-    """Counters in Redis, shared by every replica; a failure lets requests through."""
-
-    def __init__(self, redis: Redis, prefix: str) -> None:
-        self._redis = redis
-        self._prefix = prefix
-        self._count = redis.register_script(_COUNT)
-        self._failing = False
-
-    async def count(self, identifier: str, window: int, seconds: int) -> int:
-        """The count of ``identifier`` in ``window``, this request included (0: unknown)."""
-        key = f"{self._prefix}:rate:{window}:{identifier}"
-        try:
-            n = int(await self._count(keys=[key], args=[seconds * 1000]))
-        except Exception as exc:  # the limit is a guard, not a reason to fail requests
-            if not self._failing:
-                logger.warning("rate limits are off while Redis fails (%s)", exc)
-            self._failing = True
-            return 0
-        self._failing = False
-        return n
-
-
-Counter = MemoryCounter | RedisCounter
 
 
 class RateLimitMiddleware(ASGIMiddleware):

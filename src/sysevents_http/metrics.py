@@ -24,7 +24,7 @@ from prometheus_client.registry import Collector
 if TYPE_CHECKING:
     from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-    from .service import EventService
+    from sysevents import EventRepository
 
 # The text format every Prometheus server reads (Litestar adds the charset).
 CONTENT_TYPE = "text/plain; version=0.0.4"
@@ -34,7 +34,7 @@ _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0
 class Metrics:
     """The figures of one app, in a registry of its own."""
 
-    def __init__(self, service: Callable[[], EventService | None]) -> None:
+    def __init__(self, store: Callable[[], EventRepository | None]) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.requests = Counter(
             "sysevents_http_requests",
@@ -56,16 +56,16 @@ class Metrics:
             buckets=_LATENCY_BUCKETS,
             registry=self.registry,
         )
-        self.registry.register(_ScrapeTime(service))
+        self.registry.register(_ScrapeTime(store))
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
         """Count one answered request."""
         self.requests.labels(route, method, str(status)).inc()
         self.request_seconds.labels(route, method).observe(seconds)
 
-    def observe_store(self, operation: str, seconds: float) -> None:
-        """Count one store call."""
-        self.store_seconds.labels(operation).observe(seconds)
+    def store_timer(self, operation: str) -> Callable[[float], None]:
+        """What records one call of ``operation`` (its label bound once, not per call)."""
+        return self.store_seconds.labels(operation).observe
 
     def text(self) -> bytes:
         """Every figure in the Prometheus text format."""
@@ -75,33 +75,37 @@ class Metrics:
 class _ScrapeTime(Collector):
     """Figures read when scraped: the cache's counters and the pool's connections."""
 
-    def __init__(self, service: Callable[[], EventService | None]) -> None:
-        self._service = service
+    def __init__(self, store: Callable[[], EventRepository | None]) -> None:
+        self._store = store
 
     def describe(self) -> list[Any]:
         return []  # read at scrape time: nothing to check at registration
 
     def collect(self) -> Iterator[Any]:
-        service = self._service()
-        if service is None:
+        store = self._store()
+        if store is None:
             return
-        stats = service.cache_stats()
+        stats = store.cache_stats()
         if stats is not None:
-            for name in ("hits", "misses", "errors"):
+            for name, value in (
+                ("hits", stats.hits),
+                ("misses", stats.misses),
+                ("errors", stats.errors),
+            ):
                 family = CounterMetricFamily(
                     f"sysevents_cache_{name}", f"Cache {name} since the app started."
                 )
-                family.add_metric([], stats[name])
+                family.add_metric([], value)
                 yield family
-        pool = service.pool_stats()
+        pool = store.pool_stats()
         if pool is not None:
             in_use = GaugeMetricFamily(
                 "sysevents_pool_connections_in_use", "Database connections lent out now."
             )
-            in_use.add_metric([], pool["pool_size"] - pool["pool_available"])
+            in_use.add_metric([], pool.size - pool.idle)
             yield in_use
             size = GaugeMetricFamily("sysevents_pool_connections", "Database connections open.")
-            size.add_metric([], pool["pool_size"])
+            size.add_metric([], pool.size)
             yield size
 
 

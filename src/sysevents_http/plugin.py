@@ -17,7 +17,7 @@ from .config import HttpOptions
 from .console import console_router
 from .metrics import Metrics, metrics_route, time_requests
 from .routes import api_router
-from .service import EventService
+from .service import Service
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,8 +47,8 @@ class SyseventsPlugin(InitPlugin):
     class, exception handlers (problem details) and body limit, so the rest of
     the app is untouched. The lifespan opens the repository, records the
     ``system_startup`` and ``system_shutdown`` events, and closes it in
-    ``finally``; the running :class:`EventService` is :attr:`service` (and
-    ``app.state.sysevents``).
+    ``finally``; the running :class:`~sysevents_http.service.Service` is
+    :attr:`service` (and ``app.state.sysevents``).
     """
 
     def __init__(self, config: SyseventsConfig | None = None) -> None:
@@ -56,12 +56,16 @@ class SyseventsPlugin(InitPlugin):
         self.settings = config.settings or Settings.from_env()
         self.options = config.options or HttpOptions.from_env()
         self.config = config
-        self._service: EventService | None = None
-        self.metrics = Metrics(lambda: self._service) if self.options.metrics else None
+        self._service: Service | None = None
+        self.metrics = (
+            Metrics(lambda: None if self._service is None else self._service.store)
+            if self.options.metrics
+            else None
+        )
         """The app's Prometheus figures (``None`` with ``metrics=false``)."""
 
     @property
-    def service(self) -> EventService:
+    def service(self) -> Service:
         """The running service (``StoreUnavailableError`` outside the app's lifespan)."""
         if self._service is None:
             raise StoreUnavailableError("the sysevents service has not started")
@@ -69,9 +73,8 @@ class SyseventsPlugin(InitPlugin):
 
     @asynccontextmanager
     async def _lifespan(self, app: Litestar) -> AsyncIterator[None]:
-        service = EventService(self.settings, self.options, self.config.repository)
+        service = Service(self.settings, self.options, self.config.repository, self.metrics)
         self._service = service
-        service.metrics = self.metrics
         app.state.sysevents = service
         await service.start()  # raises only for a misconfiguration: nothing to close then
         try:

@@ -17,7 +17,7 @@ import logging
 from typing import Any
 
 import sysevents
-from sysevents import ConfigurationError, HasKeys, Settings, SyseventsError
+from sysevents import ConfigurationError, Settings, SyseventsError
 
 from .app import create_app
 from .config import HttpOptions
@@ -110,11 +110,12 @@ async def _any_key(settings: Settings) -> bool | None:
     if settings.database_url.startswith("memory:"):
         return False  # the memory store starts with none
     repo = sysevents.connect(settings=settings)
-    if not isinstance(repo, HasKeys):
+    keys = repo.keys
+    if keys is None:
         return False
     try:
         async with repo, asyncio.timeout(settings.timeout + 1):
-            return await repo.keys.has_keys()
+            return await keys.has_keys()
     except (SyseventsError, TimeoutError):
         return None
 

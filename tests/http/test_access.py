@@ -14,7 +14,7 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 import sysevents
-from sysevents import HasKeys, MemoryEventRepository, Settings
+from sysevents import EventRepository, MemoryEventRepository, Settings
 from sysevents.keys import Scope
 from sysevents_http import HttpOptions, create_app
 
@@ -44,7 +44,7 @@ class Keys:
     malformed: str = "not-a-key"
 
 
-async def make_keys(repo: HasKeys) -> Keys:
+async def make_keys(repo: EventRepository) -> Keys:
     store = repo.keys
     texts = {}
     for scope in Scope:
@@ -70,7 +70,6 @@ async def served(request: pytest.FixtureRequest) -> AsyncIterator[tuple[Client, 
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute("DELETE FROM sysevents_api_keys")
         async with sysevents.connect(url) as repo:
-            assert isinstance(repo, HasKeys)
             keys = await make_keys(repo)
         app = create_app(Settings(database_url=url, rate_limit="off"), options=options)
     async with AsyncTestClient(app) as client:

@@ -10,7 +10,7 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from sysevents import EventLimits, MemoryEventRepository, NewEvent, Settings
+from sysevents import MemoryEventRepository, NewEvent, Settings
 from sysevents_http import HttpOptions, create_app
 
 Client = AsyncTestClient[Litestar]
@@ -128,7 +128,7 @@ async def fat_events(repo: MemoryEventRepository, count: int, size: int) -> None
 
 
 async def test_a_page_stays_under_its_byte_budget_and_walks_on_by_cursor() -> None:
-    repo = MemoryEventRepository(limits=EventLimits(max_message_bytes=64 * 1024))
+    repo = MemoryEventRepository(max_message_bytes=64 * 1024)
     await fat_events(repo, 40, 64 * 1024)  # 40 x 384 KiB as JSON: 15 MiB in one page
     settings = Settings(max_page_bytes=1024 * 1024)
     app = create_app(settings, repository=repo, options=HttpOptions())
@@ -150,7 +150,7 @@ async def test_a_page_stays_under_its_byte_budget_and_walks_on_by_cursor() -> No
 
 
 async def test_one_event_larger_than_the_budget_still_comes_alone() -> None:
-    repo = MemoryEventRepository(limits=EventLimits(max_message_bytes=64 * 1024))
+    repo = MemoryEventRepository(max_message_bytes=64 * 1024)
     await fat_events(repo, 3, 64 * 1024)
     app = create_app(Settings(max_page_bytes=1024), repository=repo, options=HttpOptions())
     async with AsyncTestClient(app) as client:

@@ -104,7 +104,7 @@ async def test_a_state_change_is_always_recorded(capsys: pytest.CaptureFixture[s
             # The record runs in the background on the app's loop: let it finish
             # in this state before the next one is switched on.
             service = app.state.sysevents
-            await eventually(lambda s=service: not s._tasks, "the health record was stored")
+            await eventually(lambda s=service: not s.events._tasks, "the health record was stored")
         repo.down = False
     states = [
         e.details["state"] if e.details else None

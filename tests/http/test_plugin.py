@@ -54,7 +54,7 @@ async def test_the_api_is_served_under_its_prefix() -> None:
         bad = await client.post("/events/api/events", json={"event_type": ""})
         assert bad.status_code == 400
         assert bad.headers["content-type"].startswith("application/problem+json")
-        assert plugin.service.repository is repo
+        assert plugin.service.store.inner is repo
         assert app.state.sysevents is plugin.service
     assert (await repo.get(created.json()["id"])) is not None
 

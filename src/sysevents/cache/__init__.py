@@ -5,7 +5,7 @@ budget, concurrency cap and circuit breaker around Redis, ``invalidation`` the
 batched invalidations after writes, and ``repository`` the cache itself.
 """
 
-from sysevents.repository import CacheStats
+from sysevents.store import CacheStats
 
 from .client import cache_client
 from .repository import CachedEventRepository

@@ -9,28 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import builtins
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from sysevents._base import Lifecycle
-from sysevents.errors import ConfigurationError, InvalidEventError, NotFoundError
-from sysevents.histogram import EventHistogram
-from sysevents.model import Event, EventPage, EventPatch, EventStats, NewEvent
-from sysevents.query import EventFilter, EventQuery
-from sysevents.repository import (
-    AppliesRetention,
-    CacheStats,
-    EventRepository,
-    HasKeys,
-    JsonReads,
-    Maintains,
-    MakesHistograms,
-    Tails,
-)
+from sysevents.errors import InvalidEventError, NotFoundError
+from sysevents.model import Event, EventPatch, EventStats, NewEvent
+from sysevents.query import EventFilter
 from sysevents.retention import RetentionPolicy, RetentionReport
 from sysevents.rules import is_event_id
-from sysevents.tail import TailBase, Tailed
+from sysevents.settings import Settings, with_overrides
+from sysevents.store import CacheStats, DelegatingStore, EventRepository
 
 from .client import cache_client
 from .flights import SingleFlight
@@ -41,21 +30,23 @@ from .tokens import Keys, Tokens
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
-    from sysevents.settings import Settings
-
 T = TypeVar("T")
 
 _NONE = b"-"  # the payload of a cached "no such event"
 
 
-class CachedEventRepository(TailBase, Lifecycle):
-    """An :class:`EventRepository` that caches events and stats in Redis.
+class CachedEventRepository(DelegatingStore):
+    """A store that caches the events and stats of ``inner`` in Redis.
 
-    Redis failures never reach the caller: see :class:`~sysevents.cache.guard.RedisGuard`
-    for ``call_budget``, ``command_timeout``, ``cooldown`` and ``max_concurrency``.
-    Entries live in the namespace ``{prefix}:c{CACHE_FORMAT}-{version}``
-    (``version`` defaults to a digest of the models), and take at most
-    ``max_bytes`` of Redis memory (see ``sysevents.cache.tokens``).
+    Lists, histograms, tails and keys are the inner store's, uncached (a
+    revoked key must stop working at once). The TTLs, the key prefix, the
+    command timeout and the memory bound are those of ``settings``
+    (``cache_*``), with ``overrides`` of those fields on top. Redis failures
+    never reach the caller: see :class:`~sysevents.cache.guard.RedisGuard` for
+    ``call_budget``, ``cooldown`` and ``max_concurrency``. Entries live in the
+    namespace ``{prefix}:c{CACHE_FORMAT}-{version}`` (``version`` defaults to
+    a digest of the models), and take at most ``cache_max_bytes`` of Redis
+    memory (see ``sysevents.cache.tokens``).
     """
 
     def __init__(
@@ -63,33 +54,34 @@ class CachedEventRepository(TailBase, Lifecycle):
         inner: EventRepository,
         redis: Redis,
         *,
-        prefix: str = "sysevents",
-        event_ttl: float = 300.0,
-        stats_ttl: float = 30.0,
+        settings: Settings | None = None,
         call_budget: float = 0.2,
-        command_timeout: float | None = None,
         cooldown: float = 1.0,
         max_concurrency: int = 32,
         version: str | None = None,
-        max_bytes: int = 64 * 1024 * 1024,
+        **overrides: Any,
     ) -> None:
-        self.inner = inner
-        if isinstance(inner, HasKeys):
-            self.keys = inner.keys  # keys are not cached: a revocation must take effect
-        self._inner_json = inner if isinstance(inner, JsonReads) else None
+        super().__init__(inner)
+        settings = with_overrides(settings, overrides)
         self.redis = redis
-        self._event_ttl_ms = max(1, round(event_ttl * 1000))
-        self._stats_ttl_ms = max(1, round(stats_ttl * 1000))
+        self._event_ttl_ms = max(1, round(settings.cache_event_ttl * 1000))
+        self._stats_ttl_ms = max(1, round(settings.cache_stats_ttl * 1000))
         # Every key lives at most a window: entries their TTL, generations twice
         # the event TTL (the longest life), extended only by a fill charged anew.
         window_ms = max(2 * self._event_ttl_ms, self._stats_ttl_ms)
-        self._tokens = Tokens(redis, prefix, version, max_bytes=max_bytes, window_ms=window_ms)
+        self._tokens = Tokens(
+            redis,
+            settings.cache_prefix,
+            version,
+            max_bytes=settings.cache_max_bytes,
+            window_ms=window_ms,
+        )
         self.namespace = self._tokens.namespace
         self._guard = RedisGuard(
             redis,
             self._tokens.new_epoch,
             call_budget=call_budget,
-            command_timeout=command_timeout,
+            command_timeout=settings.cache_timeout,
             cooldown=cooldown,
             max_concurrency=max_concurrency,
         )
@@ -107,11 +99,7 @@ class CachedEventRepository(TailBase, Lifecycle):
         return cls(
             inner,
             cache_client(settings.redis_url, timeout=settings.cache_timeout),
-            prefix=settings.cache_prefix,
-            command_timeout=settings.cache_timeout,
-            event_ttl=settings.cache_event_ttl,
-            stats_ttl=settings.cache_stats_ttl,
-            max_bytes=settings.cache_max_bytes,
+            settings=settings,
         )
 
     @property
@@ -215,42 +203,6 @@ class CachedEventRepository(TailBase, Lifecycle):
             kind="json",
         )
 
-    async def list(self, query: EventQuery | None = None) -> EventPage:
-        """A page, always from the inner repository."""
-        return await self.inner.list(query)
-
-    async def list_json(self, query: EventQuery | None = None, *, max_bytes: int = 0) -> bytes:
-        """A page as JSON, always from the inner repository (see ``JsonReads.list_json``)."""
-        if self._inner_json is not None:
-            return await self._inner_json.list_json(query, max_bytes=max_bytes)
-        return (await self.inner.list(query)).model_dump_json().encode()
-
-    async def histogram(
-        self, query: EventFilter | None = None, interval: str = "auto"
-    ) -> EventHistogram:
-        """The inner store's histogram, not cached (see ``MakesHistograms``)."""
-        inner = self.inner
-        if not isinstance(inner, MakesHistograms):
-            raise ConfigurationError(f"{type(inner).__name__} makes no histograms")
-        return await inner.histogram(query, interval)
-
-    def follow(
-        self,
-        query: EventFilter | None = None,
-        *,
-        after: str | None = None,
-        idle: float | None = None,
-    ) -> AsyncIterator[Tailed]:
-        """The inner store's tail, not cached (see ``Tails``)."""
-        inner = self.inner
-        if not isinstance(inner, Tails):
-            raise ConfigurationError(f"{type(inner).__name__} has no live tail")
-        return inner.follow(query, after=after, idle=idle)
-
-    async def ping(self) -> None:
-        """Check the inner store; the cache being down is not the store being down."""
-        await self.inner.ping()
-
     # -- writes ------------------------------------------------------------------
 
     async def add(self, new: NewEvent, *, caller: str | None = None) -> Event:
@@ -285,18 +237,12 @@ class CachedEventRepository(TailBase, Lifecycle):
 
         The events removed are too many to name: a new epoch covers them all.
         """
-        inner = self.inner
-        if not isinstance(inner, AppliesRetention):
-            raise ConfigurationError(f"{type(inner).__name__} does not apply retention")
-        report = await self._write(inner.apply_retention(policy, now=now, dry_run=dry_run), None)
+        report = await self._write(
+            self.inner.apply_retention(policy, now=now, dry_run=dry_run), None
+        )
         if report.removed or report.partitions_dropped:
             await self._invalidate_all()
         return report
-
-    async def maintain(self, now: datetime | None = None) -> builtins.list[str]:
-        """The inner store's upkeep (see :class:`~sysevents.repository.Maintains`)."""
-        inner = self.inner
-        return await inner.maintain(now) if isinstance(inner, Maintains) else []
 
     async def _write(self, write: Awaitable[T], ids: Sequence[int] | None) -> T:
         """Run an inner write; if its outcome is unknown, invalidate anyway."""

@@ -12,9 +12,8 @@ import sysevents
 from sysevents import __version__
 from sysevents.errors import ConfigurationError, SyseventsError
 from sysevents.redact import redact_url
-from sysevents.repository import Maintains
-from sysevents.retention import apply_and_record
 from sysevents.settings import Settings
+from sysevents.upkeep import apply_and_record
 
 from . import keys, search
 
@@ -116,7 +115,7 @@ async def _retention(settings: Settings, *, dry_run: bool) -> int:
             "no retention policy: pass --policy '*=90d,debug=7d' or set SYSEVENTS_RETENTION"
         )
     async with sysevents.connect(settings=settings.updated(fold_interval=0)) as repo:
-        if isinstance(repo, Maintains) and not dry_run:
+        if not dry_run:
             await repo.maintain()
         report = await apply_and_record(repo, policy, dry_run=dry_run)
     print("\n".join(report.lines()))

@@ -8,8 +8,7 @@ from datetime import UTC, datetime
 
 from sysevents._connect import connect
 from sysevents.errors import ConfigurationError
-from sysevents.keys import ApiKey, KeyStore, new_key, parse_duration, parse_scopes
-from sysevents.repository import HasKeys
+from sysevents.keys import ApiKey, new_key, parse_duration, parse_scopes
 from sysevents.settings import Settings
 
 
@@ -53,9 +52,9 @@ def _stateless(name: str, scopes: frozenset[str], expires: datetime | None) -> i
 
 async def _run(args: argparse.Namespace, settings: Settings) -> int:
     async with connect(settings=settings) as repo:
-        if not isinstance(repo, HasKeys):
+        store = repo.keys
+        if store is None:
             raise ConfigurationError(f"{settings.database_url.split(':')[0]}:// keeps no API keys")
-        store: KeyStore = repo.keys
         if args.keys_command == "create":
             scopes = parse_scopes(args.scope)
             expires = datetime.now(UTC) + parse_duration(args.expires) if args.expires else None

@@ -10,10 +10,9 @@ from typing import Any, BinaryIO
 from pydantic import ValidationError
 
 from sysevents._connect import connect
-from sysevents.errors import ConfigurationError, InvalidEventError
+from sysevents.errors import InvalidEventError
 from sysevents.export import csv_rows, event_pages, ndjson
 from sysevents.query import EventFilter
-from sysevents.repository import Tails
 from sysevents.search import parse_details_value
 from sysevents.settings import Settings
 
@@ -111,8 +110,6 @@ async def _export(
 
 async def _tail(settings: Settings, query: EventFilter, args: argparse.Namespace) -> int:
     async with connect(settings=settings.updated(fold_interval=0)) as repo:
-        if not isinstance(repo, Tails):
-            raise ConfigurationError(f"{type(repo).__name__} has no live tail")
         async for item in repo.follow(query, after=args.after):
             event = item.event
             assert event is not None

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from sysevents.errors import InvalidEventError, StoreUnavailableError, SyseventsError
 from sysevents.model import NewEvent
 from sysevents.otel import current_ids
-from sysevents.repository import EventRepository
+from sysevents.store import EventRepository
 
 from .fallback import Fallback
 from .lifecycle import chain_sigterm_on_loop

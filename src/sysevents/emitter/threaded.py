@@ -8,7 +8,7 @@ import threading
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from sysevents.repository import EventRepository
+from sysevents.store import EventRepository
 
 from .lifecycle import chain_sigterm, follow_forks
 from .logger import EmitterCounters, EventLogger

@@ -9,7 +9,7 @@ from .handler import EventLogHandler
 
 if TYPE_CHECKING:
     from sysevents.emitter import ThreadedEventLogger
-    from sysevents.repository import EventRepository
+    from sysevents.store import EventRepository
 
 __all__ = ["OwnEmitterHandler", "log_to"]
 

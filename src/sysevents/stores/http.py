@@ -10,25 +10,27 @@ import asyncio
 import json as json_module
 import re
 from collections.abc import AsyncIterator, Mapping, Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 from pydantic import BaseModel, ValidationError
 
-from sysevents._base import Lifecycle
 from sysevents.errors import ConfigurationError, NotFoundError, StoreError, StoreUnavailableError
 from sysevents.histogram import EventHistogram
 from sysevents.model import Event, EventPage, EventPatch, EventStats, NewEvent
 from sysevents.query import EventFilter, EventQuery, QueryParams
+from sysevents.retention import RetentionPolicy, RetentionReport
 from sysevents.rules import is_event_id
-from sysevents.tail import TailBase, Tailed, bad_position
+from sysevents.store import EventStore
+from sysevents.tail import Tailed, bad_position
 from sysevents.wire import error_of
 
 if TYPE_CHECKING:
     from sysevents.settings import Settings
 
 
-class HttpEventRepository(TailBase, Lifecycle):
+class HttpEventRepository(EventStore):
     """Talks to a sysevents REST API; every ``EventRepository`` method is one request.
 
     ``base_url`` is the API's root (``http://host:port``). ``timeout`` bounds
@@ -116,6 +118,26 @@ class HttpEventRepository(TailBase, Lifecycle):
         body = await self._request("GET", "/api/events", params=query.query_params())
         return _parse(EventPage, body)
 
+    async def list_json(self, query: EventQuery | None = None, *, max_bytes: int = 0) -> bytes:
+        """A page as JSON; one over ``max_bytes`` is asked for again with as many events as fit.
+
+        The server's own page (cut by its ``max_page_bytes``) comes back as it
+        is when it fits: only the server signs the cursor that ends a page.
+        """
+        query = query or EventQuery()
+        page = await self.list(query)
+        data = page.model_dump_json().encode()
+        if not max_bytes or len(data) <= max_bytes or len(page.items) <= 1:
+            return data
+        room, fit = max_bytes - _PAGE_FRAME, 0
+        for event in page.items:
+            room -= len(event.model_dump_json()) + 1
+            if room < 0:
+                break
+            fit += 1
+        shorter = await self.list(query.model_copy(update={"limit": max(fit, 1)}))
+        return shorter.model_dump_json().encode()
+
     async def update(self, event_id: int, patch: EventPatch, *, actor: str | None = None) -> Event:
         """Change the given fields (``PUT /api/events/{id}``)."""
         if not is_event_id(event_id):
@@ -135,6 +157,15 @@ class HttpEventRepository(TailBase, Lifecycle):
             self._ensure_open()
             raise NotFoundError(event_id)
         await self._request("DELETE", f"/api/events/{event_id}", event_id=event_id)
+
+    async def apply_retention(
+        self, policy: RetentionPolicy, *, now: datetime | None = None, dry_run: bool = False
+    ) -> RetentionReport:
+        """Not over the API: the service applies its own policy (its ``retention`` setting)."""
+        raise ConfigurationError(
+            "the REST API applies retention itself (its SYSEVENTS_RETENTION setting); "
+            "run `sysevents retention` against its database instead"
+        )
 
     async def stats(self, query: EventFilter | None = None) -> EventStats:
         """Counts over matching events (``GET /api/events/stats``)."""
@@ -253,6 +284,8 @@ class HttpEventRepository(TailBase, Lifecycle):
 
 
 M = TypeVar("M", bound=BaseModel)
+# Room for a page's own fields around its events: limit, offset, a cursor, total.
+_PAGE_FRAME = 1024
 _HEARTBEAT = 15.0
 _POSITION = re.compile(r"[0-9A-Za-z._-]{1,64}")
 

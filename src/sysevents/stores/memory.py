@@ -8,9 +8,8 @@ import copy
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from sysevents._base import Listing, RepositoryBase, first_of_each_key, replayed
 from sysevents.audit import delete_record, update_record
 from sysevents.errors import NotFoundError
 from sysevents.histogram import EventHistogram, plan_histogram
@@ -19,17 +18,21 @@ from sysevents.model import Event, EventPatch, EventStats, NewEvent
 from sysevents.query import EventFilter, EventQuery, page_total
 from sysevents.retention import RetentionPolicy, RetentionReport
 from sysevents.rules import is_event_id
-from sysevents.tail import TailBase, Tailed, bad_position
+from sysevents.settings import Settings
+from sysevents.tail import Tailed, bad_position
 
-if TYPE_CHECKING:
-    from sysevents.settings import Settings
+from .base import Listing, RepositoryBase, first_of_each_key, replayed
 
 
-class MemoryEventRepository(TailBase, RepositoryBase):
-    """Keeps events in a dict; every instance is independent. Not durable."""
+class MemoryEventRepository(RepositoryBase):
+    """Keeps events in a dict; every instance is independent. Not durable.
 
-    def __init__(self, **options: Any) -> None:
-        super().__init__(**options)
+    Configured by ``settings`` and ``overrides`` of their fields (see
+    :class:`~sysevents.stores.base.RepositoryBase`).
+    """
+
+    def __init__(self, settings: Settings | None = None, **overrides: Any) -> None:
+        super().__init__(settings, **overrides)
         self._events: dict[int, Event] = {}
         self._keys: dict[tuple[str, str], int] = {}  # (caller, idempotency key) -> id
         self._callers: dict[int, str] = {}  # id -> the caller of its idempotency key
@@ -37,20 +40,12 @@ class MemoryEventRepository(TailBase, RepositoryBase):
         # Every stored id in insertion order: a tail's position is an index here.
         self._log: list[int] = []
         self._waiters: set[asyncio.Future[None]] = set()
-        self.keys = MemoryKeyStore()
-        """The API keys of this store (see ``sysevents.keys``)."""
+        self._api_keys = MemoryKeyStore()
 
-    @classmethod
-    def from_settings(cls, settings: Settings) -> MemoryEventRepository:
-        """A repository configured by ``settings``."""
-        return cls(
-            limits=settings.limits,
-            count_cap=settings.count_cap,
-            cursor_secret=settings.cursor_secrets,
-            stats_top=settings.stats_top,
-            append_only=settings.append_only,
-            idempotency_window=settings.idempotency_window,
-        )
+    @property
+    def keys(self) -> MemoryKeyStore:
+        """The API keys of this store (see ``sysevents.keys``)."""
+        return self._api_keys
 
     async def open(self) -> None:
         """Reopen after ``close``; contents are kept."""

@@ -17,7 +17,7 @@ from sysevents_http.body import CONTEXT_OPT, JSONRequest
 from sysevents_http.limits import RateLimitMiddleware
 from sysevents_http.problems import EXCEPTION_HANDLERS
 from sysevents_http.schemas import DEFAULT_MAX_BATCH_SIZE
-from sysevents_http.service import EventService
+from sysevents_http.service import Service
 
 from .events import EVENT_ROUTES
 from .export import EXPORT_ROUTES
@@ -54,7 +54,7 @@ _OPTIONS = [
 
 
 def api_router(
-    service: Callable[[], EventService],
+    service: Callable[[], Service],
     limits: EventLimits,
     *,
     path: str = "/",
@@ -82,10 +82,10 @@ def api_router(
         *KEY_ROUTES,
         *OTLP_ROUTES,
     ]
-    middleware: list[Any] = [KeyAuthMiddleware(service)]
+    middleware: list[Any] = [KeyAuthMiddleware(lambda: service().access)]
     if rate_limit != "off":
         count, unit = parse_rate(rate_limit)
-        middleware.append(RateLimitMiddleware(count, unit, lambda: service().rate_counter))
+        middleware.append(RateLimitMiddleware(count, unit, lambda: service().access.counter))
     return Router(
         path=path,
         # The OPTIONS handlers come first so Litestar adds no partial one of its own.

@@ -18,7 +18,7 @@ from sysevents.keys import Scope
 from sysevents.model import IdempotencyKey
 from sysevents_http.auth import SCOPE_OPT, caller_of
 from sysevents_http.schemas import EventBatch, StoredBatch
-from sysevents_http.service import EventService
+from sysevents_http.service import Service
 
 from .params import (
     APPEND_ONLY,
@@ -130,12 +130,12 @@ def _keyed(data: NewEvent, header: str | None) -> NewEvent:
 async def create_event(
     request: Request[Any, Any, Any],
     data: JSONBody[NewEvent],
-    service: NamedDependency[EventService],
+    service: NamedDependency[Service],
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response[Event]:
     """Store one event."""
     new = _keyed(data, idempotency_key)
-    event = await service.call(service.repository.add, new, caller=caller_of(request).name)
+    event = await service.store.add(new, caller=caller_of(request).name)
     return json_response(
         event.model_dump_json().encode(), 201, {"Location": f"/api/events/{event.id}"}
     )
@@ -163,11 +163,11 @@ async def create_event(
 async def create_events(
     request: Request[Any, Any, Any],
     data: JSONBody[EventBatch],
-    service: NamedDependency[EventService],
+    service: NamedDependency[Service],
 ) -> StoredBatch:
     """Store several events, all or none (the batch size is checked as the body is read)."""
     caller = caller_of(request).name
-    events = await service.call(service.repository.add_many, data.events, caller=caller)
+    events = await service.store.add_many(data.events, caller=caller)
     return StoredBatch(events=events)
 
 
@@ -186,7 +186,7 @@ async def create_events(
 )
 async def list_events(
     request: Request[Any, Any, Any],
-    service: NamedDependency[EventService],
+    service: NamedDependency[Service],
     event_type: TypeFilter = None,
     severity: SeverityFilter = None,
     min_severity: MinSeverity = None,
@@ -213,7 +213,9 @@ async def list_events(
         cursor=cursor,
         count=count,
     )
-    return json_response(await service.page_json(query))
+    return json_response(
+        await service.store.list_json(query, max_bytes=service.settings.max_page_bytes)
+    )
 
 
 @route(
@@ -228,7 +230,7 @@ async def list_events(
 )
 async def event_stats(
     request: Request[Any, Any, Any],
-    service: NamedDependency[EventService],
+    service: NamedDependency[Service],
     event_type: TypeFilter = None,
     severity: SeverityFilter = None,
     min_severity: MinSeverity = None,
@@ -242,7 +244,7 @@ async def event_stats(
     """Counts over matching events."""
     filters = filter_fields(event_type, severity, min_severity, source, since, until, trace_id)
     filters |= search_fields(request.query_params, q)
-    return json_response(await service.stats_json(EventFilter(**filters)))
+    return json_response(await service.store.stats_json(EventFilter(**filters)))
 
 
 @route(
@@ -254,10 +256,10 @@ async def event_stats(
     security=security(Scope.READ),
     tags=["events"],
 )
-async def get_event(event_id: EventId, service: NamedDependency[EventService]) -> Response[Event]:
+async def get_event(event_id: EventId, service: NamedDependency[Service]) -> Response[Event]:
     """One event by id."""
     wanted = parse_event_id(event_id)
-    payload = await service.event_json(wanted)
+    payload = await service.store.get_json(wanted)
     if payload is None:
         raise EventNotFound(wanted)
     return json_response(payload)
@@ -286,12 +288,12 @@ async def update_event(
     request: Request[Any, Any, Any],
     event_id: EventId,
     data: JSONBody[EventPatch],
-    service: NamedDependency[EventService],
+    service: NamedDependency[Service],
 ) -> Response[Event]:
     """Apply a patch (recorded in the audit trail)."""
     wanted = parse_event_id(event_id)
     actor = caller_of(request).actor
-    event = await service.call(service.repository.update, wanted, data, actor=actor)
+    event = await service.store.update(wanted, data, actor=actor)
     return json_response(event.model_dump_json().encode())
 
 
@@ -305,11 +307,11 @@ async def update_event(
     tags=["events"],
 )
 async def delete_event(
-    request: Request[Any, Any, Any], event_id: EventId, service: NamedDependency[EventService]
+    request: Request[Any, Any, Any], event_id: EventId, service: NamedDependency[Service]
 ) -> None:
     """Remove an event (recorded in the audit trail)."""
     wanted = parse_event_id(event_id)
-    await service.call(service.repository.delete, wanted, actor=caller_of(request).actor)
+    await service.store.delete(wanted, actor=caller_of(request).actor)
 
 
 EVENT_ROUTES = [

@@ -14,12 +14,12 @@ from litestar.openapi.spec.enums import OpenAPIType
 from litestar.params import QueryParameter
 from litestar.response import Stream
 
-from sysevents import EventFilter, EventRepository, SyseventsError
+from sysevents import EventFilter, SyseventsError
 from sysevents.export import ExportFormat, csv_rows, event_pages, ndjson
 from sysevents.keys import Scope
 from sysevents.query import Order
 from sysevents_http.auth import SCOPE_OPT
-from sysevents_http.service import EventService
+from sysevents_http.service import Service
 
 from .params import (
     BAD_REQUEST,
@@ -81,7 +81,7 @@ class _FileOperation(Operation):
 )
 async def export_events(
     request: Request[Any, Any, Any],
-    service: NamedDependency[EventService],
+    service: NamedDependency[Service],
     format: FormatParam = "ndjson",
     order: ExportOrder = "oldest",
     event_type: TypeFilter = None,
@@ -98,12 +98,11 @@ async def export_events(
     filters = filter_fields(event_type, severity, min_severity, source, since, until, trace_id)
     filters |= search_fields(request.query_params, q)
     query = EventFilter(**filters)
-    repository = service.repository
     # The first page is read before answering: a store that is down is a 503, not an empty file.
-    pages = event_pages(repository, query, order=order)
-    first = await service.call(anext, pages, None)
+    pages = event_pages(service.store, query, order=order)
+    first = await anext(pages, None)
     return Stream(
-        _file(first, pages, format, repository),
+        _file(first, pages, format),
         media_type=_MEDIA[format],
         headers={"Content-Disposition": f'attachment; filename="events.{format}"'},
     )
@@ -113,7 +112,6 @@ async def _file(
     first: list[Any] | None,
     pages: AsyncIterator[list[Any]],
     format: ExportFormat,
-    repository: EventRepository,
 ) -> AsyncIterator[bytes]:
     try:
         if format == "csv":
@@ -126,7 +124,7 @@ async def _file(
             yield csv_rows(page, header=False) if format == "csv" else ndjson(page)
     except SyseventsError as exc:
         # The answer has begun: all that is left is to end it short, and say so in the log.
-        logger.warning("export of %s ended early: %s", type(repository).__name__, exc)
+        logger.warning("an export ended early: %s", exc)
     finally:
         await pages.aclose()  # type: ignore[attr-defined]
 

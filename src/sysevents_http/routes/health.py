@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 from litestar import Response, route
@@ -12,7 +13,7 @@ import sysevents
 from sysevents import StoreUnavailableError
 from sysevents_http.problems import unavailable
 from sysevents_http.schemas import DatabaseHealth, Health
-from sysevents_http.service import EventService
+from sysevents_http.service import Service
 
 from .params import READ, SERVER_ERROR, UNAVAILABLE
 
@@ -28,10 +29,16 @@ HEALTH_DB_TIMEOUT = 0.9
     tags=["health"],
     responses={**SERVER_ERROR},
 )
-async def health(service: NamedDependency[EventService]) -> Health:
+async def health(service: NamedDependency[Service]) -> Health:
     """The service is up."""
-    service.note_health("health_check", "ok", {"uptime": service.uptime})
-    return Health(version=sysevents.__version__, uptime=service.uptime, cache=service.cache_stats())
+    events = service.events
+    events.note_health("health_check", "ok", {"uptime": events.uptime})
+    cache = service.store.cache_stats()
+    return Health(
+        version=sysevents.__version__,
+        uptime=events.uptime,
+        cache=None if cache is None else dataclasses.asdict(cache),
+    )
 
 
 @route(
@@ -43,16 +50,16 @@ async def health(service: NamedDependency[EventService]) -> Health:
     tags=["health"],
     responses={**UNAVAILABLE, **SERVER_ERROR},
 )
-async def database_health(service: NamedDependency[EventService]) -> Response[DatabaseHealth]:
+async def database_health(service: NamedDependency[Service]) -> Response[DatabaseHealth]:
     """The store answers."""
     started = time.perf_counter()
     try:
-        await service.call_within(HEALTH_DB_TIMEOUT, service.repository.ping)
+        await service.store.ping_within(HEALTH_DB_TIMEOUT)
     except StoreUnavailableError as exc:
-        service.note_health("db_health_check", "down", {"error": str(exc)})
+        service.events.note_health("db_health_check", "down", {"error": str(exc)})
         return unavailable(f"the event store is unavailable: {exc}")  # type: ignore[return-value]
     latency = round((time.perf_counter() - started) * 1000, 3)
-    service.note_health("db_health_check", "ok", {"latency_ms": latency})
+    service.events.note_health("db_health_check", "ok", {"latency_ms": latency})
     return Response(DatabaseHealth(latency_ms=latency), status_code=HTTP_200_OK)
 
 

@@ -8,11 +8,11 @@ from litestar import Request, Response, route
 from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 
-from sysevents import ConfigurationError, EventFilter, MakesHistograms
+from sysevents import EventFilter
 from sysevents.histogram import EventHistogram, Interval
 from sysevents.keys import Scope
 from sysevents_http.auth import SCOPE_OPT
-from sysevents_http.service import EventService
+from sysevents_http.service import Service
 
 from .params import (
     BAD_REQUEST,
@@ -59,7 +59,7 @@ IntervalParam = Annotated[
 )
 async def event_histogram(
     request: Request[Any, Any, Any],
-    service: NamedDependency[EventService],
+    service: NamedDependency[Service],
     interval: IntervalParam = "auto",
     event_type: TypeFilter = None,
     severity: SeverityFilter = None,
@@ -74,10 +74,7 @@ async def event_histogram(
     """Counts per bucket of time."""
     filters = filter_fields(event_type, severity, min_severity, source, since, until, trace_id)
     filters |= search_fields(request.query_params, q)
-    repository = service.repository
-    if not isinstance(repository, MakesHistograms):
-        raise ConfigurationError(f"{type(repository).__name__} makes no histograms")
-    histogram = await service.call(repository.histogram, EventFilter(**filters), interval)
+    histogram = await service.store.histogram(EventFilter(**filters), interval)
     return json_response(histogram.model_dump_json().encode())
 
 

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sysevents import ConfigurationError, InvalidEventError
 from sysevents.keys import MAX_NAME_LENGTH, ApiKey, KeyName, Scope, parse_duration
 from sysevents_http.auth import SCOPE_OPT
-from sysevents_http.service import EventService
+from sysevents_http.service import Service
 
 from .params import (
     BAD_REQUEST,
@@ -100,12 +100,11 @@ KeyNameParam = Annotated[
     security=security(Scope.ADMIN),
     tags=["keys"],
 )
-async def create_key(data: JSONBody[NewKey], service: NamedDependency[EventService]) -> CreatedKey:
+async def create_key(data: JSONBody[NewKey], service: NamedDependency[Service]) -> CreatedKey:
     """Create a key."""
-    key, text = await service.call(
-        service.key_store().create_key, data.name, frozenset(data.scopes), _expiry(data.expires_in)
-    )
-    service.keys.forget(key.key_id)  # keys now exist: this replica knows at once
+    store = service.access.key_store()
+    key, text = await store.create_key(data.name, frozenset(data.scopes), _expiry(data.expires_in))
+    service.access.keys.forget(key.key_id)  # keys now exist: this replica knows at once
     return CreatedKey(**KeyInfo.of(key).model_dump(), key=text)
 
 
@@ -118,9 +117,9 @@ async def create_key(data: JSONBody[NewKey], service: NamedDependency[EventServi
     security=security(Scope.ADMIN),
     tags=["keys"],
 )
-async def list_keys(service: NamedDependency[EventService]) -> list[KeyInfo]:
+async def list_keys(service: NamedDependency[Service]) -> list[KeyInfo]:
     """List the keys."""
-    return [KeyInfo.of(k) for k in await service.call(service.key_store().list_keys)]
+    return [KeyInfo.of(k) for k in await service.access.key_store().list_keys()]
 
 
 @delete(
@@ -133,10 +132,10 @@ async def list_keys(service: NamedDependency[EventService]) -> list[KeyInfo]:
     security=security(Scope.ADMIN),
     tags=["keys"],
 )
-async def revoke_key(name: KeyNameParam, service: NamedDependency[EventService]) -> KeyInfo:
+async def revoke_key(name: KeyNameParam, service: NamedDependency[Service]) -> KeyInfo:
     """Revoke a key."""
-    key = await service.call(service.key_store().revoke_key, name)
-    service.keys.forget(key.key_id)  # at once here; other replicas within the ring's ttl
+    key = await service.access.key_store().revoke_key(name)
+    service.access.keys.forget(key.key_id)  # at once here; other replicas within the ring's ttl
     return KeyInfo.of(key)
 
 

@@ -25,7 +25,7 @@ from sysevents_http.auth import SCOPE_OPT, caller_of
 from sysevents_http.body import CONTEXT_OPT, parse_json
 from sysevents_http.otlp import BadRecord, LogRecord, json_records, proto_records, refusal, to_event
 from sysevents_http.schemas import DEFAULT_MAX_BATCH_SIZE
-from sysevents_http.service import EventService
+from sysevents_http.service import Service
 
 from .params import GUARDED, SERVER_ERROR, TOO_LARGE, UNAVAILABLE, security
 
@@ -163,7 +163,7 @@ def _events(
     tags=["otlp"],
 )
 async def export_logs(
-    request: Request[Any, Any, Any], service: NamedDependency[EventService]
+    request: Request[Any, Any, Any], service: NamedDependency[Service]
 ) -> Response[ExportLogsResponse]:
     """Store the log records of an OTLP export as events."""
     media = request.headers.get("content-type", "").partition(";")[0].strip().lower()
@@ -197,7 +197,7 @@ async def export_logs(
     caller = caller_of(request).name
     size = int(options.get("max_batch_size", DEFAULT_MAX_BATCH_SIZE))
     for start in range(0, len(events), size):
-        await service.call(service.repository.add_many, events[start : start + size], caller=caller)
+        await service.store.add_many(events[start : start + size], caller=caller)
     return _answer(len(reasons), reasons, protobuf)
 
 

@@ -11,12 +11,11 @@ from litestar.exceptions import ValidationException
 from litestar.params import HeaderParameter, QueryParameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
-from sysevents import ConfigurationError, EventFilter, InvalidEventError, StoreUnavailableError
+from sysevents import EventFilter, InvalidEventError, StoreUnavailableError
 from sysevents.keys import Scope
-from sysevents.repository import Tails
 from sysevents.tail import Tailed
 from sysevents_http.auth import SCOPE_OPT
-from sysevents_http.service import EventService
+from sysevents_http.service import Service
 
 from .params import (
     BAD_REQUEST,
@@ -81,7 +80,7 @@ Heartbeat = Annotated[
 )
 async def stream_events(
     request: Request[Any, Any, Any],
-    service: NamedDependency[EventService],
+    service: NamedDependency[Service],
     event_type: TypeFilter = None,
     severity: SeverityFilter = None,
     min_severity: MinSeverity = None,
@@ -99,12 +98,9 @@ async def stream_events(
     filters = filter_fields(event_type, severity, min_severity, source, since, until, trace_id)
     filters |= search_fields(request.query_params, q)
     query = EventFilter(**filters)
-    repository = service.repository
-    if not isinstance(repository, Tails):
-        raise ConfigurationError(f"{type(repository).__name__} has no live tail")
     after = last_event_id_header or last_event_id
     try:
-        items = repository.follow(query, after=after, idle=heartbeat)
+        items = service.store.follow(query, after=after, idle=heartbeat)
     except InvalidEventError as exc:
         raise ValidationException(
             detail="invalid Last-Event-ID",

@@ -2,7 +2,7 @@
 
 Each function runs on a connection from :class:`~sysevents.stores.postgres.pool.PostgresPool`
 and returns the stored events in input order; idempotency keys follow the one
-rule of :func:`sysevents._base.replayed`.
+rule of :func:`sysevents.stores.base.replayed`.
 """
 
 # ruff: noqa: S608
@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sysevents._base import first_of_each_key, replayed
 from sysevents.errors import StoreError
 from sysevents.model import Event, NewEvent
+from sysevents.stores.base import first_of_each_key, replayed
 
 from .ids import MONTH_SHIFT, compose, month_index
 from .pool import Connection

@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sysevents._base import Listing, RepositoryBase
 from sysevents._tasks import finish
 from sysevents.audit import delete_record, update_record
 from sysevents.errors import InvalidEventError, NotFoundError, StoreError, StoreUnavailableError
@@ -19,7 +18,10 @@ from sysevents.model import Event, EventPatch, EventStats, NewEvent
 from sysevents.query import EventFilter, EventQuery, page_total
 from sysevents.retention import RetentionPolicy, RetentionReport
 from sysevents.rules import is_event_id
-from sysevents.tail import TailBase, Tailed
+from sysevents.settings import Settings
+from sysevents.store import PoolStats
+from sysevents.stores.base import Listing, RepositoryBase
+from sysevents.tail import Tailed
 
 from . import retention, sql
 from .byid import by_id, needs_locator, read_by_id
@@ -39,20 +41,19 @@ from .tail import (
 if TYPE_CHECKING:
     from psycopg_pool import AsyncConnectionPool
 
-    from sysevents.settings import Settings
-
 log = logging.getLogger("sysevents.stores.postgres")
 T = TypeVar("T")
 
 
-class PostgresEventRepository(TailBase, RepositoryBase):
+class PostgresEventRepository(RepositoryBase):
     """Events in the PostgreSQL table ``system_events`` (see ``sysevents.schema``).
 
-    The connection options (``min_size``, ``max_size``, ``timeout``,
-    ``reconnect_timeout``, ``prepare_threshold``, ``check_after_idle``) are
-    those of :class:`~sysevents.stores.postgres.pool.PostgresPool`: a database that is
-    down or too slow raises ``StoreUnavailableError``, and the pool reconnects
-    by itself when it returns.
+    Configured by ``settings`` (``url`` is their ``database_url``) and
+    ``overrides`` of their fields: ``PostgresEventRepository(url, timeout=2)``.
+    The pool (``pool_min_size`` to ``pool_max_size`` connections) is a
+    :class:`~sysevents.stores.postgres.pool.PostgresPool`: a database that is
+    down or slower than ``timeout`` raises ``StoreUnavailableError``, and the
+    pool reconnects by itself when it returns.
 
     While open, it folds the rows written since the last fold into the
     rollups every ``fold_interval`` seconds (one process at a time does;
@@ -63,25 +64,17 @@ class PostgresEventRepository(TailBase, RepositoryBase):
     """
 
     def __init__(
-        self,
-        url: str,
-        *,
-        min_size: int = 2,
-        max_size: int = 10,
-        timeout: float = 5.0,
-        reconnect_timeout: float = 5.0,
-        prepare_threshold: int | None = 5,
-        check_after_idle: float = 0.25,
-        fold_interval: float = 1.0,
-        tail_poll: float = 1.0,
-        **options: Any,
+        self, url: str | None = None, settings: Settings | None = None, **overrides: Any
     ) -> None:
-        super().__init__(**options)
-        self.url = url
-        self.tail_poll = tail_poll
+        if url is not None:
+            overrides["database_url"] = url
+        super().__init__(settings, **overrides)
+        settings = self.settings
+        self.url = settings.database_url
+        self.tail_poll = settings.tail_poll
         self._listener: Listener | None = None
-        self.timeout = timeout
-        self.fold_interval = fold_interval
+        self.timeout = settings.timeout
+        self.fold_interval = settings.fold_interval
         self._folder: asyncio.Task[None] | None = None
         self._stop_folding = asyncio.Event()
         # A watermark the rollups are known to have reached (see stats()).
@@ -90,41 +83,33 @@ class PostgresEventRepository(TailBase, RepositoryBase):
         self._history_end: datetime | None = None
         self._history_read = False
         self._db = PostgresPool(
-            url,
-            min_size=min_size,
-            max_size=max_size,
-            timeout=timeout,
-            reconnect_timeout=reconnect_timeout,
-            prepare_threshold=prepare_threshold,
-            check_after_idle=check_after_idle,
-        )
-        self._secrets_loaded = False
-        self.keys = PostgresKeyStore(self._db)
-        """The API keys kept in this database (see ``sysevents.keys``)."""
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> PostgresEventRepository:
-        """A repository configured by ``settings``."""
-        return cls(
-            settings.database_url,
+            self.url,
             min_size=settings.pool_min_size,
             max_size=settings.pool_max_size,
             timeout=settings.timeout,
-            limits=settings.limits,
-            count_cap=settings.count_cap,
-            cursor_secret=settings.cursor_secrets,
-            stats_top=settings.stats_top,
-            append_only=settings.append_only,
-            idempotency_window=settings.idempotency_window,
-            fold_interval=settings.fold_interval,
         )
+        self._secrets_loaded = False
+        self._api_keys = PostgresKeyStore(self._db)
 
     # -- lifecycle ------------------------------------------------------------
+
+    @property
+    def keys(self) -> PostgresKeyStore:
+        """The API keys kept in this database (see ``sysevents.keys``)."""
+        return self._api_keys
 
     @property
     def pool(self) -> AsyncConnectionPool[Connection] | None:
         """The psycopg connection pool, once opened."""
         return self._db.pool
+
+    def pool_stats(self) -> PoolStats | None:
+        """The connections open and idle, once the pool is open."""
+        pool = self._db.pool
+        if pool is None:
+            return None
+        stats = pool.get_stats()
+        return PoolStats(size=stats["pool_size"], idle=stats["pool_available"])
 
     async def open(self) -> None:
         """Start the pool without waiting for it: a database that is down does not fail this."""
@@ -190,7 +175,7 @@ class PostgresEventRepository(TailBase, RepositoryBase):
     ) -> RetentionReport:
         """Remove the expired events: whole partitions where they can, batches elsewhere.
 
-        One process at a time applies a policy (the others wait their turn).
+        One process at a time applies a policy; the others return a report that says it was busy.
         """
         self._ensure_open()
         return await retention.apply(self._db, policy, now=now, dry_run=dry_run)

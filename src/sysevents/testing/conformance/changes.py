@@ -12,7 +12,7 @@ from sysevents.errors import (
 )
 from sysevents.model import EventPatch, Severity
 from sysevents.query import EventQuery
-from sysevents.repository import EventRepository
+from sysevents.store import EventRepository
 
 from .helpers import BAD_IDS, BIG, OWN, new
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from sysevents.model import MAX_EVENT_ID, Event, EventLimits, NewEvent, Severity
 from sysevents.query import EventQuery
-from sysevents.repository import EventRepository
+from sysevents.store import EventRepository
 
 BAD_IDS = [0, -1, MAX_EVENT_ID + 1, 2**64, -(2**63) - 1]
 """Ids no store can have: every store answers them as missing."""

@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from sysevents.query import EventFilter, EventQuery
-from sysevents.repository import EventRepository
+from sysevents.store import EventRepository
 
 from .helpers import OWN, all_pages, new
 

@@ -12,7 +12,7 @@ from sysevents.errors import (
 )
 from sysevents.model import EventPatch, Severity
 from sysevents.query import EventFilter, EventQuery
-from sysevents.repository import EventRepository
+from sysevents.store import EventRepository
 
 from .helpers import OWN, new
 

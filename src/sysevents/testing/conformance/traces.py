@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from sysevents.model import EventPatch, NewEvent
 from sysevents.query import EventFilter, EventQuery
-from sysevents.repository import EventRepository
+from sysevents.store import EventRepository
 
 from .helpers import all_pages, new
 

@@ -14,7 +14,7 @@ from sysevents.errors import (
     InvalidEventError,
 )
 from sysevents.model import MAX_EVENT_ID, NewEvent, Severity
-from sysevents.repository import EventRepository
+from sysevents.store import EventRepository
 
 from .helpers import BAD_IDS, BIG, new, same_event, timezone_plus
 

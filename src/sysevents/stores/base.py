@@ -1,4 +1,9 @@
-"""Behaviour every backend shares: lifecycle, size limits, paging results."""
+"""What the stores that keep events themselves share: settings, limits, paging, idempotency.
+
+``RepositoryBase`` implements the store contract's shared parts for the
+memory and PostgreSQL stores: their :class:`~sysevents.Settings`, the size
+limits, listing pages (with a byte budget for JSON pages) and cursors.
+"""
 
 from __future__ import annotations
 
@@ -6,78 +11,53 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 from pydantic import TypeAdapter
 
-from ._cursor import decode_cursor, encode_cursor
-from .errors import (
+from sysevents._cursor import decode_cursor, encode_cursor
+from sysevents.errors import (
     AppendOnlyError,
     IdempotencyConflictError,
     InvalidEventError,
     StoreUnavailableError,
 )
-from .model import (
-    DEFAULT_LIMITS,
-    Event,
-    EventLimits,
-    EventPage,
-    EventPatch,
-    EventStats,
-    NewEvent,
-)
-from .query import EventFilter, EventQuery
-from .rules import utf8_longer_than
+from sysevents.model import Event, EventPage, EventPatch, NewEvent
+from sysevents.query import EventQuery
+from sysevents.rules import utf8_longer_than
+from sysevents.settings import Settings, with_overrides
+from sysevents.store import EventStore
 
 
-class Lifecycle:
-    """``async with`` for anything with ``open()`` and ``close()``."""
+class RepositoryBase(EventStore):
+    """Shared plumbing of the stores that keep events; they implement the storage methods.
 
-    async def open(self) -> None:
-        """Acquire resources (nothing to do by default)."""
+    A store is configured by ``settings`` (default: the defaults of
+    :class:`~sysevents.Settings`, without reading the environment), with
+    ``overrides`` of any of its fields on top: ``MemoryEventRepository(count_cap=5)``.
+    """
 
-    async def close(self) -> None:
-        """Release resources; safe to call twice."""
-
-    async def __aenter__(self) -> Self:
-        await self.open()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
-
-
-class RepositoryBase(Lifecycle):
-    """Shared plumbing; backends implement the storage methods."""
-
-    def __init__(
-        self,
-        *,
-        limits: EventLimits = DEFAULT_LIMITS,
-        count_cap: int = 10_000,
-        cursor_secret: str | Sequence[str] = (),
-        stats_top: int = 1000,
-        append_only: bool = False,
-        idempotency_window: float = 86400.0,
-    ) -> None:
-        self.limits = limits
-        self.idempotency_window = timedelta(seconds=idempotency_window)
+    def __init__(self, settings: Settings | None = None, **overrides: Any) -> None:
+        self.settings = with_overrides(settings, overrides)
+        """What this store was configured with."""
+        settings = self.settings
+        self.limits = settings.limits
+        self.idempotency_window = timedelta(seconds=settings.idempotency_window)
         """How long an idempotency key is remembered after its event was stored."""
-        self.count_cap = count_cap
-        self.stats_top = stats_top
-        self.append_only = append_only
-        given = [cursor_secret] if isinstance(cursor_secret, str) else list(cursor_secret)
+        self.count_cap = settings.count_cap
+        self.stats_top = settings.stats_top
+        self.append_only = settings.append_only
+        given = settings.cursor_secrets
         # None given: a secret of this instance's own (a store that keeps one, such
-        # as PostgreSQL, loads it before the first page: see _load_secrets).
+        # as PostgreSQL, loads its own before the first page).
         self._secrets = [s.encode() for s in given] or [secrets.token_bytes(32)]
         self._secrets_given = bool(given)
         self._closed = False
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Self:
+        """A store configured by ``settings`` (what ``sysevents.connect`` calls)."""
+        return cls(settings=settings)
 
     async def close(self) -> None:
         """Release resources; safe to call twice."""
@@ -114,15 +94,7 @@ class RepositoryBase(Lifecycle):
         if errors:
             raise InvalidEventError(errors)
 
-    # -- reads, as models or as JSON -------------------------------------------
-
-    async def get(self, event_id: int) -> Event | None:  # pragma: no cover - abstract
-        """The event, or ``None``."""
-        raise NotImplementedError
-
-    async def stats(self, query: EventFilter | None = None) -> EventStats:  # pragma: no cover
-        """Counts over the events matching ``query``."""
-        raise NotImplementedError
+    # -- pages, as models or as JSON -------------------------------------------
 
     async def _listing(self, query: EventQuery) -> Listing:  # pragma: no cover - abstract
         """Up to ``limit + 1`` matching events (the extra one says more exist), and the count."""
@@ -189,15 +161,6 @@ class RepositoryBase(Lifecycle):
         ).model_dump_json()
         # The frame starts {"items":[] — the events go between the brackets.
         return b'{"items":[' + b",".join(parts) + frame[len('{"items":[') :].encode()
-
-    async def get_json(self, event_id: int) -> bytes | None:
-        """What ``get`` returns, as ``Event`` JSON; ``None`` if there is no such event."""
-        event = await self.get(event_id)
-        return None if event is None else event.model_dump_json().encode()
-
-    async def stats_json(self, query: EventFilter | None = None) -> bytes:
-        """What ``stats`` returns, as ``EventStats`` JSON."""
-        return (await self.stats(query)).model_dump_json().encode()
 
     # -- paging ---------------------------------------------------------------
 

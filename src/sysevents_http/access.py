@@ -1,0 +1,131 @@
+"""Access control in one object: the auth mode, the keys, and the rate-limit counters.
+
+:class:`Access` answers the questions the request path asks about a caller:
+must it present a key (``Settings.auth``), which key is it (the keys given
+in settings, then the store's, through a short-lived cache), and how many
+requests has it made in this window (counted in Redis when one is configured,
+so that every replica shares one budget, else in this process).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any
+
+from sysevents import ConfigurationError, Settings, StoreUnavailableError
+from sysevents.keys import KeyRing, KeyStore, static_keys
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+logger = logging.getLogger("sysevents_http")
+
+KEYS_QUESTION_TIMEOUT = 1.0
+"""Seconds the store has to say whether any key exists, before the request gets a 503."""
+
+# KEYS: the counter. ARGV: the window's length (ms). Returns the count so far.
+_COUNT = """
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+end
+return n
+"""
+
+
+class MemoryCounter:
+    """Counters of one process (no Redis): each window's count per identifier."""
+
+    def __init__(self) -> None:
+        self._counts: dict[str, int] = {}
+        self._window = -1
+
+    async def count(self, identifier: str, window: int, seconds: int) -> int:
+        """The count of ``identifier`` in ``window``, this request included."""
+        if window != self._window:
+            self._counts.clear()  # an old window's counters are no longer needed
+            self._window = window
+        n = self._counts.get(identifier, 0) + 1
+        self._counts[identifier] = n
+        return n
+
+
+class RedisCounter:
+    """Counters in Redis, shared by every replica; a failure lets requests through."""
+
+    def __init__(self, redis: Redis, prefix: str) -> None:
+        self._redis = redis
+        self._prefix = prefix
+        self._count = redis.register_script(_COUNT)
+        self._failing = False
+
+    async def count(self, identifier: str, window: int, seconds: int) -> int:
+        """The count of ``identifier`` in ``window``, this request included (0: unknown)."""
+        key = f"{self._prefix}:rate:{window}:{identifier}"
+        try:
+            n = int(await self._count(keys=[key], args=[seconds * 1000]))
+        except Exception as exc:  # the limit is a guard, not a reason to fail requests
+            if not self._failing:
+                logger.warning("rate limits are off while Redis fails (%s)", exc)
+            self._failing = True
+            return 0
+        self._failing = False
+        return n
+
+
+Counter = MemoryCounter | RedisCounter
+
+
+class Access:
+    """Who may call, and how often (see the module)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        secret_keys = settings.api_keys.get_secret_value() if settings.api_keys else ""
+        self.keys = KeyRing(None, static_keys(secret_keys))
+        """The API keys requests are checked against (settings first, then the store's)."""
+        self.counter: Counter = MemoryCounter()
+        self._redis: Any = None
+
+    def start(self, store_keys: KeyStore | None) -> None:
+        """Check keys against ``store_keys`` too; count in Redis when one is configured."""
+        self.keys.store = store_keys
+        settings = self.settings
+        if settings.redis_url and settings.rate_limit != "off":
+            from sysevents.cache import cache_client
+
+            self._redis = cache_client(settings.redis_url, timeout=0.25)
+            self.counter = RedisCounter(self._redis, settings.cache_prefix)
+
+    async def stop(self) -> None:
+        """Close the Redis client of the counters."""
+        redis, self._redis = self._redis, None
+        if redis is not None:
+            await redis.aclose()
+
+    async def required(self) -> bool:
+        """Whether a request to a protected route must carry a key (see ``Settings.auth``)."""
+        mode = self.settings.auth
+        if mode == "off":
+            return False
+        if mode == "required":
+            return True
+        # A store that cannot say whether keys exist fails the request (503):
+        # nothing is served without knowing.
+        try:
+            async with asyncio.timeout(KEYS_QUESTION_TIMEOUT):
+                return await self.keys.any_keys()
+        except TimeoutError:
+            raise StoreUnavailableError(
+                f"the event store did not say within {KEYS_QUESTION_TIMEOUT:g} s "
+                "whether API keys exist"
+            ) from None
+
+    def key_store(self) -> KeyStore:
+        """The store's keys (``ConfigurationError`` for a store that keeps none)."""
+        if self.keys.store is None:
+            raise ConfigurationError(
+                "this event store keeps no API keys: give them in SYSEVENTS_API_KEYS"
+            )
+        return self.keys.store
