@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from sysevents import Event, NewEvent
 from sysevents._fast import fast_path_applies, trusted_event
 from sysevents.rules import MAX_EVENT_ID, dump_details
-from sysevents.stores.postgres.sql import as_stored
+from sysevents.stores.postgres.rows import as_stored
 from tests.strategies import details, new_events
 
 ids = st.integers(min_value=1, max_value=MAX_EVENT_ID)
@@ -33,7 +33,7 @@ def test_the_fast_path_is_taken() -> None:
 @given(new_events(), ids)
 def test_a_trusted_event_equals_a_validated_one(new: NewEvent, event_id: int) -> None:
     values = stored_values(new, event_id)
-    fast = trusted_event(copy.deepcopy(values))
+    fast = trusted_event(Event, copy.deepcopy(values))
     validated = Event.model_validate(copy.deepcopy(values))
     assert fast == validated
     assert fast.model_fields_set == validated.model_fields_set

@@ -338,7 +338,7 @@ async def test_only_connections_idle_for_a_while_are_checked(
     clock = FrozenClock()
     monkeypatch.setattr(pool_module, "time", clock)  # the pool's clock only
     pool = pool_module.PostgresPool(
-        empty_postgres_url, min_size=1, max_size=1, check_after_idle=0.2
+        empty_postgres_url, min_size=1, max_size=1, timeout=5.0, check_after_idle=0.2
     )
 
     async def use() -> None:

@@ -19,26 +19,15 @@ Both depend on pydantic's layout (``__dict__``, ``__pydantic_fields_set__``,
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from .columns import FIELDS
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
-    from .model import Event
+M = TypeVar("M", bound="BaseModel")
 
-_EVENT_FIELDS = (
-    "id",
-    "event_type",
-    "severity",
-    "message",
-    "details",
-    "source",
-    "timestamp",
-    "created_at",
-    "idempotency_key",
-    "trace_id",
-    "span_id",
-)
 _new_object = object.__new__
 _set_attribute = object.__setattr__
 _dumped = threading.local()
@@ -53,30 +42,24 @@ def fast_path_applies(model: type[BaseModel], fields: tuple[str, ...]) -> bool:
     )
 
 
-# (the Event class, whether the fast path applies to it), found on first use:
-# model.py imports this module, so it cannot be imported here at the top.
-_event_class: tuple[type[Event], bool] | None = None
+# Whether the fast path applies, by model class (checked once per class).
+_applies: dict[type[Any], bool] = {}
 
 
-def _event() -> tuple[type[Event], bool]:
-    global _event_class
-    from .model import Event
+def trusted_event(event_class: type[M], values: dict[str, Any]) -> M:
+    """An ``Event`` (``event_class``) from ``values``, unvalidated.
 
-    _event_class = (Event, fast_path_applies(Event, _EVENT_FIELDS))
-    return _event_class
-
-
-def trusted_event(values: dict[str, Any]) -> Event:
-    """An Event from ``values`` (every field, already valid, in field order), unvalidated.
-
-    Equal to ``Event.model_validate(values)``; the dict becomes the model's own.
+    ``values`` holds every stored field, already valid, in field order. Equal
+    to ``event_class.model_validate(values)``; the dict becomes the model's own.
     """
-    event_class, fast = _event_class or _event()
+    fast = _applies.get(event_class)
+    if fast is None:
+        fast = _applies[event_class] = fast_path_applies(event_class, FIELDS)
     if not fast:  # pragma: no cover - a model that needs the full path
         return event_class.model_construct(**values)
-    event: Event = _new_object(event_class)
+    event: M = _new_object(event_class)
     _set_attribute(event, "__dict__", values)
-    _set_attribute(event, "__pydantic_fields_set__", set(_EVENT_FIELDS))
+    _set_attribute(event, "__pydantic_fields_set__", set(FIELDS))
     _set_attribute(event, "__pydantic_extra__", None)
     _set_attribute(event, "__pydantic_private__", None)
     return event

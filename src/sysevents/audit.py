@@ -13,6 +13,7 @@ import json
 from datetime import datetime
 from typing import Any
 
+from .columns import PATCHABLE
 from .model import Event, NewEvent, Severity
 
 EVENT_UPDATED = "sysevents.event_updated"
@@ -25,16 +26,7 @@ AUDIT_SOURCE = "sysevents"
 # Values longer than this as JSON are kept cut, so that the record of a change
 # between two events at the size limit still fits in one event's details.
 _MAX_VALUE_CHARS = 4000
-_FIELDS = (
-    "event_type",
-    "severity",
-    "message",
-    "details",
-    "source",
-    "timestamp",
-    "trace_id",
-    "span_id",
-)
+_FIELDS = tuple(c.name for c in PATCHABLE)
 
 
 def _value(value: Any) -> Any:

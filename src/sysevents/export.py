@@ -9,9 +9,10 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import AsyncIterator, Iterable
-from typing import Literal
+from collections.abc import AsyncIterator, Callable, Iterable
+from typing import Any, Literal
 
+from .columns import COLUMNS, FIELDS, Kind
 from .model import Event
 from .query import EventFilter, EventQuery, Order
 from .store import EventRepository
@@ -22,18 +23,8 @@ ExportFormat = Literal["ndjson", "csv"]
 """The file formats of an export."""
 PAGE = 1000
 """Events read at a time."""
-CSV_COLUMNS = (
-    "id",
-    "event_type",
-    "severity",
-    "message",
-    "details",
-    "source",
-    "timestamp",
-    "created_at",
-    "idempotency_key",
-)
-"""The columns of a CSV export, in order; ``details`` holds the JSON text."""
+CSV_COLUMNS = FIELDS
+"""The columns of a CSV export, in order: every stored field; ``details`` holds the JSON text."""
 # A spreadsheet runs a cell starting with one of these as a formula.
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -76,18 +67,19 @@ def csv_rows(events: Iterable[Event], *, header: bool = True) -> bytes:
     if header:
         writer.writerow(CSV_COLUMNS)
     for e in events:
-        details = None if e.details is None else json.dumps(e.details, ensure_ascii=False)
-        writer.writerow(
-            [
-                e.id,
-                _cell(e.event_type),
-                e.severity.value,
-                _cell(e.message),
-                _cell(details),
-                _cell(e.source),
-                e.timestamp.isoformat(),
-                e.created_at.isoformat(),
-                _cell(e.idempotency_key),
-            ]
-        )
+        writer.writerow([_CELLS[c.kind](getattr(e, c.name)) for c in COLUMNS])
     return out.getvalue().encode()
+
+
+def _json_cell(value: Any) -> str:
+    return _cell(None if value is None else json.dumps(value, ensure_ascii=False))
+
+
+# How a value of each kind of column is written in a cell.
+_CELLS: dict[Kind, Callable[[Any], Any]] = {
+    Kind.ID: lambda value: value,
+    Kind.TEXT: _cell,
+    Kind.SEVERITY: lambda value: value.value,
+    Kind.JSON: _json_cell,
+    Kind.TIME: lambda value: value.isoformat(),
+}

@@ -24,7 +24,12 @@ from pydantic import (
     field_validator,
 )
 
-from ._fast import details_text_of, keep_details_text, store_details_text, take_details_text
+from ._fast import (
+    details_text_of,
+    keep_details_text,
+    store_details_text,
+    take_details_text,
+)
 from .rules import (
     MAX_EVENT_ID,
     MAX_EVENT_TYPE_LENGTH,

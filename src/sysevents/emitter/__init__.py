@@ -8,8 +8,8 @@ stdout as one JSON line each (``fallback``), so nothing is lost silently.
 ``threaded`` runs all of it on a thread of its own for synchronous programs.
 """
 
-from .logger import EmitterCounters, EventLogger
-from .queue import Overflow
+from .logger import EventLogger
+from .queue import EmitterCounters, Overflow
 from .threaded import ThreadedEventLogger
 
 __all__ = ["EmitterCounters", "EventLogger", "Overflow", "ThreadedEventLogger"]

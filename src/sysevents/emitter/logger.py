@@ -10,9 +10,8 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Self, TextIO
+from typing import Any, Self, TextIO
 
 from pydantic import ValidationError
 
@@ -23,25 +22,10 @@ from sysevents.store import EventRepository
 
 from .fallback import Fallback
 from .lifecycle import chain_sigterm_on_loop
-from .queue import EmitQueue, Item, Overflow
-
-if TYPE_CHECKING:
-    from .threaded import ThreadedEventLogger
+from .queue import EmitQueue, EmitterCounters, Item, Overflow
+from .threaded import ThreadedEventLogger
 
 logger = logging.getLogger("sysevents.emitter")
-
-
-@dataclass(frozen=True, slots=True)
-class EmitterCounters:
-    """What the emitter has done so far."""
-
-    queued: int
-    written: int
-    retried: int
-    dropped: int
-    invalid: int
-    to_stdout: int
-    pending: int
 
 
 class EventLogger:
@@ -341,6 +325,4 @@ class EventLogger:
         ``open_repo`` creates the (unopened) repository on that loop, for
         example ``lambda: sysevents.connect(url)``.
         """
-        from .threaded import ThreadedEventLogger
-
-        return ThreadedEventLogger(open_repo, **options)
+        return ThreadedEventLogger(open_repo, cls, **options)

@@ -7,6 +7,7 @@ import secrets
 import threading
 import time
 from collections import deque
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
@@ -16,6 +17,19 @@ Overflow = Literal["drop_newest", "drop_oldest", "block"]
 Item = tuple[str, str, str, Any, str | None, datetime, str | None, str | None, str]
 """What ``emit()`` queues, validated later off the caller's path: (event type,
 message, severity, details, source, timestamp, trace id, span id, idempotency key)."""
+
+
+@dataclass(frozen=True, slots=True)
+class EmitterCounters:
+    """What the emitter has done so far."""
+
+    queued: int
+    written: int
+    retried: int
+    dropped: int
+    invalid: int
+    to_stdout: int
+    pending: int
 
 
 class EmitQueue:

@@ -6,12 +6,38 @@ import asyncio
 import atexit
 import threading
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, Protocol
 
 from sysevents.store import EventRepository
 
 from .lifecycle import chain_sigterm, follow_forks
-from .logger import EmitterCounters, EventLogger
+from .queue import EmitterCounters
+
+
+class Emitter(Protocol):
+    """What runs on the thread: an :class:`~sysevents.EventLogger`."""
+
+    @property
+    def repo(self) -> EventRepository:
+        """The store it writes to."""
+
+    @property
+    def emit(self) -> Callable[..., bool]:
+        """Queue one event (see :meth:`sysevents.EventLogger.emit`)."""
+
+    @property
+    def counters(self) -> EmitterCounters:
+        """What the emitter has done so far."""
+
+    async def start(self) -> None:
+        """Start storing in the background."""
+
+    async def flush(self) -> None:
+        """Wait until every event emitted so far is stored."""
+
+    async def aclose(self, drain: float | None = None) -> None:
+        """Store what is left, then stop."""
+
 
 # What a fork child inherits from its parent's emitters: kept referenced and
 # never closed there, since closing would end the parent's connections.
@@ -28,8 +54,14 @@ class ThreadedEventLogger:
     starts afresh, with a repository of its own, on the first ``emit()``.
     """
 
-    def __init__(self, open_repo: Callable[[], EventRepository], **options: Any) -> None:
+    def __init__(
+        self,
+        open_repo: Callable[[], EventRepository],
+        make_emitter: Callable[..., Emitter],
+        **options: Any,
+    ) -> None:
         self._open_repo = open_repo
+        self._make_emitter = make_emitter
         self._options = {**options, "handle_sigterm": False}  # the SIGTERM handler is ours
         self.drain_timeout: float = options.get("drain_timeout", 2.0)
         self._restart_lock = threading.Lock()
@@ -44,7 +76,7 @@ class ThreadedEventLogger:
         self._started = threading.Event()
         self._loop = asyncio.new_event_loop()
         self._error: BaseException | None = None
-        self.emitter: EventLogger | None = None
+        self.emitter: Emitter | None = None
         self._thread = threading.Thread(target=self._main, name="sysevents-emitter", daemon=True)
         self._thread.start()
         self._started.wait()
@@ -56,7 +88,7 @@ class ThreadedEventLogger:
         try:
             repo = self._open_repo()
             self._loop.run_until_complete(repo.open())
-            self.emitter = EventLogger(repo, **self._options)
+            self.emitter = self._make_emitter(repo, **self._options)
             self._loop.run_until_complete(self.emitter.start())
         except BaseException as exc:
             self._error = exc

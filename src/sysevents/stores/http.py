@@ -11,7 +11,7 @@ import json as json_module
 import re
 from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import httpx
 from pydantic import BaseModel, ValidationError
@@ -22,20 +22,21 @@ from sysevents.model import Event, EventPage, EventPatch, EventStats, NewEvent
 from sysevents.query import EventFilter, EventQuery, QueryParams
 from sysevents.retention import RetentionPolicy, RetentionReport
 from sysevents.rules import is_event_id
+from sysevents.settings import Settings, with_overrides
 from sysevents.store import EventStore
 from sysevents.tail import Tailed, bad_position
 from sysevents.wire import error_of
-
-if TYPE_CHECKING:
-    from sysevents.settings import Settings
 
 
 class HttpEventRepository(EventStore):
     """Talks to a sysevents REST API; every ``EventRepository`` method is one request.
 
-    ``base_url`` is the API's root (``http://host:port``). ``timeout`` bounds
-    each request; a server that cannot be reached, times out or answers 503
-    raises ``StoreUnavailableError``. ``api_key`` is sent as a bearer token.
+    ``base_url`` is the API's root (``http://host:port``; the settings'
+    ``database_url``). The settings' ``timeout`` bounds each request; a server
+    that cannot be reached, times out or answers 503 raises
+    ``StoreUnavailableError``. Their ``api_key`` is sent as a bearer token.
+    ``overrides`` change fields of the settings: ``HttpEventRepository(url,
+    api_key=key)``.
 
     The server decides who the caller is, from the key: the ``caller`` of
     ``add`` and the ``actor`` of ``update``/``delete`` are not sent.
@@ -43,27 +44,29 @@ class HttpEventRepository(EventStore):
 
     def __init__(
         self,
-        base_url: str,
+        base_url: str | None = None,
+        settings: Settings | None = None,
         *,
-        timeout: float = 5.0,
-        api_key: str | None = None,
         headers: Mapping[str, str] | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        **overrides: Any,
     ) -> None:
-        self.base_url = base_url.rstrip("/")
-        self.timeout = timeout
+        if base_url is not None:
+            overrides["database_url"] = base_url
+        settings = with_overrides(settings, overrides)
+        self.base_url = settings.database_url.rstrip("/")
+        self.timeout = settings.timeout
         self._headers = dict(headers or {})
-        if api_key is not None:
-            self._headers["Authorization"] = f"Bearer {api_key}"
+        if settings.api_key is not None:
+            self._headers["Authorization"] = f"Bearer {settings.api_key.get_secret_value()}"
         self._transport = transport
         self._client: httpx.AsyncClient | None = None
         self._closed = False
 
     @classmethod
     def from_settings(cls, settings: Settings) -> HttpEventRepository:
-        """A repository for ``settings.database_url``, with its ``timeout``."""
-        key = settings.api_key.get_secret_value() if settings.api_key is not None else None
-        return cls(settings.database_url, timeout=settings.timeout, api_key=key)
+        """A repository for ``settings.database_url``, with its ``timeout`` and ``api_key``."""
+        return cls(settings=settings)
 
     async def open(self) -> None:
         """Create the HTTP client (connections open on first use)."""

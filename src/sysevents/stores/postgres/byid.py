@@ -16,11 +16,10 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, LiteralString
 
-import psycopg
-
 from .ids import id_month, month_end, month_start
 from .partitions import partition_name
-from .pool import Connection, Row
+from .pool import Connection, MissingTable, translated
+from .rows import StoredRow, stored_rows
 
 _IN_MONTH: LiteralString = 'id = %s AND "timestamp" >= %s AND "timestamp" < %s'
 _AT: LiteralString = 'id = %s AND "timestamp" = %s'
@@ -28,9 +27,11 @@ _ANYWHERE: LiteralString = "id = %s"
 _LOCATE = 'SELECT "timestamp" FROM system_event_locator WHERE id = %s'
 
 
-async def _one(conn: Connection, sql: LiteralString, params: Sequence[Any]) -> Row | None:
-    cur = await conn.execute(sql, params)
-    return await cur.fetchone()
+async def _one(conn: Connection, sql: LiteralString, params: Sequence[Any]) -> StoredRow | None:
+    """The first row of a statement selecting an event's columns, then others."""
+    async with conn.cursor(row_factory=stored_rows) as cur:
+        await cur.execute(sql, params)
+        return await cur.fetchone()
 
 
 async def by_id(
@@ -39,11 +40,12 @@ async def by_id(
     head: LiteralString,
     tail: LiteralString = "",
     params: Sequence[Any] = (),
-) -> Row | None:
+) -> StoredRow | None:
     """Run ``head`` + the condition that finds ``event_id`` + ``tail``; the first row.
 
-    ``params`` are those of ``head``. A statement that changes the row must
-    return it (``RETURNING``): a row back means the event was found.
+    The statement selects (or returns) the event's columns first. ``params``
+    are those of ``head``. A statement that changes the row must return it
+    (``RETURNING``): a row back means the event was found.
     """
     month = id_month(event_id)
     if month is not None:
@@ -54,7 +56,8 @@ async def by_id(
             )
             if row is not None:
                 return row
-    located = await _one(conn, _LOCATE, (event_id,))
+    cur = await conn.execute(_LOCATE, (event_id,))
+    located = await cur.fetchone()
     if located is not None:
         return await _one(conn, head + _AT + tail, [*params, event_id, located[0]])
     if month is None:
@@ -69,7 +72,7 @@ def needs_locator(event_id: int, month: int) -> bool:
 
 async def read_by_id(
     conn: Connection, event_id: int, columns: LiteralString, history_end: datetime | None
-) -> Row | None:
+) -> StoredRow | None:
     """The row of ``event_id`` (``columns`` of it), reading its month's partition by name.
 
     A plain read of the partition table skips what a statement on the parent
@@ -86,12 +89,11 @@ async def read_by_id(
         table = partition_name(month)
         assert table.isidentifier()  # digits, letters and underscores only
         try:
-            cur = await conn.execute(
-                "SELECT " + columns + " FROM " + table + " WHERE id = %s",
-                (event_id,),
-            )
-            row = await cur.fetchone()
-        except psycopg.errors.UndefinedTable:
+            with translated():
+                row = await _one(
+                    conn, "SELECT " + columns + " FROM " + table + " WHERE id = %s", (event_id,)
+                )
+        except MissingTable:
             row = None
         if row is not None:
             return row

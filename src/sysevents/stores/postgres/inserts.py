@@ -10,20 +10,39 @@ rule of :func:`sysevents.stores.base.replayed`.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, LiteralString
 
+from psycopg.rows import dict_row
+
+from sysevents.columns import GIVEN, Column, Kind
 from sysevents.errors import StoreError
 from sysevents.model import Event, NewEvent
 from sysevents.stores.base import first_of_each_key, replayed
 
 from .ids import MONTH_SHIFT, compose, month_index
 from .pool import Connection
-from .sql import COLUMNS, COLUMNS_OF_E, as_stored, event_from_row
+from .rows import (
+    GIVEN_NAMES,
+    SELECT_LIST,
+    array_type,
+    as_stored,
+    event_of,
+    event_rows,
+    given_values,
+    placeholder,
+    select_list,
+    sql_name,
+)
 
+# One event without an idempotency key: every given column but the key.
+_ONE = [c for c in GIVEN if c.name != "idempotency_key"]
 _INSERT_ONE = (
-    "INSERT INTO system_events (id, event_type, severity, message, details, source, "
-    "\"timestamp\", trace_id, span_id) VALUES (%s::bigint << 36 | nextval('system_events_seq'), "
-    "%s, %s, %s, %s::jsonb, %s, %s, %s, %s) RETURNING " + COLUMNS
+    "INSERT INTO system_events (id, "
+    + ", ".join(sql_name(c) for c in _ONE)
+    + ") VALUES (%s::bigint << 36 | nextval('system_events_seq'), "
+    + ", ".join(placeholder(c) for c in _ONE)
+    + ") RETURNING "
+    + SELECT_LIST
 )
 # A key is taken when it is free or older than the window (the caller's
 # window, in seconds, is the statement's last parameter).
@@ -32,25 +51,35 @@ _CLAIM = (
     '"timestamp" = EXCLUDED."timestamp", created_at = now() '
     "WHERE k.created_at < now() - %s * interval '1 second' RETURNING key"
 )
+
+
+def _as_written(column: Column) -> LiteralString:
+    """A column of ``numbered`` as the INSERT writes it (JSON travels as text)."""
+    name: LiteralString = sql_name(column)
+    return name + "::jsonb" if column.kind is Kind.JSON else name
+
+
 # One statement, so one round trip and atomic. Within the batch the first
 # event of a key wins; the ids are drawn in input order. A key another event
 # holds is read afterwards (rare: a retried batch), which costs less than
 # looking every key up in the same statement.
 _INSERT_MANY = (
-    "WITH input AS MATERIALIZED (SELECT t.*, row_number() OVER (PARTITION BY t.key "
-    "ORDER BY t.ord) AS nth FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], "
-    "%s::text[], %s::timestamptz[], %s::text[], %s::bigint[], %s::text[], %s::text[]) "
-    "WITH ORDINALITY AS t(event_type, severity, message, details, source, ts, key, month, "
-    "trace_id, span_id, ord)), "
+    "WITH input AS MATERIALIZED (SELECT t.*, row_number() OVER (PARTITION BY "
+    "t.idempotency_key ORDER BY t.ord) AS nth FROM unnest("
+    + ", ".join("%s::" + array_type(c) for c in GIVEN)
+    + ", %s::bigint[]) WITH ORDINALITY AS t("
+    + GIVEN_NAMES
+    + ", month, ord)), "
     "numbered AS MATERIALIZED (SELECT o.*, o.month << 36 | nextval('system_events_seq') AS id "
-    "FROM (SELECT * FROM input WHERE key IS NULL OR nth = 1 ORDER BY ord) AS o), "
+    "FROM (SELECT * FROM input WHERE idempotency_key IS NULL OR nth = 1 ORDER BY ord) AS o), "
     'claimed AS (INSERT INTO system_event_keys AS k (caller, key, id, "timestamp") '
-    "SELECT %s, key, id, ts FROM numbered WHERE key IS NOT NULL " + _CLAIM + ") "
-    "INSERT INTO system_events (id, event_type, severity, message, details, source, "
-    '"timestamp", idempotency_key, idempotency_caller, trace_id, span_id) '
-    "SELECT id, event_type, severity, message, details::jsonb, source, ts, key, %s, "
-    "trace_id, span_id "
-    "FROM numbered WHERE key IS NULL OR key IN (SELECT key FROM claimed) ORDER BY ord "
+    'SELECT %s, idempotency_key, id, "timestamp" FROM numbered '
+    "WHERE idempotency_key IS NOT NULL " + _CLAIM + ") "
+    "INSERT INTO system_events (id, " + GIVEN_NAMES + ", idempotency_caller) "
+    "SELECT id, "
+    + ", ".join(_as_written(c) for c in GIVEN)
+    + ", %s FROM numbered WHERE idempotency_key IS NULL "
+    "OR idempotency_key IN (SELECT key FROM claimed) ORDER BY ord "
     # The rest of each stored event is what was sent: nothing else is read back.
     "RETURNING id, idempotency_key, created_at"
 )
@@ -68,14 +97,11 @@ _CLAIM_MANY = (
     'INSERT INTO system_event_keys AS k (caller, key, id, "timestamp") '
     "SELECT %s, * FROM unnest(%s::text[], %s::bigint[], %s::timestamptz[]) " + _CLAIM
 )
-_COPY = (
-    "COPY system_events (id, event_type, severity, message, details, source, "
-    '"timestamp", idempotency_key, idempotency_caller, trace_id, span_id) FROM STDIN'
-)
+_COPY = "COPY system_events (id, " + GIVEN_NAMES + ", idempotency_caller) FROM STDIN"
 # The event of each key; a key whose event is gone (removed by retention with
 # its partition) comes back with a NULL event and is given up.
 _BY_KEYS = (
-    "SELECT k.key, k.id, " + COLUMNS_OF_E + " FROM system_event_keys k "
+    "SELECT " + select_list("e") + ", k.key AS held_key, k.id AS held_by FROM system_event_keys k "
     'LEFT JOIN system_events e ON e.id = k.id AND e."timestamp" = k."timestamp" '
     "WHERE k.caller = %s AND k.key = ANY(%s::text[])"
 )
@@ -92,44 +118,26 @@ class KeyTaken(Exception):
 
 async def insert_one(conn: Connection, new: NewEvent) -> Event:
     """Store one event without an idempotency key."""
-    params = (
-        month_index(new.timestamp),
-        new.event_type,
-        new.severity.value,
-        new.message,
-        new.details_json,
-        new.source,
-        new.timestamp,
-        new.trace_id,
-        new.span_id,
-    )
-    cur = await conn.execute(_INSERT_ONE, params)
-    row = await cur.fetchone()
-    assert row is not None
-    return event_from_row(row)
+    params = [month_index(new.timestamp), *(c.value_of(new) for c in _ONE)]
+    async with conn.cursor(row_factory=event_rows) as cur:
+        await cur.execute(_INSERT_ONE, params)
+        event = await cur.fetchone()
+    assert event is not None
+    return event
 
 
-def _batch_params(news: Sequence[NewEvent], caller: str, window: float) -> tuple[Any, ...]:
-    """The arrays ``_INSERT_MANY`` unnests, one per column, the caller and the key window."""
-    return (
-        [n.event_type for n in news],
-        [n.severity.value for n in news],
-        [n.message for n in news],
-        [n.details_json for n in news],
-        [n.source for n in news],
-        [n.timestamp for n in news],
-        [n.idempotency_key for n in news],
-        [month_index(n.timestamp) for n in news],
-        [n.trace_id for n in news],
-        [n.span_id for n in news],
-        caller,
-        window,
-        caller,
-    )
+def _batch_params(news: Sequence[NewEvent], caller: str, window: float) -> list[Any]:
+    """The parameters of ``_INSERT_MANY``.
+
+    The arrays it unnests (one per column, then the months), the caller, the
+    key window and the caller again.
+    """
+    arrays: list[Any] = [[c.value_of(n) for n in news] for c in GIVEN]
+    return [*arrays, [month_index(n.timestamp) for n in news], caller, window, caller]
 
 
 async def insert_batch(
-    conn: Connection, news: Sequence[NewEvent], caller: str = "", window: float = 86400.0
+    conn: Connection, news: Sequence[NewEvent], caller: str, window: float
 ) -> list[Event]:
     """Store ``news`` by one multi-row INSERT (inside a transaction when keys are given).
 
@@ -151,13 +159,15 @@ async def insert_batch(
     for _ in range(_KEY_ATTEMPTS):
         if not missing:
             break
-        cur = await conn.execute(_BY_KEYS, (caller, missing))
-        for row in await cur.fetchall():
-            key, held_by, stored = row[0], row[1], row[2:]
-            if stored[0] is None:
-                await conn.execute(_GIVE_UP, (caller, key, held_by))
+        async with conn.cursor(row_factory=dict_row) as by_keys:
+            await by_keys.execute(_BY_KEYS, (caller, missing))
+            held = await by_keys.fetchall()
+        for row in held:
+            key = row["held_key"]
+            if row["id"] is None:
+                await conn.execute(_GIVE_UP, (caller, key, row["held_by"]))
             else:
-                by_key[key] = replayed(first_of_key[key], event_from_row(stored))
+                by_key[key] = replayed(first_of_key[key], event_of(row))
         lost = [first_of_key[k] for k in missing if k not in by_key]
         if lost:
             cur = await conn.execute(_INSERT_MANY, _batch_params(lost, caller, window))
@@ -181,7 +191,7 @@ async def insert_batch(
 
 
 async def copy_batch(
-    conn: Connection, news: Sequence[NewEvent], caller: str = "", window: float = 86400.0
+    conn: Connection, news: Sequence[NewEvent], caller: str, window: float
 ) -> list[Event]:
     """COPY the events with ids drawn beforehand: nothing needs to be read back.
 
@@ -192,7 +202,6 @@ async def copy_batch(
     ``news`` (validated as PostgreSQL keeps them) and ``created_at`` is the
     transaction's ``now()``, the column default.
     """
-    texts = [n.details_json for n in news]
     cur = await conn.execute(_DRAW_IDS, (len(news),))
     drawn = await cur.fetchone()
     assert drawn is not None
@@ -211,20 +220,6 @@ async def copy_batch(
             raise KeyTaken
     async with conn.cursor() as copy_cur, copy_cur.copy(_COPY) as copy:
         write = copy.write_row
-        for event_id, n, text in zip(ids, news, texts, strict=True):
-            await write(
-                (
-                    event_id,
-                    n.event_type,
-                    n.severity.value,
-                    n.message,
-                    text,
-                    n.source,
-                    n.timestamp,
-                    n.idempotency_key,
-                    caller,
-                    n.trace_id,
-                    n.span_id,
-                )
-            )
+        for event_id, n in zip(ids, news, strict=True):
+            await write((event_id, *given_values(n), caller))
     return [as_stored(n, event_id, created_at) for event_id, n in zip(ids, news, strict=True)]

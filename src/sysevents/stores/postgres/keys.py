@@ -6,12 +6,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import psycopg
-
 from sysevents.errors import ConflictError, KeyNotFoundError, StoreUnavailableError
 from sysevents.keys import ApiKey, Scope, StoredKey, check_name, new_key
 
-from .pool import PostgresPool, Row
+from .pool import Duplicate, PostgresPool, Row
 
 _COLUMNS = "key_id, name, scopes, digest, created_at, expires_at, revoked_at"
 
@@ -44,10 +42,8 @@ class PostgresKeyStore:
                     (key_id, name, sorted(s.value for s in scopes), digest, expires_at),
                 )
                 row = await cur.fetchone()
-        except Exception as exc:
-            if isinstance(exc.__cause__, psycopg.errors.UniqueViolation):
-                raise ConflictError(f"a key named {name!r} exists already") from None
-            raise
+        except Duplicate:
+            raise ConflictError(f"a key named {name!r} exists already") from None
         assert row is not None
         return _stored(row).key, text
 

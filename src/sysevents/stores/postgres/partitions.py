@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import cast
 
-import psycopg
 from psycopg import sql
 
 from .ids import month_end, month_index, month_start
@@ -140,8 +139,3 @@ async def ensure_ahead(conn: Connection, now: datetime | None = None) -> list[st
     """Create the partitions of this month and the next ``AHEAD``; their names."""
     current = month_index(now or datetime.now(UTC))
     return await ensure_partitions(conn, range(current, current + AHEAD + 1))
-
-
-def missing_partition(exc: BaseException | None) -> bool:
-    """Whether ``exc`` says a row found no partition to go to."""
-    return isinstance(exc, psycopg.errors.CheckViolation) and "no partition" in str(exc)

@@ -1,14 +1,21 @@
-"""Connections to PostgreSQL: the pool, its checks, and the one place driver errors translate."""
+"""Connections to PostgreSQL: the pool, its checks, and the one place driver errors translate.
+
+Every psycopg error becomes a sysevents error in :func:`translated` (the
+pool's connections use it; code that must react to one condition inside a
+block wraps the block in it). The conditions a store reacts to have errors of
+their own here: :class:`MissingTable`, :class:`NoPartition`, :class:`Duplicate`
+and :class:`LockTimeout`.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import math
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from datetime import timedelta
-from typing import Any
+from typing import Any, LiteralString
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -46,6 +53,58 @@ def conninfo(url: str) -> str:
                 f"the database URL {redact_url(url)} has a port that is not a number"
             )
     return url
+
+
+class MissingTable(StoreUnavailableError):
+    """A table or function the statement needs is missing (a database nobody migrated)."""
+
+
+class NoPartition(StoreError):
+    """A row found no partition to go to (its month has none yet)."""
+
+
+class Duplicate(StoreError):
+    """A row broke a unique constraint."""
+
+
+class LockTimeout(StoreError):
+    """A lock was not granted within the statement's ``lock_timeout``."""
+
+
+@contextmanager
+def translated(timeout: float | None = None) -> Iterator[None]:
+    """Run a block whose psycopg errors come out as sysevents errors (the only translation).
+
+    ``timeout`` (seconds) names the bound in the message of a ``TimeoutError``.
+    """
+    try:
+        yield
+    except PoolClosed as exc:
+        raise StoreUnavailableError("the repository is closed") from exc
+    except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+        if isinstance(exc, psycopg.errors.LockNotAvailable):
+            raise LockTimeout(f"PostgreSQL: {exc}") from exc
+        raise StoreUnavailableError(f"PostgreSQL is unavailable: {exc}") from exc
+    except TimeoutError as exc:
+        within = f" within {timeout:g} s" if timeout is not None else " in time"
+        raise StoreUnavailableError(f"PostgreSQL did not answer{within}") from exc
+    except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedFunction) as exc:
+        # A database nobody migrated: unusable until someone does, and the
+        # one thing to say is how.
+        raise MissingTable(
+            "the sysevents tables are missing or out of date in this database: "
+            "run `sysevents migrate --database-url ...`"
+        ) from exc
+    except psycopg.errors.CheckViolation as exc:
+        if "no partition" in str(exc):
+            raise NoPartition(f"PostgreSQL: {exc}") from exc
+        raise StoreError(f"PostgreSQL failed: {type(exc).__name__}: {exc}") from exc
+    except psycopg.errors.UniqueViolation as exc:
+        raise Duplicate(f"PostgreSQL: {exc}") from exc
+    except psycopg.Error as exc:
+        raise StoreError(f"PostgreSQL failed: {type(exc).__name__}: {exc}") from exc
+    except OSError as exc:
+        raise StoreUnavailableError(f"PostgreSQL is unreachable: {exc}") from exc
 
 
 class _Reachability:
@@ -101,9 +160,9 @@ class PostgresPool:
         self,
         url: str,
         *,
-        min_size: int = 2,
-        max_size: int = 10,
-        timeout: float = 5.0,
+        min_size: int,
+        max_size: int,
+        timeout: float,
         reconnect_timeout: float = 5.0,
         prepare_threshold: int | None = 5,
         check_after_idle: float = 0.25,
@@ -237,32 +296,14 @@ class PostgresPool:
         assert pool is not None
         taken: Connection | None = None
         try:
-            async with asyncio.timeout(self.timeout):
-                conn = await self._take(pool)
-                taken = conn
-                try:
-                    yield conn
-                finally:
-                    await pool.putconn(conn)
-        except PoolClosed as exc:
-            raise StoreUnavailableError("the repository is closed") from exc
-        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
-            raise StoreUnavailableError(f"PostgreSQL is unavailable: {exc}") from exc
-        except TimeoutError as exc:
-            raise StoreUnavailableError(
-                f"PostgreSQL did not answer within {self.timeout:g} s"
-            ) from exc
-        except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedFunction) as exc:
-            # A database nobody migrated: unusable until someone does, and the
-            # one thing to say is how.
-            raise StoreUnavailableError(
-                "the sysevents tables are missing or out of date in this database: "
-                "run `sysevents migrate --database-url ...`"
-            ) from exc
-        except psycopg.Error as exc:
-            raise StoreError(f"PostgreSQL failed: {type(exc).__name__}: {exc}") from exc
-        except OSError as exc:
-            raise StoreUnavailableError(f"PostgreSQL is unreachable: {exc}") from exc
+            with translated(self.timeout):
+                async with asyncio.timeout(self.timeout):
+                    conn = await self._take(pool)
+                    taken = conn
+                    try:
+                        yield conn
+                    finally:
+                        await pool.putconn(conn)
         finally:
             if taken is not None:
                 # Back in the pool already (putconn does not wait): used just now.
@@ -273,3 +314,24 @@ class PostgresPool:
         """A pooled connection inside a transaction, committed when the block ends."""
         async with self.connection() as conn, conn.transaction():
             yield conn
+
+
+async def notifications(
+    url: str, channel: LiteralString, connect_timeout: float
+) -> AsyncIterator[None]:
+    """Listen on ``channel`` on a connection of its own: once when listening, then per NOTIFY.
+
+    Ends with a sysevents error when the connection fails.
+    """
+    with translated():
+        conn = await psycopg.AsyncConnection.connect(
+            conninfo(url),
+            autocommit=True,
+            connect_timeout=max(2, round(connect_timeout)),
+            application_name="sysevents-tail",
+        )
+        async with conn:
+            await conn.execute("LISTEN " + channel)
+            yield
+            async for _ in conn.notifies():
+                yield

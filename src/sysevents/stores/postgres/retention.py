@@ -19,12 +19,10 @@ from collections import Counter
 from datetime import UTC, datetime
 from typing import Any, LiteralString
 
-import psycopg
-
 from sysevents.retention import RetentionPolicy, RetentionReport, Rule
 
 from .partitions import HISTORY, ROLLUPS, Partition, monthly_partitions, rollup_partition_name
-from .pool import Connection, PostgresPool
+from .pool import Connection, LockTimeout, PostgresPool, translated
 from .rollups import ROLLUP_KEY
 from .sql import WATERMARK_SHARE
 
@@ -163,8 +161,9 @@ async def _drop_with_retries(
 ) -> Counter[str] | None:
     for attempt in range(DROP_ATTEMPTS):
         try:
-            return await _drop(conn, partition, policy)
-        except psycopg.errors.LockNotAvailable:
+            with translated():
+                return await _drop(conn, partition, policy)
+        except LockTimeout:
             # Its transaction is rolled back: nothing was dropped or counted.
             await asyncio.sleep(0.05 * (attempt + 1))
     log.warning("partition %s is busy: it will be dropped another time", partition.name)

@@ -1,8 +1,8 @@
 """The SQL of the PostgreSQL store: the WHERE builder, and the statements of reads and changes.
 
 Every statement is assembled here from ``LiteralString`` fragments (mypy
-checks it); every value travels as a bound parameter. Rows become events here
-too, so the column list and its reading sit side by side.
+checks it); every value travels as a bound parameter. The event's columns
+come from ``sysevents.columns`` through ``rows`` (which also reads rows back).
 """
 
 # ruff: noqa: S608
@@ -10,13 +10,12 @@ too, so the column list and its reading sit side by side.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, LiteralString
 
-from sysevents._fast import trusted_event
-from sysevents.model import Event, EventPatch, EventStats, NewEvent, Severity
+from sysevents.columns import PATCHABLE
+from sysevents.model import EventPatch, EventStats, Severity
 from sysevents.query import EventFilter, EventQuery
 
 from .pool import Row
@@ -27,35 +26,19 @@ from .rollups import (
     covered,
     rollup_cover,
 )
+from .rows import SELECT_LIST, placeholder, sql_name
 
-COLUMNS = (
-    'id, event_type, severity, message, details, source, "timestamp", created_at, idempotency_key, '
-    "trace_id, span_id"
-)
-"""Every column of an event, in the order :func:`event_from_row` reads them."""
-COLUMNS_OF_E = (
-    'e.id, e.event_type, e.severity, e.message, e.details, e.source, e."timestamp", '
-    "e.created_at, e.idempotency_key, e.trace_id, e.span_id"
-)
-""":data:`COLUMNS` of the table aliased ``e``."""
-_SEVERITY = {s.value: s for s in Severity}
-
-SELECTED = COLUMNS + ", ingest_xid, idempotency_caller"
-"""The columns a read by id returns."""
+SELECTED = SELECT_LIST + ", ingest_xid, idempotency_caller"
+"""The columns a read by id returns: the event's, its writing transaction, its key's caller."""
 SELECT = "SELECT " + SELECTED + " FROM system_events WHERE "
 """The start of a read by id (see ``sysevents.stores.postgres.byid``)."""
-XID = 11
-"""The position of ``ingest_xid`` in a row of :data:`SELECT` or :data:`RETURNING`."""
-CALLER = 12
-"""The position of ``idempotency_caller`` in a row of :data:`SELECT` or :data:`RETURNING`."""
 DELETE = "DELETE FROM system_events WHERE "
 """The start of a delete by id, to end with :data:`RETURNING`."""
-RETURNING = " RETURNING " + COLUMNS + ", ingest_xid, idempotency_caller"
+RETURNING = " RETURNING " + SELECTED
 WATERMARK = "SELECT watermark FROM system_event_rollup_state WHERE id = 1"
 """Every row whose ``ingest_xid`` is below this is counted in the rollups."""
 WATERMARK_SHARE = WATERMARK + " FOR SHARE"
 """The watermark, held: no fold moves it until the transaction ends."""
-FOLD = "SELECT system_event_rollups_fold()"
 FORGET_LOCATION = "DELETE FROM system_event_locator WHERE id = %s"
 LOCATE_AT = (
     'INSERT INTO system_event_locator (id, "timestamp") VALUES (%s, %s) '
@@ -64,63 +47,6 @@ LOCATE_AT = (
 FORGET_KEY = "DELETE FROM system_event_keys WHERE caller = %s AND key = %s AND id = %s"
 # Reads no row, but fails on a database without the tables.
 PING = "SELECT 1 FROM system_events, system_event_rollup_state LIMIT 0"
-
-# -- rows and events ------------------------------------------------------------
-
-
-def event_from_row(row: Row) -> Event:
-    """The event a row of :data:`COLUMNS` holds."""
-    return trusted_event(
-        {
-            "id": row[0],
-            "event_type": row[1],
-            "severity": _SEVERITY[row[2]],
-            "message": row[3],
-            "details": row[4],
-            "source": row[5],
-            "timestamp": row[6],
-            "created_at": row[7],
-            "idempotency_key": row[8],
-            "trace_id": row[9],
-            "span_id": row[10],
-        }
-    )
-
-
-_FLAT = (str, int, float, bool, type(None))
-
-
-def _own_copy(
-    details: dict[str, Any] | None, text: str, loads: Callable[[str], Any]
-) -> dict[str, Any] | None:
-    """A copy of validated ``details`` that shares nothing mutable with them."""
-    if details is not None and all(isinstance(v, _FLAT) for v in details.values()):
-        return dict(details)
-    return loads(text)  # type: ignore[no-any-return]
-
-
-def as_stored(new: NewEvent, event_id: int, created_at: datetime) -> Event:
-    """The event as stored from ``new``: its values are already as PostgreSQL keeps them.
-
-    The caller gets its own copy of the details, as from a read.
-    """
-    text = new.details_json
-    return trusted_event(
-        {
-            "id": event_id,
-            "event_type": new.event_type,
-            "severity": new.severity,
-            "message": new.message,
-            "details": None if text is None else _own_copy(new.details, text, json.loads),
-            "source": new.source,
-            "timestamp": new.timestamp,
-            "created_at": created_at,
-            "idempotency_key": new.idempotency_key,
-            "trace_id": new.trace_id,
-            "span_id": new.span_id,
-        }
-    )
-
 
 MESSAGE_LOWER = 'lower(message COLLATE "und-x-icu")'
 """The message as ``q`` searches it: the expression of the trigram index (migration 0008)."""
@@ -227,7 +153,7 @@ def page_statement(query: EventQuery, position: tuple[datetime, int] | None) -> 
     order: LiteralString = '"timestamp" DESC, id DESC' if newest else '"timestamp", id'
     return Statement(
         "SELECT "
-        + COLUMNS
+        + SELECT_LIST
         + " FROM system_events"
         + w.sql
         + " ORDER BY "
@@ -272,18 +198,6 @@ def count_statement(query: EventQuery, cap: int) -> Statement | None:
 
 # -- changes --------------------------------------------------------------------
 
-# Columns an EventPatch may set, and the SQL placeholder each takes.
-_SETTERS: dict[str, LiteralString] = {
-    "event_type": "event_type = %s",
-    "severity": "severity = %s",
-    "message": "message = %s",
-    "details": "details = %s::jsonb",
-    "source": "source = %s",
-    "timestamp": '"timestamp" = %s',
-    "trace_id": "trace_id = %s",
-    "span_id": "span_id = %s",
-}
-
 
 def update_statement(event_id: int, at: datetime, patch: EventPatch) -> Statement | None:
     """The UPDATE applying ``patch`` to the event stored at ``at``, returning the row.
@@ -293,23 +207,17 @@ def update_statement(event_id: int, at: datetime, patch: EventPatch) -> Statemen
     changes = patch.changes()
     setters: list[LiteralString] = []
     params: list[Any] = []
-    for name, setter in _SETTERS.items():
-        if name not in changes:
-            continue
-        setters.append(setter)
-        value = changes[name]
-        if name == "details":
-            value = patch.details_json
-        elif name == "severity":
-            value = value.value
-        params.append(value)
+    for column in PATCHABLE:
+        if column.name in changes:
+            setters.append(sql_name(column) + " = " + placeholder(column))
+            params.append(column.value_of(patch))
     if not setters:
         return None
     return Statement(
         "UPDATE system_events SET "
         + ", ".join(setters)
         + ' WHERE id = %s AND "timestamp" = %s RETURNING '
-        + COLUMNS,
+        + SELECT_LIST,
         [*params, event_id, at],
     )
 

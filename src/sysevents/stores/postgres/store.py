@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import builtins
-import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sysevents._tasks import finish
 from sysevents.audit import delete_record, update_record
-from sysevents.errors import InvalidEventError, NotFoundError, StoreError, StoreUnavailableError
+from sysevents.errors import InvalidEventError, NotFoundError
 from sysevents.histogram import EventHistogram, plan_histogram
 from sysevents.model import Event, EventPatch, EventStats, NewEvent
 from sysevents.query import EventFilter, EventQuery, page_total
@@ -25,12 +22,14 @@ from sysevents.tail import Tailed
 
 from . import retention, sql
 from .byid import by_id, needs_locator, read_by_id
+from .fold import Folder
 from .histogram import histogram_statement
 from .ids import month_index
 from .inserts import COPY_FROM, KeyTaken, copy_batch, insert_batch, insert_one
 from .keys import PostgresKeyStore, database_secret
-from .partitions import ensure_ahead, ensure_partitions, history_end, missing_partition
-from .pool import Connection, PostgresPool
+from .partitions import ensure_ahead, ensure_partitions, history_end
+from .pool import Connection, NoPartition, PostgresPool
+from .rows import event_rows
 from .tail import (
     Listener,
     Position,
@@ -75,10 +74,6 @@ class PostgresEventRepository(RepositoryBase):
         self._listener: Listener | None = None
         self.timeout = settings.timeout
         self.fold_interval = settings.fold_interval
-        self._folder: asyncio.Task[None] | None = None
-        self._stop_folding = asyncio.Event()
-        # A watermark the rollups are known to have reached (see stats()).
-        self._watermark = 0
         # Where the history partition ends: fixed when the table is made.
         self._history_end: datetime | None = None
         self._history_read = False
@@ -90,6 +85,7 @@ class PostgresEventRepository(RepositoryBase):
         )
         self._secrets_loaded = False
         self._api_keys = PostgresKeyStore(self._db)
+        self._folder = Folder(self._db, settings.fold_interval)
 
     # -- lifecycle ------------------------------------------------------------
 
@@ -115,11 +111,7 @@ class PostgresEventRepository(RepositoryBase):
         """Start the pool without waiting for it: a database that is down does not fail this."""
         self._closed = False
         await self._db.open()
-        if self.fold_interval > 0 and self._folder is None:
-            self._stop_folding = asyncio.Event()
-            self._folder = asyncio.get_running_loop().create_task(
-                self._fold_forever(), name="sysevents-rollup-folder"
-            )
+        self._folder.start()
 
     async def close(self) -> None:
         """Close the pool; safe to call twice."""
@@ -127,22 +119,8 @@ class PostgresEventRepository(RepositoryBase):
         listener, self._listener = self._listener, None
         if listener is not None:
             await listener.stop()
-        folder, self._folder = self._folder, None
-        if folder is not None:
-            self._stop_folding.set()
-            await finish(folder, self.timeout)
+        await self._folder.stop(self.timeout)
         await self._db.close()
-
-    async def _fold_forever(self) -> None:
-        # Stopped by an event, not cancelled: a fold under way ends first.
-        while not self._stop_folding.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop_folding.wait(), self.fold_interval)
-                return
-            try:
-                await self.fold()
-            except StoreError as exc:
-                log.debug("rollup fold skipped: %s", exc)
 
     async def fold(self) -> int | None:
         """Count the rows written since the last fold into the rollups; the new watermark.
@@ -150,13 +128,7 @@ class PostgresEventRepository(RepositoryBase):
         ``None`` when another process was folding at that moment.
         """
         self._ensure_open()
-        async with self._db.connection() as conn:
-            cur = await conn.execute(sql.FOLD)
-            row = await cur.fetchone()
-        mark = None if row is None or row[0] is None else int(row[0])
-        if mark is not None:
-            self._watermark = max(self._watermark, mark)
-        return mark
+        return await self._folder.fold()
 
     async def maintain(self, now: datetime | None = None) -> list[str]:
         """Create the partitions due soon and forget expired idempotency keys.
@@ -184,9 +156,8 @@ class PostgresEventRepository(RepositoryBase):
         """``store()``, once more after creating the partitions of ``months`` if one was missing."""
         try:
             return await store()
-        except StoreError as exc:
-            if not missing_partition(exc.__cause__):
-                raise
+        except NoPartition:
+            pass
         async with self._db.connection() as conn:
             await ensure_partitions(conn, months)
         return await store()
@@ -229,7 +200,7 @@ class PostgresEventRepository(RepositoryBase):
 
     async def _insert(self, news: Sequence[NewEvent]) -> builtins.list[Event]:
         async with self._db.connection() as conn:  # one statement: atomic by itself
-            return await insert_batch(conn, news, window=self._window)
+            return await insert_batch(conn, news, "", self._window)
 
     @property
     def _window(self) -> float:
@@ -278,12 +249,13 @@ class PostgresEventRepository(RepositoryBase):
             old = await by_id(conn, event_id, sql.SELECT, " FOR UPDATE")
             if old is None:
                 raise NotFoundError(event_id)
-            statement = sql.update_statement(event_id, old[6], patch)
+            before = old.event
+            statement = sql.update_statement(event_id, before.timestamp, patch)
             assert statement is not None
-            cur = await conn.execute(statement.sql, statement.params)
-            row = await cur.fetchone()
-            assert row is not None
-            before, after = sql.event_from_row(old), sql.event_from_row(row)
+            async with conn.cursor(row_factory=event_rows) as cur:
+                await cur.execute(statement.sql, statement.params)
+                after = await cur.fetchone()
+            assert after is not None
             if after.timestamp != before.timestamp:
                 if needs_locator(event_id, month_index(after.timestamp)):
                     await conn.execute(sql.LOCATE_AT, (event_id, after.timestamp))
@@ -303,13 +275,12 @@ class PostgresEventRepository(RepositoryBase):
             row = await by_id(conn, event_id, sql.DELETE, sql.RETURNING)
             if row is None:
                 raise NotFoundError(event_id)
-            gone = sql.event_from_row(row)
+            gone = row.event
             if needs_locator(event_id, month_index(gone.timestamp)):
                 await conn.execute(sql.FORGET_LOCATION, (event_id,))
             if gone.idempotency_key is not None:
-                await conn.execute(
-                    sql.FORGET_KEY, (row[sql.CALLER], gone.idempotency_key, event_id)
-                )
+                caller = row.extra["idempotency_caller"]
+                await conn.execute(sql.FORGET_KEY, (caller, gone.idempotency_key, event_id))
             if actor is not None:
                 await insert_one(conn, delete_record(gone, actor))
 
@@ -324,7 +295,7 @@ class PostgresEventRepository(RepositoryBase):
             if not self._history_read:
                 self._history_end, self._history_read = await history_end(conn), True
             row = await read_by_id(conn, event_id, sql.SELECTED, self._history_end)
-        return None if row is None else sql.event_from_row(row)
+        return None if row is None else row.event
 
     async def _listing(self, query: EventQuery) -> Listing:
         """The rows of one page (newest or oldest first by (timestamp, id)), and the count."""
@@ -336,20 +307,20 @@ class PostgresEventRepository(RepositoryBase):
         count = sql.count_statement(query, self.count_cap)
         counted: int | None = None
         prepare = sql.worth_preparing(query)
-        async with self._db.connection() as conn:
+        async with self._db.connection() as conn, conn.cursor(row_factory=event_rows) as cur:
             if count is None:
-                cur = await conn.execute(page.sql, page.params, prepare=prepare)
+                await cur.execute(page.sql, page.params, prepare=prepare)
                 rows = await cur.fetchall()
             else:
                 async with conn.pipeline():
-                    page_cur = await conn.execute(page.sql, page.params, prepare=prepare)
+                    await cur.execute(page.sql, page.params, prepare=prepare)
                     count_cur = await conn.execute(count.sql, count.params, prepare=False)
-                rows = await page_cur.fetchall()
+                rows = await cur.fetchall()
                 count_row = await count_cur.fetchone()
                 assert count_row is not None
                 counted = int(count_row[0])
         total, exact = page_total(query.count, counted, self.count_cap)
-        return Listing([sql.event_from_row(row) for row in rows], total, exact)
+        return Listing(rows, total, exact)
 
     async def stats(self, query: EventFilter | None = None) -> EventStats:
         """Counts over the matching events, from the rollups and the raw edges of the range.
@@ -358,23 +329,13 @@ class PostgresEventRepository(RepositoryBase):
         """
         self._ensure_open()
         async with self._db.connection() as conn:
-            await self._read_watermark(conn)
-            statement = sql.stats_statement(query or EventFilter(), self._watermark)
+            mark = await self._folder.known(conn)
+            statement = sql.stats_statement(query or EventFilter(), mark)
             cur = await conn.execute(statement.sql, statement.params, prepare=False)
             rows = await cur.fetchall()
         stats, mark = sql.stats_from_rows(rows, self.stats_top)
-        self._watermark = max(self._watermark, mark)
+        self._folder.learn(mark)
         return stats
-
-    async def _read_watermark(self, conn: Connection) -> None:
-        """Learn a watermark the rollups have reached, once: a later one is learnt as we go."""
-        if self._watermark:
-            return
-        cur = await conn.execute(sql.WATERMARK)
-        row = await cur.fetchone()
-        if row is None:
-            raise StoreUnavailableError("the rollup state is missing: run `sysevents migrate`")
-        self._watermark = int(row[0])
 
     async def histogram(
         self, query: EventFilter | None = None, interval: str = "auto"
@@ -389,8 +350,8 @@ class PostgresEventRepository(RepositoryBase):
         if not plan.starts():
             return plan.histogram([])
         async with self._db.connection() as conn:
-            await self._read_watermark(conn)
-            statement = histogram_statement(query, plan, self._watermark)
+            mark = await self._folder.known(conn)
+            statement = histogram_statement(query, plan, mark)
             cur = await conn.execute(statement.sql, statement.params, prepare=False)
             rows = await cur.fetchall()
         return plan.histogram(rows)

@@ -24,14 +24,14 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 
-import psycopg
-
+from sysevents.errors import StoreError
 from sysevents.query import EventFilter
 from sysevents.rules import MAX_EVENT_ID
 from sysevents.tail import Tailed, bad_position
 
-from .pool import PostgresPool
-from .sql import COLUMNS, Statement, event_from_row, where
+from .pool import PostgresPool, notifications
+from .rows import SELECT_LIST, stored_rows
+from .sql import Statement, where
 
 log = logging.getLogger("sysevents.stores.postgres")
 
@@ -53,8 +53,6 @@ by a later statement, which sees every one of them.
 """
 BATCH = 500
 """Rows read at a time."""
-XID = len(COLUMNS.split(","))
-"""The position of ``ingest_xid`` in a row of :func:`rows_statement` (after every column)."""
 
 Position = tuple[int, int]
 
@@ -85,7 +83,7 @@ def rows_statement(query: EventFilter, after: Position, horizon: int) -> Stateme
     """The next rows of ``query`` after ``after``, below ``horizon``, in tail order."""
     w = where(query)
     return Statement(
-        "SELECT " + COLUMNS + ", ingest_xid FROM system_events WHERE ingest_xid >= %s "
+        "SELECT " + SELECT_LIST + ", ingest_xid FROM system_events WHERE ingest_xid >= %s "
         "AND ingest_xid < %s AND (ingest_xid, id) > (%s, %s)" + w.and_sql
         + " ORDER BY ingest_xid, id LIMIT %s",
         [after[0], horizon, after[0], after[1], *w.params, BATCH],
@@ -129,19 +127,12 @@ class Listener:
         pause = 0.1
         while True:
             try:
-                conn = await psycopg.AsyncConnection.connect(
-                    self._conninfo,
-                    autocommit=True,
-                    connect_timeout=max(2, round(self._connect_timeout)),
-                    application_name="sysevents-tail",
-                )
-                async with conn:
-                    await conn.execute("LISTEN " + CHANNEL)
+                # The first wake-up comes once listening: anything written
+                # while not listening is read now.
+                async for _ in notifications(self._conninfo, CHANNEL, self._connect_timeout):
                     pause = 0.1
-                    self._ring()  # anything written while not listening is read now
-                    async for _ in conn.notifies():
-                        self._ring()
-            except psycopg.Error as exc:
+                    self._ring()
+            except StoreError as exc:
                 log.debug("tail listener: %s; polling until it reconnects", exc)
             await asyncio.sleep(pause)
             pause = min(pause * 2, 5.0)
@@ -184,11 +175,12 @@ async def follow_rows(
             if position is None:
                 position = start_after(horizon)
             statement = rows_statement(query, position, horizon)
-            cur = await conn.execute(statement.sql, statement.params, prepare=False)
-            rows = await cur.fetchall()
-        for row in rows:
-            position = (int(row[XID]), int(row[0]))
-            yield Tailed(event_from_row(row), position_text(position))
+            async with conn.cursor(row_factory=stored_rows) as rows_cur:
+                await rows_cur.execute(statement.sql, statement.params, prepare=False)
+                rows = await rows_cur.fetchall()
+        for stored in rows:
+            position = (int(stored.extra["ingest_xid"]), stored.event.id)
+            yield Tailed(stored.event, position_text(position))
         if rows:
             last_yield = loop.time()
             if len(rows) == BATCH:
