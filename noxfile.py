@@ -32,7 +32,8 @@ def tests(session: nox.Session) -> None:
 
 
 # The tests that exercise what depends most on the libraries' versions: the
-# pydantic fast paths, the model, every backend, the cache and the API.
+# pydantic fast paths, the model, every backend, the cache, the API, and the
+# deadlines serve adds to uvicorn's protocols.
 LOWEST_TESTS = [
     "tests/test_fast.py",
     "tests/test_model.py",
@@ -41,6 +42,7 @@ LOWEST_TESTS = [
     "tests/test_migrations.py",
     "tests/http/test_api.py",
     "tests/http/test_bad_requests.py",
+    "tests/http/test_slow_clients.py",
 ]
 
 
@@ -54,10 +56,12 @@ def tests_lowest(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """Ruff lint and format check."""
+    """Ruff lint and format check, and the import contracts (layers, no cycles)."""
     session.install(*nox.project.dependency_groups(PYPROJECT, "lint"))
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
+    # lint-imports finds the packages' files on the path; it imports none of them.
+    session.run("lint-imports", env={"PYTHONPATH": "src"})
 
 
 @nox.session

@@ -33,25 +33,16 @@ from .params import (
     UNAVAILABLE,
     CountParam,
     Cursor,
-    DetailsDoc,
     EventId,
+    Filters,
     Limit,
-    MinSeverity,
     Offset,
     OrderParam,
-    Q,
-    SeverityFilter,
-    Since,
-    SourceFilter,
-    TraceFilter,
-    TypeFilter,
-    Until,
-    filter_fields,
     json_response,
     parse_event_id,
-    search_fields,
     security,
     whole_number,
+    with_filters,
 )
 
 READER = {SCOPE_OPT: Scope.READ.value}
@@ -184,27 +175,17 @@ async def create_events(
     security=security(Scope.READ),
     tags=["events"],
 )
+@with_filters
 async def list_events(
-    request: Request[Any, Any, Any],
     service: NamedDependency[Service],
-    event_type: TypeFilter = None,
-    severity: SeverityFilter = None,
-    min_severity: MinSeverity = None,
-    source: SourceFilter = None,
-    since: Since = None,
-    until: Until = None,
-    trace_id: TraceFilter = None,
+    filters: Filters,
     order: OrderParam = "newest",
     limit: Limit = "50",
     offset: Offset = "0",
     cursor: Cursor = None,
     count: CountParam = "capped",
-    q: Q = None,
-    details_path: DetailsDoc = None,
 ) -> Response[EventPage]:
     """One page of matching events."""
-    filters = filter_fields(event_type, severity, min_severity, source, since, until, trace_id)
-    filters |= search_fields(request.query_params, q)
     query = EventQuery(
         **filters,
         order=order,
@@ -228,22 +209,12 @@ async def list_events(
     security=security(Scope.READ),
     tags=["events"],
 )
+@with_filters
 async def event_stats(
-    request: Request[Any, Any, Any],
     service: NamedDependency[Service],
-    event_type: TypeFilter = None,
-    severity: SeverityFilter = None,
-    min_severity: MinSeverity = None,
-    source: SourceFilter = None,
-    since: Since = None,
-    until: Until = None,
-    trace_id: TraceFilter = None,
-    q: Q = None,
-    details_path: DetailsDoc = None,
+    filters: Filters,
 ) -> Response[EventStats]:
     """Counts over matching events."""
-    filters = filter_fields(event_type, severity, min_severity, source, since, until, trace_id)
-    filters |= search_fields(request.query_params, q)
     return json_response(await service.store.stats_json(EventFilter(**filters)))
 
 

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from litestar import Request, get
+from litestar import get
 from litestar.di import NamedDependency
 from litestar.openapi.spec import OpenAPIMediaType, Operation, Schema
 from litestar.openapi.spec.enums import OpenAPIType
@@ -26,18 +26,9 @@ from .params import (
     GUARDED,
     SERVER_ERROR,
     UNAVAILABLE,
-    DetailsDoc,
-    MinSeverity,
-    Q,
-    SeverityFilter,
-    Since,
-    SourceFilter,
-    TraceFilter,
-    TypeFilter,
-    Until,
-    filter_fields,
-    search_fields,
+    Filters,
     security,
+    with_filters,
 )
 
 logger = logging.getLogger("sysevents_http")
@@ -79,24 +70,14 @@ class _FileOperation(Operation):
     tags=["events"],
     operation_class=_FileOperation,
 )
+@with_filters
 async def export_events(
-    request: Request[Any, Any, Any],
     service: NamedDependency[Service],
+    filters: Filters,
     format: FormatParam = "ndjson",
     order: ExportOrder = "oldest",
-    event_type: TypeFilter = None,
-    severity: SeverityFilter = None,
-    min_severity: MinSeverity = None,
-    source: SourceFilter = None,
-    since: Since = None,
-    until: Until = None,
-    trace_id: TraceFilter = None,
-    q: Q = None,
-    details_path: DetailsDoc = None,
 ) -> Stream:
     """Every matching event, as a file."""
-    filters = filter_fields(event_type, severity, min_severity, source, since, until, trace_id)
-    filters |= search_fields(request.query_params, q)
     query = EventFilter(**filters)
     # The first page is read before answering: a store that is down is a 503, not an empty file.
     pages = event_pages(service.store, query, order=order)

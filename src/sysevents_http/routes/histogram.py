@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
-from litestar import Request, Response, route
+from litestar import Response, route
 from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 
@@ -20,19 +20,10 @@ from .params import (
     READ,
     SERVER_ERROR,
     UNAVAILABLE,
-    DetailsDoc,
-    MinSeverity,
-    Q,
-    SeverityFilter,
-    Since,
-    SourceFilter,
-    TraceFilter,
-    TypeFilter,
-    Until,
-    filter_fields,
+    Filters,
     json_response,
-    search_fields,
     security,
+    with_filters,
 )
 
 IntervalParam = Annotated[
@@ -57,23 +48,13 @@ IntervalParam = Annotated[
     security=security(Scope.READ),
     tags=["events"],
 )
+@with_filters
 async def event_histogram(
-    request: Request[Any, Any, Any],
     service: NamedDependency[Service],
+    filters: Filters,
     interval: IntervalParam = "auto",
-    event_type: TypeFilter = None,
-    severity: SeverityFilter = None,
-    min_severity: MinSeverity = None,
-    source: SourceFilter = None,
-    since: Since = None,
-    until: Until = None,
-    trace_id: TraceFilter = None,
-    q: Q = None,
-    details_path: DetailsDoc = None,
 ) -> Response[EventHistogram]:
     """Counts per bucket of time."""
-    filters = filter_fields(event_type, severity, min_severity, source, since, until, trace_id)
-    filters |= search_fields(request.query_params, q)
     histogram = await service.store.histogram(EventFilter(**filters), interval)
     return json_response(histogram.model_dump_json().encode())
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Annotated
 
-from litestar import Request, get
+from litestar import get
 from litestar.di import NamedDependency
 from litestar.exceptions import ValidationException
 from litestar.params import HeaderParameter, QueryParameter
@@ -22,18 +22,9 @@ from .params import (
     GUARDED,
     SERVER_ERROR,
     UNAVAILABLE,
-    DetailsDoc,
-    MinSeverity,
-    Q,
-    SeverityFilter,
-    Since,
-    SourceFilter,
-    TraceFilter,
-    TypeFilter,
-    Until,
-    filter_fields,
-    search_fields,
+    Filters,
     security,
+    with_filters,
 )
 
 LastEventIdHeader = Annotated[
@@ -78,25 +69,15 @@ Heartbeat = Annotated[
     tags=["events"],
     media_type="text/event-stream",
 )
+@with_filters
 async def stream_events(
-    request: Request[Any, Any, Any],
     service: NamedDependency[Service],
-    event_type: TypeFilter = None,
-    severity: SeverityFilter = None,
-    min_severity: MinSeverity = None,
-    source: SourceFilter = None,
-    since: Since = None,
-    until: Until = None,
-    trace_id: TraceFilter = None,
-    q: Q = None,
-    details_path: DetailsDoc = None,
+    filters: Filters,
     heartbeat: Heartbeat = 15.0,
     last_event_id_header: LastEventIdHeader = None,
     last_event_id: LastEventIdParam = None,
 ) -> ServerSentEvent:
     """New matching events as they are recorded."""
-    filters = filter_fields(event_type, severity, min_severity, source, since, until, trace_id)
-    filters |= search_fields(request.query_params, q)
     query = EventFilter(**filters)
     after = last_event_id_header or last_event_id
     try:
