@@ -83,6 +83,18 @@ def bench(session: nox.Session) -> None:
 
 
 @nox.session
+def bench_http(session: nox.Session) -> None:
+    """Every route of ``sysevents serve`` beside a bare Litestar app and the seed's stack.
+
+    ``-- --rows N`` sets the table size (default 1 000 000); ``-- --smoke`` runs
+    in seconds; ``-- --out DIR`` writes head_to_head.md and .json. Needs
+    PostgreSQL, Redis and wrk (installed from the distribution if missing).
+    """
+    install(session, "bench")
+    session.run("python", "bench/head_to_head.py", *session.posargs)
+
+
+@nox.session
 def bench_ecosystem(session: nox.Session) -> None:
     """The trace_id index, /metrics and OpenTelemetry in emit(); ``-- --smoke`` for seconds.
 

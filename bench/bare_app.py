@@ -2,11 +2,13 @@
 
 No validation model, no cache protocol, no problem details: the floor that the
 real app is compared to. Configured by ``BARE_DATABASE_URL``, ``BARE_REDIS_URL``
-and ``BARE_PREFIX``; run with ``python bench/bare_app.py PORT``.
+and ``BARE_PREFIX``; run with ``python bench/bare_app.py PORT [uvicorn options
+as JSON]``, under the same uvicorn options as the app it is compared to.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections.abc import AsyncIterator
@@ -28,6 +30,7 @@ INSERT = (
 )
 PAGE = "SELECT " + COLUMNS + ' FROM system_events ORDER BY "timestamp" DESC, id DESC LIMIT 51'
 COUNT = "SELECT count(*) FROM (SELECT 1 FROM system_events LIMIT 10001) AS capped"
+BY_ID = "SELECT " + COLUMNS + " FROM system_events WHERE id = %s"
 
 state: dict[str, Any] = {}
 
@@ -82,6 +85,14 @@ async def get_event(event_id: int) -> Response[bytes]:
     return Response(value or b"null", media_type="application/json")
 
 
+@get("/uncached/events/{event_id:int}")
+async def read_event(event_id: int) -> dict[str, Any]:
+    async with state["pool"].connection() as conn:
+        cur = await conn.execute(BY_ID, (event_id,))
+        row = await cur.fetchone()
+    return _row(row) if row else {}
+
+
 @get("/api/events")
 async def page(request: Request[Any, Any, Any]) -> dict[str, Any]:
     async with state["pool"].connection() as conn, conn.pipeline():
@@ -98,7 +109,8 @@ async def stats() -> Response[bytes]:
     return Response(value or b"null", media_type="application/json")
 
 
-app = Litestar([add, get_event, page, stats], lifespan=[lifespan])
+app = Litestar([add, get_event, read_event, page, stats], lifespan=[lifespan])
 
 if __name__ == "__main__":
-    uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="info", lifespan="on")
+    options = json.loads(sys.argv[2]) if len(sys.argv) > 2 else {"log_level": "info"}
+    uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), lifespan="on", **options)

@@ -271,7 +271,7 @@ def test_indexes(fresh_url: str) -> None:
     defs = {name: d.split(" USING ", 1)[1] for name, d in rows}
     assert defs == {
         "pk_system_events": 'btree (id, "timestamp")',
-        "ix_system_events_ingest_xid": "btree (ingest_xid)",
+        "ix_system_events_ingest_xid_id": "btree (ingest_xid, id)",
         "ix_system_events_timestamp_id": 'btree ("timestamp" DESC, id DESC)',
         "ix_system_events_type_severity_timestamp_id": (
             'btree (event_type, severity, "timestamp" DESC, id DESC)'

@@ -26,7 +26,7 @@ NOW = datetime.now(UTC)
 
 UNFOLDED = (
     "SELECT * FROM system_events "
-    "WHERE ingest_xid >= (SELECT watermark FROM system_event_rollup_state)"
+    "WHERE (ingest_xid, id) >= (SELECT watermark, watermark_id FROM system_event_rollup_state)"
 )
 
 
@@ -225,6 +225,95 @@ async def test_stats_edges_are_exact(empty_postgres_url: str) -> None:
                 for filters in ({}, {"event_type": "type-1"}, {"source": "source-3"}):
                     query = EventFilter(since=since, until=until, **filters)
                     assert await repo.stats(query) == await memory.stats(query), query
+
+
+def watermark(url: str) -> tuple[int, int]:
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "SELECT watermark, watermark_id FROM system_event_rollup_state"
+        ).fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1])
+
+
+async def test_a_backlog_larger_than_a_step_is_folded_in_steps(empty_postgres_url: str) -> None:
+    """One transaction of 100 rows folded 7 at a time; stats exact after every step."""
+    memory = MemoryEventRepository()
+    news = spread(100, step=timedelta(minutes=53))
+    await memory.add_many(news)
+    async with sysevents.connect(empty_postgres_url, fold_interval=0, fold_step=7) as repo:
+        await repo.add_many(news)  # one COPY: one transaction, one ingest_xid
+        steps = 0
+        with psycopg.connect(empty_postgres_url, autocommit=True) as conn:
+            while True:
+                row = conn.execute("SELECT system_event_rollups_fold(7)").fetchone()
+                assert row is not None
+                steps += 1
+                rollups_are_exact(empty_postgres_url)
+                assert await repo.stats() == await memory.stats()
+                if row[0] < 7:
+                    break
+                assert watermark(empty_postgres_url)[1] > 0  # inside the transaction
+        assert steps == 15  # 14 full steps of 7, then the last 2
+        assert watermark(empty_postgres_url)[1] == 0
+        assert (await repo.backlog()).rows == 0
+
+
+async def test_changes_to_a_transaction_folded_in_part_keep_counts_exact(
+    empty_postgres_url: str,
+) -> None:
+    async with sysevents.connect(empty_postgres_url, fold_interval=0) as repo:
+        events = await repo.add_many(spread(80))
+        with psycopg.connect(empty_postgres_url, autocommit=True) as conn:
+            conn.execute("SELECT system_event_rollups_fold(30)")
+        assert watermark(empty_postgres_url)[1] > 0  # inside the batch's transaction
+        # Rows on both sides of the watermark, changed and removed.
+        for event in events[::9]:
+            await repo.update(event.id, EventPatch(event_type="changed", source="moved"))
+            rollups_are_exact(empty_postgres_url)
+        for event in events[1::11]:
+            await repo.delete(event.id)
+            rollups_are_exact(empty_postgres_url)
+        assert await repo.fold() is not None
+        rollups_are_exact(empty_postgres_url)
+
+
+async def test_the_background_fold_catches_up_in_steps(empty_postgres_url: str) -> None:
+    async with sysevents.connect(empty_postgres_url, fold_interval=0.05, fold_step=25) as repo:
+        await repo.add_many(spread(400, step=timedelta(minutes=3)))
+        assert (await repo.backlog()).rows > 25
+        deadline = time.monotonic() + 30
+        while (backlog := await repo.backlog()).rows:
+            assert time.monotonic() < deadline, backlog
+            await asyncio.sleep(0.05)
+        assert backlog.failures == 0
+    rollups_are_exact(empty_postgres_url)
+
+
+async def test_a_failing_fold_warns_once_a_minute_and_counts(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from sysevents.stores.postgres.fold import Folder
+    from sysevents.stores.postgres.pool import PostgresPool
+    from tests.http.tcp_proxy import free_port
+
+    closed_port_url = f"postgresql://postgres@127.0.0.1:{free_port()}/nothing"
+    pool = PostgresPool(closed_port_url, min_size=0, max_size=1, timeout=0.5)
+    folder = Folder(pool, interval=0.01, step=10)
+    caplog.set_level("WARNING", logger="sysevents.stores.postgres")
+    await pool.open()
+    try:
+        folder.start()
+        deadline = time.monotonic() + 30
+        while folder.failures < 3:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.05)
+        await folder.stop(5.0)
+    finally:
+        await pool.close()
+    warnings = [r for r in caplog.records if "fold failed" in r.getMessage()]
+    assert len(warnings) == 1
+    assert "check that the database is up" in warnings[0].getMessage()
 
 
 LOW = datetime(1, 1, 1, tzinfo=UTC)

@@ -84,7 +84,7 @@ def test_migrate_prints_no_password() -> None:
 
 @pytest.mark.slow
 def test_the_service_logs_and_answers_no_password() -> None:
-    with serve_process("--database-url", refusing_url()) as served:
+    with serve_process("--database-url", refusing_url(), "--access-log") as served:
         for path in ("/api/events", "/api/health/db", "/api/health"):
             try:
                 with urllib.request.urlopen(served.url + path, timeout=10) as response:

@@ -28,7 +28,7 @@ from sysevents import (
 )
 from sysevents.cache import CachedEventRepository, cache_client
 from sysevents.keys import Scope
-from sysevents.store import CacheStats, PoolStats
+from sysevents.store import Backlog, CacheStats, PoolStats
 from sysevents_http.guarded import GuardedStore
 
 CONTRACT = sorted(
@@ -53,9 +53,17 @@ class Recording(MemoryEventRepository):
         self.calls["cache_stats"] += 1
         return None
 
+    async def backlog(self) -> Backlog | None:
+        self.calls["backlog"] += 1
+        return None
+
     def __getattribute__(self, name: str) -> Any:
         value = super().__getattribute__(name)
-        if name in CONTRACT and name not in ("pool_stats", "cache_stats") and callable(value):
+        if (
+            name in CONTRACT
+            and name not in ("pool_stats", "cache_stats", "backlog")
+            and callable(value)
+        ):
             super().__getattribute__("calls")[name] += 1
         elif name == "keys":
             super().__getattribute__("calls")["keys"] += 1
@@ -108,6 +116,8 @@ async def drive(store: EventRepository) -> set[str]:
     assert store.pool_stats() == PoolStats(size=3, idle=1)
     driven.add("cache_stats")
     store.cache_stats()
+    driven.add("backlog")
+    assert await store.backlog() is None  # the memory store has none
     driven |= {"open", "close", "__aenter__", "__aexit__"}  # the fixture's async with
     return driven
 
@@ -117,7 +127,7 @@ def test_the_contract_is_what_the_drive_covers() -> None:
     assert set(CONTRACT) == {
         *("add", "add_many", "update", "delete", "apply_retention", "get", "get_json"),
         *("list", "list_json", "stats", "stats_json", "histogram", "follow", "tail", "ping"),
-        *("maintain", "keys", "cache_stats", "pool_stats"),
+        *("maintain", "keys", "cache_stats", "pool_stats", "backlog"),
         *("open", "close", "__aenter__", "__aexit__"),
     }
 

@@ -88,7 +88,8 @@ Index(
 )
 Index("ix_system_events_severity_timestamp_id", _c.severity, _c.timestamp.desc(), _c.id.desc())
 Index("ix_system_events_source_timestamp_id", _c.source, _c.timestamp.desc(), _c.id.desc())
-Index("ix_system_events_ingest_xid", _c.ingest_xid)
+# The fold's steps and the live tails read rows in (ingest_xid, id) order.
+Index("ix_system_events_ingest_xid_id", _c.ingest_xid, _c.id)
 # Partial: most events belong to no trace, and those cost the index nothing.
 Index("ix_system_events_trace_id", _c.trace_id, postgresql_where=_c.trace_id.is_not(None))
 # Search (migration 0008): ``q`` by trigrams of the message as it is lowered
@@ -158,8 +159,10 @@ rollup_state = Table(
     metadata,
     Column("id", SmallInteger, primary_key=True),
     Column("watermark", BigInteger, nullable=False),
+    Column("watermark_id", BigInteger, nullable=False),
 )
-"""One row: every event written by a transaction below ``watermark`` is counted."""
+"""One row: every event below (``watermark``, ``watermark_id``) in (``ingest_xid``,
+``id``) order is counted (migration 0010)."""
 
 
 api_keys = Table(

@@ -124,6 +124,12 @@ class Settings(BaseSettings):
         description="PostgreSQL: seconds between two counts of new events into the statistics' "
         "rollups (0: this process never counts them).",
     )
+    fold_step: int = Field(
+        default=50_000,
+        ge=1,
+        description="PostgreSQL: rows counted into the statistics' rollups per statement; a "
+        "backlog is folded in steps this size, back to back, each well within the timeout.",
+    )
     tail_poll: float = Field(
         default=1.0,
         gt=0,
@@ -223,6 +229,32 @@ def with_overrides(settings: Settings | None, overrides: Mapping[str, Any]) -> S
         except ValidationError as exc:
             raise ConfigurationError(describe(exc, ENV_PREFIX)) from None
     return settings.updated(**overrides) if overrides else settings
+
+
+def environment_of(settings: BaseSettings, prefix: str) -> dict[str, str | None]:
+    """``settings`` as the ``PREFIX_NAME`` variables that give them back (``None``: unset).
+
+    What a process passes on to the processes it starts (``serve --workers``):
+    ``settings_from`` reads the same settings from these variables. Secrets are
+    written in the clear: the environment of one's own children is theirs.
+    """
+    out: dict[str, str | None] = {}
+    for name in type(settings).model_fields:
+        value = getattr(settings, name)
+        if value is None:
+            text = None
+        elif isinstance(value, bool):
+            text = "true" if value else "false"
+        elif isinstance(value, SecretStr):
+            text = value.get_secret_value()
+        elif isinstance(value, tuple):
+            text = ",".join(
+                v.get_secret_value() if isinstance(v, SecretStr) else str(v) for v in value
+            )
+        else:
+            text = str(value)
+        out[prefix + name.upper()] = text
+    return out
 
 
 def settings_from(

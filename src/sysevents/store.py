@@ -54,6 +54,18 @@ class PoolStats:
     """Of those, connections waiting in the pool (the others are lent out)."""
 
 
+@dataclass(frozen=True, slots=True)
+class Backlog:
+    """Work a store does in the background that is not done yet."""
+
+    rows: int
+    """Events not yet counted into the statistics' rollups (up to a cap: a lower bound)."""
+    seconds: float
+    """How long the oldest of them has waited."""
+    failures: int
+    """Background attempts that failed since the store opened (logged at most once a minute)."""
+
+
 @runtime_checkable
 class EventRepository(Protocol):
     """An event store. Every backend behaves the same; see the conformance suite.
@@ -182,6 +194,16 @@ class EventRepository(Protocol):
     def pool_stats(self) -> PoolStats | None:
         """The connection pool's figures, for a store that pools connections."""
 
+    async def backlog(self) -> Backlog | None:
+        """What the store has yet to do in the background (PostgreSQL: rows to fold)."""
+
+    async def leads(self) -> bool:
+        """Whether this process runs the background work every process of this store shares.
+
+        One process at a time does (the fold, upkeep, retention): the others
+        skip it while it leads, and one of them takes over when it is gone.
+        """
+
 
 class Lifecycle:
     """``async with`` for anything with ``open()`` and ``close()``."""
@@ -306,6 +328,14 @@ class EventStore(Lifecycle, ABC):
         """No pool by default."""
         return None
 
+    async def backlog(self) -> Backlog | None:
+        """No background work by default."""
+        return None
+
+    async def leads(self) -> bool:
+        """A store no other process shares: this one leads."""
+        return True
+
 
 class DelegatingStore(EventStore):
     """A store that hands every operation to ``inner``: the base of wrappers.
@@ -415,3 +445,11 @@ class DelegatingStore(EventStore):
     def pool_stats(self) -> PoolStats | None:
         """The inner store's pool figures."""
         return self.inner.pool_stats()
+
+    async def backlog(self) -> Backlog | None:
+        """The inner store's background backlog."""
+        return await self.inner.backlog()
+
+    async def leads(self) -> bool:
+        """Whether this process leads the inner store's background work."""
+        return await self.inner.leads()

@@ -1,11 +1,11 @@
 """Who is calling, and may they: API keys on every request, a scope on every route.
 
-:class:`KeyAuthMiddleware` reads the key (``Authorization: Bearer <key>`` or
-``X-API-Key: <key>``) of a request to a protected route and puts the
-:class:`Caller` in the request's state; :func:`scope_guard` then checks the
-route's scope (its ``opt["scope"]``). No key, or an unknown, expired or revoked
-one, is a 401 (the answer never says which); a valid key without the scope
-is a 403. Routes without a scope (health) are open.
+:class:`AccessMiddleware` reads the key (``Authorization: Bearer <key>`` or
+``X-API-Key: <key>``) of a request to a protected route, checks the route's
+scope (its ``opt``), counts the request against the rate limit, and puts the
+:class:`Caller` in the request's state, all in one layer. No key, or an
+unknown, expired or revoked one, is a 401 (the answer never says which); a
+valid key without the scope is a 403. Routes without a scope (health) are open.
 """
 
 from __future__ import annotations
@@ -18,15 +18,15 @@ from litestar.datastructures import Headers
 from litestar.middleware import ASGIMiddleware
 
 from sysevents import AuthenticationError, ForbiddenError
-from sysevents.keys import ApiKey, KeyRing, Scope
+from sysevents.keys import ApiKey, KeyRing
 
 if TYPE_CHECKING:
     from litestar.connection import ASGIConnection
-    from litestar.handlers import BaseRouteHandler
-    from litestar.types import ASGIApp, Receive, Send
+    from litestar.types import ASGIApp, Message, Receive, Send
     from litestar.types import Scope as AsgiScope
 
     from .access import Access
+    from .limits import RateLimit
 
 SCOPE_OPT = "sysevents_scope"
 """The route option naming the scope a route needs (absent: the route is open)."""
@@ -80,37 +80,56 @@ async def authenticate(ring: KeyRing, required: bool, key: str | None) -> Caller
     return Caller(found)
 
 
-class KeyAuthMiddleware(ASGIMiddleware):
-    """Finds the caller of each request to a protected route (see the module)."""
+class AccessMiddleware(ASGIMiddleware):
+    """The one layer in front of every protected route: who calls, may they, how often.
 
-    def __init__(self, access: Callable[[], Access]) -> None:
+    For a route with a scope (its ``opt``): authenticates the caller (401),
+    checks the key has the scope (403), counts the request against the rate
+    limit (429, else the ``RateLimit`` headers on the answer) and leaves the
+    :class:`Caller` in the request's state. Open routes pass untouched.
+    """
+
+    def __init__(self, access: Callable[[], Access], rate: RateLimit | None) -> None:
         self._access = access
+        self._rate = rate
 
     async def handle(
         self, scope: AsgiScope, receive: Receive, send: Send, next_app: ASGIApp
     ) -> None:
-        """Authenticate, then go on; open routes pass untouched."""
+        """Check the caller, then go on."""
         handler = scope.get("route_handler")
         needed = handler.opt.get(SCOPE_OPT) if handler is not None else None
-        if needed is not None:
-            access = self._access()
-            key = presented_key(Headers.from_scope(scope))
-            caller = await authenticate(access.keys, await access.required(), key)
-            scope.setdefault("state", {})[STATE_KEY] = caller
-        await next_app(scope, receive, send)
+        if needed is None:
+            await next_app(scope, receive, send)
+            return
+        access = self._access()
+        key = presented_key(Headers.from_scope(scope))
+        caller = await authenticate(access.keys, await access.required(), key)
+        if caller.key is not None and needed not in caller.key.scopes:
+            raise ForbiddenError(needed)
+        scope.setdefault("state", {})[STATE_KEY] = caller
+        if self._rate is None:
+            await next_app(scope, receive, send)
+            return
+        headers = await self._rate.check(_identifier(caller, scope))
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", ()), *headers]
+            await send(message)
+
+        await next_app(scope, receive, send_with_headers)
 
 
 def caller_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Caller:
-    """The caller :class:`KeyAuthMiddleware` found for this request (anonymous on open routes)."""
+    """The caller :class:`AccessMiddleware` found for this request (anonymous on open routes)."""
     caller = connection.scope.get("state", {}).get(STATE_KEY)
     return caller if isinstance(caller, Caller) else Caller(None)
 
 
-def scope_guard(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
-    """Refuse (403) a caller whose key lacks the scope of the route."""
-    needed = handler.opt.get(SCOPE_OPT)
-    if needed is None:
-        return
-    key = caller_of(connection).key
-    if key is not None and Scope(needed) not in key.scopes:
-        raise ForbiddenError(needed)
+def _identifier(caller: Caller, scope: AsgiScope) -> str:
+    """Whose budget a request counts against: its key's, or (no key) its address's."""
+    if caller.key is not None:
+        return "key:" + caller.key.key_id
+    client = scope.get("client")
+    return "addr:" + (client[0] if client else "unknown")

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from sysevents.settings import settings_from
+from sysevents.settings import CommaList, settings_from
 
 ENV_PREFIX = "SYSEVENTS_HTTP_"
 """Environment variables named ``SYSEVENTS_HTTP_<FIELD>`` configure :class:`HttpOptions`."""
@@ -60,6 +61,44 @@ class HttpOptions(BaseSettings):
     console: bool = Field(
         default=True, description="Serve the web console at /ui (false: no page, no assets)."
     )
+    workers: int | Literal["auto"] = Field(
+        default=1,
+        description="Processes serving the port (sysevents serve); auto: one per core. "
+        "Background work (fold, upkeep, retention) runs in one of them at a time.",
+    )
+    http: Literal["auto", "httptools", "h11"] = Field(
+        default="auto",
+        description="uvicorn's HTTP parser: httptools (fast, the default when installed) or h11.",
+    )
+    access_log: bool = Field(
+        default=False,
+        description="Log a line per request (every request is counted on /metrics either way).",
+    )
+    forwarded_allow_ips: CommaList = Field(
+        default=(),
+        description="Proxies whose X-Forwarded-For and X-Forwarded-Proto are believed "
+        "(addresses or networks; * for any). None by default: the client address is the "
+        "connection's.",
+    )
+
+    @field_validator("workers")
+    @classmethod
+    def _at_least_one(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and value < 1:
+            raise ValueError("must be at least 1, or auto")
+        return value
+
+    @property
+    def worker_count(self) -> int:
+        """The number of worker processes (``auto``: the cores this process may use)."""
+        if self.workers == "auto":
+            return max(
+                1,
+                len(os.sched_getaffinity(0))
+                if hasattr(os, "sched_getaffinity")
+                else (os.cpu_count() or 1),
+            )
+        return self.workers
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> HttpOptions:

@@ -129,7 +129,13 @@ class ServiceEvents:
     # -- upkeep -----------------------------------------------------------------------
 
     async def upkeep_once(self) -> None:
-        """One turn: the store's upkeep, then the retention policy (if any)."""
+        """One turn: the store's upkeep, then the retention policy (if any).
+
+        Only in the process that leads the store's background work (one of
+        the workers or replicas sharing the store).
+        """
+        if not await self.store.leads():
+            return
         made = await self.store.maintain()
         if made:
             logger.info("created partitions %s", ", ".join(made))

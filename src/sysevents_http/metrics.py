@@ -10,6 +10,7 @@ with ``sysevents_``.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -21,13 +22,21 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from sysevents import SyseventsError
+
 if TYPE_CHECKING:
     from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
     from sysevents import EventRepository
+    from sysevents.store import Backlog
 
+BACKLOG_TIMEOUT = 0.5
+"""Seconds a scrape waits for the store's backlog before leaving it out."""
 # The text format every Prometheus server reads (Litestar adds the charset).
 CONTENT_TYPE = "text/plain; version=0.0.4"
+# The methods a label may name; any other is "other", so that made-up methods
+# cannot grow the label sets.
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"})
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
@@ -56,16 +65,42 @@ class Metrics:
             buckets=_LATENCY_BUCKETS,
             registry=self.registry,
         )
-        self.registry.register(_ScrapeTime(store))
+        self._scraped = _ScrapeTime(store)
+        self.registry.register(self._scraped)
+
+        # The label children of each (route, method, status) seen, bound once:
+        # looking them up by labels costs more than counting.
+        self._bound: dict[tuple[str, str, int], tuple[Callable[[], None], Callable[[float], None]]]
+        self._bound = {}
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
-        """Count one answered request."""
-        self.requests.labels(route, method, str(status)).inc()
-        self.request_seconds.labels(route, method).observe(seconds)
+        """Count one answered request (a method not of HTTP's own is counted as ``other``)."""
+        name = method if method in _METHODS else "other"
+        key = (route, name, status)
+        bound = self._bound.get(key)
+        if bound is None:
+            bound = self._bound[key] = (
+                self.requests.labels(route, name, str(status)).inc,
+                self.request_seconds.labels(route, name).observe,
+            )
+        count, observe = bound
+        count()
+        observe(seconds)
 
     def store_timer(self, operation: str) -> Callable[[float], None]:
         """What records one call of ``operation`` (its label bound once, not per call)."""
         return self.store_seconds.labels(operation).observe
+
+    async def refresh(self) -> None:
+        """Read what the store reports only when asked (its background backlog), briefly."""
+        store = self._scraped.store()
+        if store is None:
+            return
+        try:
+            async with asyncio.timeout(BACKLOG_TIMEOUT):
+                self._scraped.backlog = await store.backlog()
+        except (SyseventsError, TimeoutError):
+            self._scraped.backlog = None  # the store does not answer: no figure, no error
 
     def text(self) -> bytes:
         """Every figure in the Prometheus text format."""
@@ -76,13 +111,14 @@ class _ScrapeTime(Collector):
     """Figures read when scraped: the cache's counters and the pool's connections."""
 
     def __init__(self, store: Callable[[], EventRepository | None]) -> None:
-        self._store = store
+        self.store = store
+        self.backlog: Backlog | None = None
 
     def describe(self) -> list[Any]:
         return []  # read at scrape time: nothing to check at registration
 
     def collect(self) -> Iterator[Any]:
-        store = self._store()
+        store = self.store()
         if store is None:
             return
         stats = store.cache_stats()
@@ -107,6 +143,22 @@ class _ScrapeTime(Collector):
             size = GaugeMetricFamily("sysevents_pool_connections", "Database connections open.")
             size.add_metric([], pool.size)
             yield size
+        backlog = self.backlog
+        if backlog is not None:
+            figures: tuple[tuple[str, float, str], ...] = (
+                ("fold_backlog_rows", backlog.rows, "Events not yet counted into the statistics."),
+                ("fold_backlog_seconds", backlog.seconds, "Age of the oldest of them."),
+            )
+            for figure, amount, text in figures:
+                gauge = GaugeMetricFamily(f"sysevents_{figure}", text)
+                gauge.add_metric([], amount)
+                yield gauge
+            failures = CounterMetricFamily(
+                "sysevents_background_failures",
+                "Background work (the statistics fold) that failed since the store opened.",
+            )
+            failures.add_metric([], backlog.failures)
+            yield failures
 
 
 class MetricsMiddleware:
@@ -162,8 +214,8 @@ def time_requests(metrics: Metrics) -> Callable[[Any], None]:
     "routes; `SYSEVENTS_HTTP_METRICS=false` turns it off).",
     tags=["health"],
     media_type=CONTENT_TYPE,
-    sync_to_thread=False,
 )
-def metrics_route(metrics: NamedDependency[Metrics]) -> Response[bytes]:
+async def metrics_route(metrics: NamedDependency[Metrics]) -> Response[bytes]:
     """Every figure, as Prometheus scrapes them."""
+    await metrics.refresh()
     return Response(metrics.text(), media_type=CONTENT_TYPE)

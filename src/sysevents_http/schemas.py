@@ -40,11 +40,24 @@ class Health(BaseModel):
     )
 
 
+class Backlog(BaseModel):
+    """Work the store does in the background that is not done yet."""
+
+    rows: int = Field(description="Events not yet counted into the statistics (a lower bound).")
+    seconds: float = Field(description="How long the oldest of them has waited.")
+    failures: int = Field(description="Background attempts that failed since the store opened.")
+
+
 class DatabaseHealth(BaseModel):
     """The store answered a ping."""
 
     status: Literal["ok"] = "ok"
     latency_ms: float = Field(description="Round-trip time of the ping, in milliseconds.")
+    backlog: Backlog | None = Field(
+        default=None,
+        description="The store's background backlog (PostgreSQL: the statistics fold), "
+        "when it keeps one and says so in time.",
+    )
 
 
 DEFAULT_MAX_BATCH_SIZE = 1000

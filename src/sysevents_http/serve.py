@@ -1,12 +1,11 @@
-"""``sysevents serve``: the API under uvicorn, with deadlines for slow and idle clients.
+"""``sysevents serve``: the API under uvicorn, in one process or several on one port.
 
-uvicorn has no deadline for receiving a request: its keep-alive timer runs
-only between requests and every byte resets it, so a client that connects and
-sends nothing, or trickles its headers or body, holds a connection for ever.
-:func:`deadline_protocol` wraps uvicorn's HTTP protocol class with two timers:
-the headers of each request must arrive within ``header_timeout`` of the
-connection opening (or of the previous answer), and its body within
-``body_timeout`` of the headers. Past either, the connection is closed.
+The HTTP protocol is uvicorn's, with deadlines for slow and idle clients
+(``sysevents_http.deadlines``). With ``workers`` above one, uvicorn starts that
+many processes on the listening socket; each builds the app from the
+``SYSEVENTS_*`` and ``SYSEVENTS_HTTP_*`` variables this process sets for them
+(:func:`worker_app`). Background work runs in one of them at a time: the
+store's lease decides (see ``EventRepository.leads``).
 """
 
 from __future__ import annotations
@@ -14,83 +13,21 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
-from typing import Any
+import os
+from urllib.parse import urlsplit
+
+from litestar import Litestar
 
 import sysevents
 from sysevents import ConfigurationError, Settings, SyseventsError
+from sysevents.settings import ENV_PREFIX, environment_of
 
+from . import deadlines
 from .app import create_app
+from .config import ENV_PREFIX as HTTP_PREFIX
 from .config import HttpOptions
 
 logger = logging.getLogger("sysevents_http")
-
-
-def deadline_protocol(base: type[asyncio.Protocol], options: HttpOptions) -> type[asyncio.Protocol]:
-    """``base`` (one of uvicorn's HTTP protocols) with the header and body deadlines."""
-    header_timeout = options.header_timeout
-    body_timeout = options.body_timeout
-
-    class DeadlineProtocol(base):  # type: ignore[misc,valid-type]
-        """A uvicorn HTTP protocol that closes connections slower than the deadlines."""
-
-        _deadline: asyncio.TimerHandle | None = None
-        _waiting_cycle: Any = None  # the cycle seen when the wait for headers began
-        _reading_body = False
-
-        def _arm(self, seconds: float, why: str) -> None:
-            self._disarm()
-            self._deadline = asyncio.get_running_loop().call_later(seconds, self._expire, why)
-
-        def _disarm(self) -> None:
-            if self._deadline is not None:
-                self._deadline.cancel()
-                self._deadline = None
-
-        def _expire(self, why: str) -> None:
-            self._deadline = None
-            transport = getattr(self, "transport", None)
-            if transport is not None and not transport.is_closing():
-                logger.info("closing a connection from %s: %s", _peer(self), why)
-                transport.close()
-
-        def _await_headers(self) -> None:
-            self._waiting_cycle = self.cycle
-            self._reading_body = False
-            self._arm(header_timeout, f"no complete request headers within {header_timeout:g} s")
-
-        def connection_made(self, transport: Any) -> None:
-            super().connection_made(transport)
-            self._await_headers()
-
-        def data_received(self, data: bytes) -> None:
-            super().data_received(data)
-            cycle = self.cycle
-            if cycle is None or cycle is self._waiting_cycle:
-                return  # still reading the headers
-            if cycle.more_body and not self._reading_body:
-                self._reading_body = True
-                self._arm(body_timeout, f"the request body took over {body_timeout:g} s")
-            elif not cycle.more_body:
-                self._waiting_cycle = cycle  # the whole request is in
-                self._reading_body = False
-                self._disarm()
-
-        def on_response_complete(self) -> None:
-            super().on_response_complete()
-            if not self.transport.is_closing():
-                self._await_headers()
-
-        def connection_lost(self, exc: Exception | None) -> None:
-            self._disarm()
-            super().connection_lost(exc)
-
-    DeadlineProtocol.__name__ = f"Deadline{base.__name__}"
-    return DeadlineProtocol
-
-
-def _peer(protocol: Any) -> str:
-    client = getattr(protocol, "client", None)
-    return f"{client[0]}:{client[1]}" if client else "an unknown client"
 
 
 def is_loopback(host: str) -> bool:
@@ -145,27 +82,54 @@ def secured(settings: Settings, host: str) -> Settings:
     return settings.updated(auth="required")
 
 
+def worker_app() -> Litestar:
+    """The app of one process, configured by the environment (``serve`` sets it)."""
+    options = HttpOptions.from_env()
+    deadlines.configure(options)
+    return create_app(Settings.from_env(), options=options)
+
+
 def run(settings: Settings, *, host: str, port: int, options: HttpOptions | None = None) -> None:
     """Serve the API for ``settings`` on ``host:port`` until interrupted.
 
-    A URL no backend serves, a missing extra, or an open service beyond this
-    machine is a ``ConfigurationError`` here, before the server starts.
+    A URL no backend serves, a missing extra, an open service beyond this
+    machine, or several workers on the memory store is a ``ConfigurationError``
+    here, before the server starts.
     """
     import uvicorn
-    from uvicorn.config import HTTP_PROTOCOLS
-    from uvicorn.importer import import_from_string
 
     options = options or HttpOptions.from_env()
     sysevents.connect(settings=settings)  # builds, does not open: checks the URLs
     settings = secured(settings, host)
-    base = import_from_string(HTTP_PROTOCOLS["auto"])
+    workers = options.worker_count
+    if workers > 1 and urlsplit(settings.database_url).scheme == "memory":
+        raise ConfigurationError(
+            "memory:// keeps events in one process: serve it with --workers 1, "
+            "or give a database (--database-url)"
+        )
+    # The workers read what this process was given from the environment.
+    for name, value in {
+        **environment_of(settings, ENV_PREFIX),
+        **environment_of(options, HTTP_PREFIX),
+    }.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    forwarded = ",".join(options.forwarded_allow_ips)
     uvicorn.run(
-        create_app(settings, options=options),
+        "sysevents_http.serve:worker_app",
+        factory=True,
         host=host,
         port=port,
+        workers=workers,
         log_level="info",
+        access_log=options.access_log,
         lifespan="on",
-        http=deadline_protocol(base, options),
+        http=deadlines.protocol_name(options.http),
         timeout_keep_alive=max(1, round(options.keep_alive_timeout)),
         limit_concurrency=options.max_connections,
+        # Forwarded headers are believed only from the proxies named.
+        proxy_headers=bool(forwarded),
+        forwarded_allow_ips=forwarded or None,
     )

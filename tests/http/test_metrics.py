@@ -108,3 +108,28 @@ async def test_metrics_are_open_when_keys_are_required() -> None:
         )
         == 1
     )
+
+
+@pytest.mark.postgres
+async def test_the_fold_backlog_shows_on_metrics_and_health(empty_postgres_url: str) -> None:
+    settings = Settings(database_url=empty_postgres_url, rate_limit="off", fold_interval=0)
+    async with AsyncTestClient(create_app(settings)) as client:
+        batch = {"events": [EVENT] * 70}
+        assert (await client.post("/api/events/batch", json=batch)).status_code == 201
+        text = await scrape(client)
+        assert value(text, "sysevents_fold_backlog_rows") >= 70
+        assert value(text, "sysevents_fold_backlog_seconds") >= 0
+        assert value(text, "sysevents_background_failures_total") == 0
+        health = (await client.get("/api/health/db")).json()
+        assert health["backlog"]["rows"] >= 70
+
+
+async def test_made_up_methods_are_counted_as_other() -> None:
+    app = create_app(Settings(rate_limit="off"), repository=MemoryEventRepository())
+    async with AsyncTestClient(app) as client:
+        for method in ("XRANDOM1", "XRANDOM2", "BREW"):
+            await client.request(method, "/api/events")
+        text = await scrape(client)
+    methods = {dict(labels).get("method") for _, labels in samples(text)}
+    assert not methods & {"XRANDOM1", "XRANDOM2", "BREW"}
+    assert "other" in methods

@@ -14,6 +14,13 @@ from .served import serve_process
 
 pytestmark = pytest.mark.slow
 
+
+@pytest.fixture(params=["httptools", "h11"])
+def parser(request: pytest.FixtureRequest) -> dict[str, str]:
+    """Each of uvicorn's HTTP parsers the deadlines extend."""
+    return {"SYSEVENTS_HTTP_HTTP": request.param}
+
+
 FAST = ("--header-timeout", "1", "--body-timeout", "1", "--keep-alive-timeout", "1")
 
 
@@ -45,8 +52,10 @@ def health(url: str) -> int:
         return status
 
 
-def test_idle_and_trickling_clients_are_cut_off_while_others_are_served() -> None:
-    with serve_process(*FAST) as served:
+def test_idle_and_trickling_clients_are_cut_off_while_others_are_served(
+    parser: dict[str, str],
+) -> None:
+    with serve_process(*FAST, env=parser) as served:
         url = served.url
         stalled: list[socket.socket] = []
         for n in range(200):
@@ -77,8 +86,8 @@ def test_idle_and_trickling_clients_are_cut_off_while_others_are_served() -> Non
     assert "ERROR" not in log
 
 
-def test_a_client_that_hangs_up_mid_body_is_no_error() -> None:
-    with serve_process("--body-timeout", "30") as served:
+def test_a_client_that_hangs_up_mid_body_is_no_error(parser: dict[str, str]) -> None:
+    with serve_process("--body-timeout", "30", env=parser) as served:
         for _ in range(5):
             sock = socket.create_connection(address(served.url), timeout=10)
             sock.send(
@@ -92,3 +101,14 @@ def test_a_client_that_hangs_up_mid_body_is_no_error() -> None:
     assert "Traceback" not in log
     assert "500" not in log
     assert "client disconnected during POST /api/events" in log
+
+
+def test_the_fast_parser_is_the_default_and_both_carry_the_deadlines() -> None:
+    from uvicorn.importer import import_from_string
+
+    from sysevents_http import deadlines
+
+    assert deadlines.protocol_name("auto").endswith("DeadlineHttpToolsProtocol")
+    for choice in ("httptools", "h11"):
+        protocol = import_from_string(deadlines.protocol_name(choice))
+        assert issubclass(protocol, deadlines._Deadlines)

@@ -32,6 +32,24 @@ def _parser() -> argparse.ArgumentParser:
         "--database-url", help="store URL (default: SYSEVENTS_DATABASE_URL, else memory://)"
     )
     serve.add_argument("--redis-url", help="Redis URL for the cache (default: SYSEVENTS_REDIS_URL)")
+    serve.add_argument(
+        "--workers",
+        metavar="N",
+        help="processes serving the port, or auto for one per core (SYSEVENTS_HTTP_WORKERS, 1)",
+    )
+    serve.add_argument(
+        "--access-log",
+        dest="access_log",
+        action="store_true",
+        default=None,
+        help="log a line per request (SYSEVENTS_HTTP_ACCESS_LOG)",
+    )
+    serve.add_argument(
+        "--forwarded-allow-ips",
+        metavar="IPS",
+        help="proxies whose X-Forwarded-* headers are believed, comma-separated "
+        "(SYSEVENTS_HTTP_FORWARDED_ALLOW_IPS; none by default)",
+    )
     limits = serve.add_argument_group(
         "slow and idle clients (defaults: SYSEVENTS_HTTP_* variables, else as shown)"
     )
@@ -153,6 +171,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             keep_alive_timeout=args.keep_alive_timeout,
             max_connections=args.max_connections,
             console=args.console,
+            workers=args.workers,
+            access_log=args.access_log,
+            forwarded_allow_ips=args.forwarded_allow_ips,
         )
         run(settings, host=args.host, port=args.port, options=options)
         return 0

@@ -12,9 +12,9 @@ from litestar.types import ControllerRouterHandler
 
 from sysevents import EventLimits
 from sysevents.settings import parse_rate
-from sysevents_http.auth import KeyAuthMiddleware, scope_guard
+from sysevents_http.auth import AccessMiddleware
 from sysevents_http.body import CONTEXT_OPT, JSONRequest
-from sysevents_http.limits import RateLimitMiddleware
+from sysevents_http.limits import RateLimit
 from sysevents_http.problems import EXCEPTION_HANDLERS
 from sysevents_http.schemas import DEFAULT_MAX_BATCH_SIZE
 from sysevents_http.service import Service
@@ -61,11 +61,13 @@ def api_router(
     max_body_size: int | None = None,
     max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
     rate_limit: str = "off",
+    rate_share: int = 1,
 ) -> Router:
     """A router with every API route under ``path``, each given ``service()`` as ``service``.
 
     Requests to protected routes are authenticated, rate limited
-    (``rate_limit``) and checked for their scope. The strict JSON request
+    (``rate_limit``, of which this process allows ``1/rate_share``: see
+    ``SyseventsPlugin``) and checked for their scope. The strict JSON request
     class, the exception handlers (problem details),
     the event ``limits`` and ``max_batch_size`` bodies are validated with and
     the body size limit are
@@ -82,17 +84,18 @@ def api_router(
         *KEY_ROUTES,
         *OTLP_ROUTES,
     ]
-    middleware: list[Any] = [KeyAuthMiddleware(lambda: service().access)]
+    rate = None
     if rate_limit != "off":
         count, unit = parse_rate(rate_limit)
-        middleware.append(RateLimitMiddleware(count, unit, lambda: service().access.counter))
+        share = -(-count // rate_share)  # rounded up: never below one request
+        rate = RateLimit(share, unit, lambda: service().access.counter)
+    middleware: list[Any] = [AccessMiddleware(lambda: service().access, rate)]
     return Router(
         path=path,
         # The OPTIONS handlers come first so Litestar adds no partial one of its own.
         route_handlers=handlers,
         dependencies={"service": Provide(service, sync_to_thread=False)},
         middleware=middleware,
-        guards=[scope_guard],
         request_class=JSONRequest,
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=max_body_size,

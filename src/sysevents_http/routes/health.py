@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import time
 
@@ -10,9 +12,9 @@ from litestar.di import NamedDependency
 from litestar.status_codes import HTTP_200_OK
 
 import sysevents
-from sysevents import StoreUnavailableError
+from sysevents import StoreUnavailableError, SyseventsError
 from sysevents_http.problems import unavailable
-from sysevents_http.schemas import DatabaseHealth, Health
+from sysevents_http.schemas import Backlog, DatabaseHealth, Health
 from sysevents_http.service import Service
 
 from .params import READ, SERVER_ERROR, UNAVAILABLE
@@ -60,7 +62,14 @@ async def database_health(service: NamedDependency[Service]) -> Response[Databas
         return unavailable(f"the event store is unavailable: {exc}")  # type: ignore[return-value]
     latency = round((time.perf_counter() - started) * 1000, 3)
     service.events.note_health("db_health_check", "ok", {"latency_ms": latency})
-    return Response(DatabaseHealth(latency_ms=latency), status_code=HTTP_200_OK)
+    backlog = None
+    left = HEALTH_DB_TIMEOUT - (time.perf_counter() - started)
+    with contextlib.suppress(SyseventsError, TimeoutError):  # the ping is the verdict
+        async with asyncio.timeout(max(left, 0.01)):
+            found = await service.store.backlog()
+            if found is not None:
+                backlog = Backlog(**dataclasses.asdict(found))
+    return Response(DatabaseHealth(latency_ms=latency, backlog=backlog), status_code=HTTP_200_OK)
 
 
 HEALTH_ROUTES = [health, database_health]

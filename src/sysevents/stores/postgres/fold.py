@@ -1,35 +1,67 @@
 """The rollup fold: counting the rows written since the last fold into the rollups.
 
-An open store runs :meth:`Folder.run_forever` in the background every
-``fold_interval`` seconds (see docs/internals.md, "Statistics that stay
-flat"); statistics are exact either way, folding keeps them fast.
+An open store folds in the background every ``fold_interval`` seconds (see
+docs/internals.md, "Statistics that stay flat"); statistics are exact either
+way, folding keeps them fast. A fold works in steps of at most ``fold_step``
+rows (migration 0010), each one statement well within the statement timeout,
+back to back until it has caught up: a backlog of any size (a bulk load, a
+burst, a fold held back by a long transaction) is worked off.
+
+A fold that fails is retried at the next interval; it is logged at WARNING at
+most once a minute, and counted in :meth:`Folder.backlog`.
 """
+
+# ruff: noqa: S608
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import time
+from collections.abc import Awaitable, Callable
 
 from sysevents._tasks import finish
 from sysevents.errors import StoreError, StoreUnavailableError
+from sysevents.store import Backlog
 
 from .pool import Connection, PostgresPool
 from .sql import WATERMARK
 
 log = logging.getLogger("sysevents.stores.postgres")
 
-FOLD = "SELECT system_event_rollups_fold()"
+FOLD = "SELECT system_event_rollups_fold(%s)"
+BACKLOG_CAP = 100_000
+"""Rows counted at most when measuring the backlog (past it, the figure is a lower bound)."""
+# The rows not folded yet, oldest first: how many (up to the cap) and since when.
+_BACKLOG = (
+    "SELECT count(*), coalesce(extract(epoch FROM now() - min(created_at)), 0) FROM ("
+    "SELECT created_at FROM system_events WHERE ingest_xid >= (SELECT watermark FROM "
+    "system_event_rollup_state WHERE id = 1) AND (ingest_xid, id) >= (" + WATERMARK + ") "
+    "ORDER BY ingest_xid, id LIMIT %s) AS waiting"
+)
+WARN_EVERY = 60.0
+"""Seconds between two warnings of a fold that keeps failing."""
 
 
 class Folder:
     """Folds new rows into the rollups, now (:meth:`fold`) or in the background."""
 
-    def __init__(self, db: PostgresPool, interval: float) -> None:
+    def __init__(
+        self,
+        db: PostgresPool,
+        interval: float,
+        step: int,
+        leads: Callable[[], Awaitable[bool]] | None = None,
+    ) -> None:
         self._db = db
         self.interval = interval
+        self.step = step
+        self._leads = leads
         self.watermark = 0
         """A watermark the rollups are known to have reached (the stats read from it on)."""
+        self.failures = 0
+        self._warned_at = -WARN_EVERY
         self._task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
 
@@ -42,32 +74,65 @@ class Folder:
             )
 
     async def stop(self, grace: float) -> None:
-        """Stop folding; a fold under way ends first (within ``grace`` seconds)."""
+        """Stop folding; a step under way ends first (within ``grace`` seconds)."""
         task, self._task = self._task, None
         if task is not None:
             self._stop.set()
             await finish(task, grace)
 
     async def _fold_forever(self) -> None:
-        # Stopped by an event, not cancelled: a fold under way ends first.
+        # Stopped by an event, not cancelled: a step under way ends first.
         while not self._stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), self.interval)
                 return
             try:
-                await self.fold()
+                if self._leads is None or await self._leads():
+                    await self.fold()
             except StoreError as exc:
-                log.debug("rollup fold skipped: %s", exc)
+                self._failed(exc)
+
+    def _failed(self, exc: StoreError) -> None:
+        self.failures += 1
+        now = time.monotonic()
+        if now - self._warned_at >= WARN_EVERY:
+            self._warned_at = now
+            log.warning(
+                "the statistics fold failed (%s; %d failure(s) so far). Statistics stay "
+                "exact but slow down while rows wait to be folded: check that the database "
+                "is up and not overloaded, or lower fold_step if each step times out",
+                exc,
+                self.failures,
+            )
 
     async def fold(self) -> int | None:
-        """Fold now; the new watermark, or ``None`` when another process was folding."""
+        """Fold until caught up, step after step; the rows counted.
+
+        ``None`` when another process was folding at that moment.
+        """
+        total = 0
+        while True:
+            async with self._db.connection() as conn:
+                cur = await conn.execute(FOLD, (self.step,))
+                row = await cur.fetchone()
+                counted = None if row is None or row[0] is None else int(row[0])
+                if counted is None:
+                    return None if total == 0 else total
+                total += counted
+                if counted < self.step or self._stop.is_set():
+                    cur = await conn.execute(WATERMARK)
+                    mark = await cur.fetchone()
+                    if mark is not None:
+                        self.learn(int(mark[0]))
+                    return total
+
+    async def backlog(self) -> Backlog:
+        """The rows not folded yet (up to :data:`BACKLOG_CAP`), the age of the oldest."""
         async with self._db.connection() as conn:
-            cur = await conn.execute(FOLD)
+            cur = await conn.execute(_BACKLOG, (BACKLOG_CAP,))
             row = await cur.fetchone()
-        mark = None if row is None or row[0] is None else int(row[0])
-        if mark is not None:
-            self.learn(mark)
-        return mark
+        rows, seconds = (0, 0.0) if row is None else (int(row[0]), float(row[1]))
+        return Backlog(rows=rows, seconds=round(seconds, 3), failures=self.failures)
 
     async def known(self, conn: Connection) -> int:
         """A watermark the rollups have reached: read once, later ones learnt as stats go."""

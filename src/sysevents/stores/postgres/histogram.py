@@ -17,7 +17,7 @@ from sysevents.histogram import HistogramPlan
 from sysevents.query import EventFilter
 
 from .rollups import Level, covered, rollup_cover
-from .sql import WATERMARK, Statement, where
+from .sql import PAST_WATERMARK, Statement, where
 
 # The bucket of a row's "timestamp", per interval: UTC-aligned.
 _OF_TIMESTAMP: dict[str, LiteralString] = {
@@ -65,9 +65,13 @@ def histogram_statement(query: EventFilter, plan: HistogramPlan, watermark: int)
         args += [level, start, end, *filters.params]
     if buckets:
         branches.append(
-            "SELECT " + of_row + " AS b, severity, count(*) AS n FROM system_events "
-            "WHERE ingest_xid >= %s AND ingest_xid >= (" + WATERMARK + ') AND "timestamp" >= %s '
-            'AND "timestamp" < %s' + filters.and_sql + " GROUP BY 1, 2"
+            "SELECT "
+            + of_row
+            + " AS b, severity, count(*) AS n FROM system_events WHERE "
+            + PAST_WATERMARK
+            + ' AND "timestamp" >= %s AND "timestamp" < %s'
+            + filters.and_sql
+            + " GROUP BY 1, 2"
         )
         args += [watermark, *covered(buckets), *filters.params]
     for start, end in raw:

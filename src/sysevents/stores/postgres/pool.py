@@ -316,6 +316,17 @@ class PostgresPool:
             yield conn
 
 
+async def connect(url: str, connect_timeout: float, application: str) -> Connection:
+    """A connection of its own (not the pool's), in autocommit; errors translated."""
+    with translated(connect_timeout):
+        return await psycopg.AsyncConnection.connect(
+            conninfo(url),
+            autocommit=True,
+            connect_timeout=max(2, math.ceil(connect_timeout)),
+            application_name=application,
+        )
+
+
 async def notifications(
     url: str, channel: LiteralString, connect_timeout: float
 ) -> AsyncIterator[None]:
@@ -323,13 +334,8 @@ async def notifications(
 
     Ends with a sysevents error when the connection fails.
     """
+    conn = await connect(url, connect_timeout, "sysevents-tail")
     with translated():
-        conn = await psycopg.AsyncConnection.connect(
-            conninfo(url),
-            autocommit=True,
-            connect_timeout=max(2, round(connect_timeout)),
-            application_name="sysevents-tail",
-        )
         async with conn:
             await conn.execute("LISTEN " + channel)
             yield

@@ -190,8 +190,8 @@ async def _drop(conn: Connection, partition: Partition, policy: RetentionPolicy)
             "SELECT event_type, severity, sum(n) FROM system_event_rollups "
             "WHERE level = 2 AND bucket >= %s AND bucket < %s GROUP BY 1, 2 UNION ALL "
             "SELECT event_type, severity, count(*) FROM " + name + " WHERE ingest_xid >= %s "
-            "GROUP BY 1, 2",
-            [*bounds, mark[0]],
+            "AND (ingest_xid, id) >= (%s, %s) GROUP BY 1, 2",
+            [*bounds, mark[0], mark[0], mark[1]],
         )
         for event_type, severity, n in await cur.fetchall():
             rule = policy.rule_for(event_type, severity)

@@ -35,8 +35,16 @@ SELECT = "SELECT " + SELECTED + " FROM system_events WHERE "
 DELETE = "DELETE FROM system_events WHERE "
 """The start of a delete by id, to end with :data:`RETURNING`."""
 RETURNING = " RETURNING " + SELECTED
-WATERMARK = "SELECT watermark FROM system_event_rollup_state WHERE id = 1"
-"""Every row whose ``ingest_xid`` is below this is counted in the rollups."""
+WATERMARK = "SELECT watermark, watermark_id FROM system_event_rollup_state WHERE id = 1"
+"""Every row below this in (``ingest_xid``, ``id``) order is counted in the rollups."""
+PAST_WATERMARK = (
+    "ingest_xid >= %s AND ingest_xid >= (SELECT watermark FROM system_event_rollup_state "
+    "WHERE id = 1) AND (ingest_xid, id) >= (" + WATERMARK + ")"
+)
+"""The rows the rollups do not count yet. The parameter is a watermark known to
+have been reached (it lets the planner see how few rows are past it); the
+current one, read in the same snapshot as the rollups, keeps any row from being
+counted twice (migration 0010)."""
 WATERMARK_SHARE = WATERMARK + " FOR SHARE"
 """The watermark, held: no fold moves it until the transaction ends."""
 FORGET_LOCATION = "DELETE FROM system_event_locator WHERE id = %s"
@@ -279,15 +287,12 @@ def stats_statement(query: EventFilter, watermark: int, now: datetime | None = N
             )  # fmt: skip
             args += [level, start, end, *filters.params]
         if buckets:
-            # The rows the rollups do not count yet: past the watermark. The
-            # known one lets the planner see how few they are; the current
-            # one (same snapshot as the rollups) keeps any from being counted twice.
+            # The rows the rollups do not count yet: past the watermark.
             branches.append(
                 "SELECT " + part + " AS part, " + keys
                 + ("coalesce(source, '')" if part == "0" else "NULL")
-                + " AS source, count(*) AS n FROM system_events WHERE ingest_xid >= %s "
-                "AND ingest_xid >= (" + WATERMARK + ') AND "timestamp" >= %s '
-                'AND "timestamp" < %s' + filters.and_sql + by
+                + " AS source, count(*) AS n FROM system_events WHERE " + PAST_WATERMARK
+                + ' AND "timestamp" >= %s AND "timestamp" < %s' + filters.and_sql + by
             )  # fmt: skip
             args += [watermark, *covered(buckets), *filters.params]
         for start, end in raw:

@@ -16,7 +16,7 @@ from sysevents.query import EventFilter, EventQuery, page_total
 from sysevents.retention import RetentionPolicy, RetentionReport
 from sysevents.rules import is_event_id
 from sysevents.settings import Settings
-from sysevents.store import PoolStats
+from sysevents.store import Backlog, PoolStats
 from sysevents.stores.base import Listing, RepositoryBase
 from sysevents.tail import Tailed
 
@@ -27,6 +27,7 @@ from .histogram import histogram_statement
 from .ids import month_index
 from .inserts import COPY_FROM, KeyTaken, copy_batch, insert_batch, insert_one
 from .keys import PostgresKeyStore, database_secret
+from .lease import Lease
 from .partitions import ensure_ahead, ensure_partitions, history_end
 from .pool import Connection, NoPartition, PostgresPool
 from .rows import event_rows
@@ -55,8 +56,9 @@ class PostgresEventRepository(RepositoryBase):
     pool reconnects by itself when it returns.
 
     While open, it folds the rows written since the last fold into the
-    rollups every ``fold_interval`` seconds (one process at a time does;
-    ``0``: never). Statistics are exact either way; folding keeps them fast.
+    rollups every ``fold_interval`` seconds, in steps of ``fold_step`` rows
+    (one process at a time does; ``0``: never). Statistics are exact either
+    way; folding keeps them fast.
 
     Live tails (:meth:`follow`) are woken by ``NOTIFY`` and poll every
     ``tail_poll`` seconds besides (see ``sysevents.stores.postgres.tail``).
@@ -85,7 +87,10 @@ class PostgresEventRepository(RepositoryBase):
         )
         self._secrets_loaded = False
         self._api_keys = PostgresKeyStore(self._db)
-        self._folder = Folder(self._db, settings.fold_interval)
+        self._lease = Lease(self.url, settings.timeout)
+        self._folder = Folder(
+            self._db, settings.fold_interval, settings.fold_step, leads=self._lease.held
+        )
 
     # -- lifecycle ------------------------------------------------------------
 
@@ -120,15 +125,25 @@ class PostgresEventRepository(RepositoryBase):
         if listener is not None:
             await listener.stop()
         await self._folder.stop(self.timeout)
+        await self._lease.release()
         await self._db.close()
 
     async def fold(self) -> int | None:
-        """Count the rows written since the last fold into the rollups; the new watermark.
+        """Count the rows written since the last fold into the rollups, in steps; how many.
 
         ``None`` when another process was folding at that moment.
         """
         self._ensure_open()
         return await self._folder.fold()
+
+    async def leads(self) -> bool:
+        """Whether this process holds the background lease (see ``lease``)."""
+        return await self._lease.held()
+
+    async def backlog(self) -> Backlog:
+        """The rows not yet folded into the statistics, the oldest one's age, the failures."""
+        self._ensure_open()
+        return await self._folder.backlog()
 
     async def maintain(self, now: datetime | None = None) -> list[str]:
         """Create the partitions due soon and forget expired idempotency keys.
