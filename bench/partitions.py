@@ -24,6 +24,7 @@ from sysevents import EventFilter, EventQuery, RetentionPolicy
 from sysevents._cursor import encode_cursor
 from sysevents.stores.postgres import PostgresEventRepository
 from sysevents.stores.postgres import sql as statements
+from sysevents.stores.postgres.rows import SELECT_LIST
 from sysevents.stores.postgres.ids import month_end, month_index
 
 FLAT_INDEXES = (
@@ -32,14 +33,14 @@ FLAT_INDEXES = (
     'CREATE INDEX ON bench_flat (event_type, severity, "timestamp" DESC, id DESC)',
     'CREATE INDEX ON bench_flat (severity, "timestamp" DESC, id DESC)',
     'CREATE INDEX ON bench_flat (source, "timestamp" DESC, id DESC)',
-    "CREATE INDEX ON bench_flat (ingest_xid)",
+    "CREATE INDEX ON bench_flat (ingest_xid, id)",
 )
 PROBE_INSERT = (
     'INSERT INTO system_events (event_type, severity, message, details, "timestamp") '
     "VALUES ('bench_probe', 'info', 'probe', '{}', now())"
 )
 PAGE = (
-    "SELECT " + statements.COLUMNS + " FROM {table}{where} "
+    "SELECT " + SELECT_LIST + " FROM {table}{where} "
     'ORDER BY "timestamp" DESC, id DESC LIMIT 51'
 )
 
@@ -84,7 +85,7 @@ async def bench_partitions(ctx: Context) -> None:
 
         async def flat_get() -> None:
             cur = await conn.execute(
-                "SELECT " + statements.COLUMNS + " FROM bench_flat WHERE id = %s",
+                "SELECT " + SELECT_LIST + " FROM bench_flat WHERE id = %s",
                 (next_id(),),
                 prepare=True,
             )
@@ -93,7 +94,7 @@ async def bench_partitions(ctx: Context) -> None:
         async def naive_get() -> None:
             # By id alone: every partition is probed.
             cur = await conn.execute(
-                "SELECT " + statements.COLUMNS + " FROM system_events WHERE id = %s",
+                "SELECT " + SELECT_LIST + " FROM system_events WHERE id = %s",
                 (next_id(),),
                 prepare=True,
             )

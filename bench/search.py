@@ -44,7 +44,8 @@ from fill import COPY_SQL, SERVER_URL, Events, create_database, drop_database  #
 import sysevents  # noqa: E402
 from sysevents.migrate import upgrade  # noqa: E402
 from sysevents.query import EventFilter, EventQuery  # noqa: E402
-from sysevents.stores.postgres import sql  # noqa: E402
+from sysevents.stores.postgres import pages, sql  # noqa: E402
+from sysevents.stores.postgres.rows import SELECT_LIST  # noqa: E402
 from sysevents.stores.postgres.rollups import Level  # noqa: E402
 
 NAME = "sysevents_bench_search"
@@ -100,7 +101,7 @@ async def searches(url: str, runs: int) -> dict[str, Any]:
         conn = await psycopg.AsyncConnection.connect(url, autocommit=True)
         async with conn:
             for name, query in cases.items():
-                statement = sql.page_statement(query, None)
+                statement = pages.page_statement(query, None)
 
                 async def raw(s: sql.Statement = statement) -> None:
                     await (await conn.execute(s.sql, s.params, prepare=False)).fetchall()
@@ -212,7 +213,7 @@ def export(url: str, total: int) -> dict[str, Any]:
             started = time.perf_counter()
             copied = 0
             with conn.cursor().copy(
-                "COPY (SELECT " + sql.COLUMNS + ' FROM system_events ORDER BY "timestamp", id) '
+                "COPY (SELECT " + SELECT_LIST + ' FROM system_events ORDER BY "timestamp", id) '
                 "TO STDOUT"
             ) as copy:
                 for block in copy:

@@ -374,3 +374,39 @@ async def test_a_month_left_detached_is_dropped_by_maintenance(
     with psycopg.connect(empty_years_url) as conn:
         left = conn.execute("SELECT to_regclass(%s)", (oldest,)).fetchone()
     assert left == (None,)
+
+
+@pytest.mark.parametrize("recent", [0, 3, 40, 200])
+async def test_pages_read_from_the_latest_months_equal_the_whole_table(
+    empty_years_url: str, recent: int
+) -> None:
+    """Whether the latest months hold the page or not, the answer is the whole table's."""
+    from sysevents import EventQuery, MemoryEventRepository
+
+    news = [new(NOW - (70 + 3 * i) * DAY, i) for i in range(90)]  # older months
+    news += [new(NOW - timedelta(hours=i + 1), 100 + i) for i in range(recent)]  # latest
+    memory = MemoryEventRepository(count_cap=30)
+    await memory.add_many(news)
+    async with PostgresEventRepository(empty_years_url, fold_interval=0, count_cap=30) as repo:
+        stored = await repo.add_many(news)
+        queries = [
+            EventQuery(limit=limit, offset=offset, count=count)
+            for limit in (1, 7, 50, 300)
+            for offset in (0, 5, 120)
+            for count in ("capped", "exact", "none")
+        ]
+        queries += [EventQuery(limit=10, min_severity="warning"), EventQuery(since=NOW - 80 * DAY)]
+        for query in queries:
+            mine, theirs = await repo.list(query), await memory.list(query)
+            assert [e.message for e in mine.items] == [e.message for e in theirs.items], query
+            assert (mine.total, mine.total_exact) == (theirs.total, theirs.total_exact), query
+        # A walk by cursor from the latest months into the oldest.
+        seen, query = [], EventQuery(limit=17)
+        while True:
+            page = await repo.list(query)
+            seen += [e.message for e in page.items]
+            if page.next_cursor is None:
+                break
+            query = query.model_copy(update={"cursor": page.next_cursor})
+    newest_first = sorted(stored, key=lambda e: (e.timestamp, e.id), reverse=True)
+    assert seen == [e.message for e in newest_first]

@@ -45,6 +45,8 @@ SOURCE = "CASE WHEN l.level >= 4 THEN '' ELSE coalesce(e.source, '') END"
 NO_SOURCE = ""
 """The ``source`` of rollup rows counting events without a source (a source is never empty)."""
 ALL_BUCKET = "1970-01-01 00:00:00+00"
+"""The one bucket of the ``ALL`` level, as SQL writes it."""
+ALL = datetime(1970, 1, 1, tzinfo=UTC)
 """The one bucket of the ``ALL`` level."""
 
 _HOUR, _DAY, _MONTH, _ALL = Level.HOUR, Level.DAY, Level.MONTH, Level.ALL

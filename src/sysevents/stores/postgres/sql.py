@@ -16,13 +16,15 @@ from typing import Any, LiteralString
 
 from sysevents.columns import PATCHABLE
 from sysevents.model import EventPatch, EventStats, Severity
-from sysevents.query import EventFilter, EventQuery
+from sysevents.query import EventFilter
 
 from .pool import Row
 from .rollups import (
+    ALL,
     HIGHEST,
     LOWEST,
     NO_SOURCE,
+    Level,
     covered,
     rollup_cover,
 )
@@ -147,63 +149,6 @@ class Statement:
     params: list[Any]
 
 
-def page_statement(query: EventQuery, position: tuple[datetime, int] | None) -> Statement:
-    """The page of ``query`` after ``position`` (a cursor's), one row more than the limit."""
-    w = where(query)
-    newest = query.order == "newest"
-    if position is not None:
-        ts, last_id = position
-        # The plain timestamp bound lets the planner use the index range.
-        if newest:
-            w = w.add('"timestamp" <= %s', ts).add('("timestamp", id) < (%s, %s)', ts, last_id)
-        else:
-            w = w.add('"timestamp" >= %s', ts).add('("timestamp", id) > (%s, %s)', ts, last_id)
-    order: LiteralString = '"timestamp" DESC, id DESC' if newest else '"timestamp", id'
-    return Statement(
-        "SELECT "
-        + SELECT_LIST
-        + " FROM system_events"
-        + w.sql
-        + " ORDER BY "
-        + order
-        # The extra row says whether another page follows.
-        + " LIMIT %s OFFSET %s",
-        [*w.params, query.limit + 1, query.offset],
-    )
-
-
-def worth_preparing(query: EventFilter) -> bool:
-    """Whether a page of ``query`` runs as a statement prepared on its connection.
-
-    Planning costs a little per partition, so a page filtered by time alone is
-    prepared; after five runs PostgreSQL may plan it once for every value
-    (a generic plan). A filter on a value whose frequency varies (a type, a severity, a
-    source, a search of the message or the details, a trace) is planned for its
-    value each time: one generic plan would be wrong for the rare values or for
-    the common ones.
-    """
-    return (
-        not query.searches
-        and query.event_type is None
-        and query.severities() is None
-        and query.source is None
-    )
-
-
-def count_statement(query: EventQuery, cap: int) -> Statement | None:
-    """The count a page of ``query`` reports (``None``: no count asked for)."""
-    w = where(query)
-    if query.count == "exact":
-        return Statement("SELECT count(*) FROM system_events" + w.sql, w.params)
-    if query.count == "capped":
-        # Counting stops one past the cap: enough to know the total is not exact.
-        return Statement(
-            "SELECT count(*) FROM (SELECT 1 FROM system_events" + w.sql + " LIMIT %s) AS capped",
-            [*w.params, cap + 1],
-        )
-    return None
-
-
 # -- changes --------------------------------------------------------------------
 
 
@@ -259,6 +204,7 @@ def stats_statement(query: EventFilter, watermark: int, now: datetime | None = N
     # planner sees how narrow it is (an index range scan, never a table scan).
     branches: list[LiteralString] = []
     args: list[Any] = []
+    fresh = False  # whether a branch reads the rows past the watermark
     parts: tuple[LiteralString, ...] = ("0", "1", "2")
     raw: list[tuple[datetime, datetime]]
     buckets: list[tuple[int, datetime, datetime]]
@@ -279,22 +225,29 @@ def stats_statement(query: EventFilter, watermark: int, now: datetime | None = N
         keys: LiteralString = "event_type, severity, " if part == "0" else "NULL, NULL, "
         by: LiteralString = " GROUP BY 2, 3, 4" if part == "0" else ""
         for level, start, end in buckets:
+            # The all-time counts sit in one bucket (and one partition): asked
+            # by equality, the planner leaves every other partition out.
+            bounds: LiteralString = (
+                "bucket = %s" if level == Level.ALL else "bucket >= %s AND bucket < %s"
+            )
             branches.append(
                 "SELECT " + part + " AS part, " + keys
                 + ("source" if part == "0" else "NULL")
                 + " AS source, sum(n) AS n FROM system_event_rollups WHERE level = %s "
-                "AND bucket >= %s AND bucket < %s" + filters.and_sql + by
+                "AND " + bounds + filters.and_sql + by
             )  # fmt: skip
-            args += [level, start, end, *filters.params]
+            window = [ALL] if level == Level.ALL else [start, end]
+            args += [level, *window, *filters.params]
         if buckets:
-            # The rows the rollups do not count yet: past the watermark.
+            # The rows the rollups do not count yet: read once (below), counted per range.
+            fresh = True
             branches.append(
                 "SELECT " + part + " AS part, " + keys
-                + ("coalesce(source, '')" if part == "0" else "NULL")
-                + " AS source, count(*) AS n FROM system_events WHERE " + PAST_WATERMARK
-                + ' AND "timestamp" >= %s AND "timestamp" < %s' + filters.and_sql + by
+                + ("source" if part == "0" else "NULL")
+                + ' AS source, count(*) AS n FROM fresh WHERE "timestamp" >= %s '
+                'AND "timestamp" < %s' + by
             )  # fmt: skip
-            args += [watermark, *covered(buckets), *filters.params]
+            args += [*covered(buckets)]
         for start, end in raw:
             branches.append(
                 "SELECT " + part + " AS part, " + keys
@@ -311,8 +264,16 @@ def stats_statement(query: EventFilter, watermark: int, now: datetime | None = N
         "WHERE id = 1"
     )
     if branches:
+        past: LiteralString = ""
+        if fresh:
+            past = (
+                'fresh AS MATERIALIZED (SELECT event_type, severity, coalesce(source, \'\') '
+                'AS source, "timestamp" FROM system_events WHERE ' + PAST_WATERMARK
+                + filters.and_sql + "), "
+            )  # fmt: skip
+            args = [watermark, *filters.params, *args]
         sql: LiteralString = (
-            "WITH c AS MATERIALIZED (" + " UNION ALL ".join(branches) + ") "
+            "WITH " + past + "c AS MATERIALIZED (" + " UNION ALL ".join(branches) + ") "
             'SELECT 0, event_type::text COLLATE "C", severity::text COLLATE "C", '
             'source::text COLLATE "C", sum(n), NULL::timestamptz, NULL::timestamptz '
             "FROM c WHERE part = 0 GROUP BY 2, 3, 4 HAVING sum(n) <> 0 UNION ALL "

@@ -28,6 +28,7 @@ from .ids import month_index
 from .inserts import COPY_FROM, KeyTaken, copy_batch, insert_batch, insert_one
 from .keys import PostgresKeyStore, database_secret
 from .lease import Lease
+from .pages import read_page
 from .partitions import ensure_ahead, ensure_partitions, history_end
 from .pool import Connection, NoPartition, PostgresPool
 from .rows import event_rows
@@ -318,22 +319,8 @@ class PostgresEventRepository(RepositoryBase):
             # The database's own cursor secret: every replica signs alike.
             self._secrets = [(await database_secret(self._db, "cursor")).encode()]
             self._secrets_loaded = True
-        page = sql.page_statement(query, self._position(query))
-        count = sql.count_statement(query, self.count_cap)
-        counted: int | None = None
-        prepare = sql.worth_preparing(query)
-        async with self._db.connection() as conn, conn.cursor(row_factory=event_rows) as cur:
-            if count is None:
-                await cur.execute(page.sql, page.params, prepare=prepare)
-                rows = await cur.fetchall()
-            else:
-                async with conn.pipeline():
-                    await cur.execute(page.sql, page.params, prepare=prepare)
-                    count_cur = await conn.execute(count.sql, count.params, prepare=False)
-                rows = await cur.fetchall()
-                count_row = await count_cur.fetchone()
-                assert count_row is not None
-                counted = int(count_row[0])
+        async with self._db.connection() as conn:
+            rows, counted = await read_page(conn, query, self._position(query), self.count_cap)
         total, exact = page_total(query.count, counted, self.count_cap)
         return Listing(rows, total, exact)
 
