@@ -24,8 +24,8 @@ from sysevents import EventFilter, EventQuery, RetentionPolicy
 from sysevents._cursor import encode_cursor
 from sysevents.stores.postgres import PostgresEventRepository
 from sysevents.stores.postgres import sql as statements
-from sysevents.stores.postgres.rows import SELECT_LIST
 from sysevents.stores.postgres.ids import month_end, month_index
+from sysevents.stores.postgres.rows import SELECT_LIST
 
 FLAT_INDEXES = (
     "ALTER TABLE bench_flat ADD PRIMARY KEY (id)",
@@ -39,10 +39,7 @@ PROBE_INSERT = (
     'INSERT INTO system_events (event_type, severity, message, details, "timestamp") '
     "VALUES ('bench_probe', 'info', 'probe', '{}', now())"
 )
-PAGE = (
-    "SELECT " + SELECT_LIST + " FROM {table}{where} "
-    'ORDER BY "timestamp" DESC, id DESC LIMIT 51'
-)
+PAGE = "SELECT " + SELECT_LIST + ' FROM {table}{where} ORDER BY "timestamp" DESC, id DESC LIMIT 51'
 
 
 async def make_flat(ctx: Context) -> None:

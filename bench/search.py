@@ -45,8 +45,8 @@ import sysevents  # noqa: E402
 from sysevents.migrate import upgrade  # noqa: E402
 from sysevents.query import EventFilter, EventQuery  # noqa: E402
 from sysevents.stores.postgres import pages, sql  # noqa: E402
-from sysevents.stores.postgres.rows import SELECT_LIST  # noqa: E402
 from sysevents.stores.postgres.rollups import Level  # noqa: E402
+from sysevents.stores.postgres.rows import SELECT_LIST  # noqa: E402
 
 NAME = "sysevents_bench_search"
 
