@@ -18,7 +18,8 @@ def test_the_table_lists_every_field_of_an_event_in_order() -> None:
 def test_given_and_patchable_fields_are_those_of_the_input_models() -> None:
     assert {c.name for c in GIVEN} == set(NewEvent.model_fields)
     assert {c.name for c in PATCHABLE} == set(EventPatch.model_fields)
-    assert {c.name for c in COLUMNS if not c.given} == {"id", "created_at"}
+    assert {c.name for c in COLUMNS if not c.given} == {"id", "created_at", "written_by"}
+    assert {c.name for c in COLUMNS if c.stamp} == {"written_by"}
 
 
 def test_a_csv_export_has_a_column_per_field() -> None:

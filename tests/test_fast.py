@@ -18,9 +18,14 @@ ids = st.integers(min_value=1, max_value=MAX_EVENT_ID)
 CREATED = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 
 
-def stored_values(new: NewEvent, event_id: int) -> dict[str, object]:
+def stored_values(new: NewEvent, event_id: int, caller: str = "") -> dict[str, object]:
     """Every field of the stored event, in the model's field order (as the store gives them)."""
-    values = {"id": event_id, **new.model_dump(), "created_at": CREATED}
+    values = {
+        "id": event_id,
+        **new.model_dump(),
+        "created_at": CREATED,
+        "written_by": caller or None,
+    }
     return {name: values[name] for name in Event.model_fields}
 
 
@@ -47,8 +52,9 @@ def test_a_trusted_event_equals_a_validated_one(new: NewEvent, event_id: int) ->
 def test_as_stored_equals_the_event_validated_from_the_new_one(
     new: NewEvent, event_id: int
 ) -> None:
-    stored = as_stored(new, event_id, CREATED)
-    assert stored == Event.model_validate(stored_values(new, event_id))
+    stored = as_stored(new, event_id, CREATED, "0f3a9c2e71b4")
+    assert stored == Event.model_validate(stored_values(new, event_id, "0f3a9c2e71b4"))
+    assert stored.written_by == "0f3a9c2e71b4"
     if new.details is not None:
         assert stored.details is not new.details  # the caller gets its own copy
 

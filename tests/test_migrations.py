@@ -225,7 +225,9 @@ def test_columns_and_types(fresh_url: str) -> None:
         "ingest_xid",
         "trace_id",
         "span_id",
+        "written_by",
     ]
+    assert columns["written_by"][:3] == ("character varying", 100, "YES")
     # Not an identity: ids are made from the month and a sequence (see postgres/ids.py).
     assert columns["id"][:4] == ("bigint", None, "NO", "NO")
     assert columns["id"][4] == "nextval('system_events_seq'::regclass)"
@@ -272,6 +274,7 @@ def test_indexes(fresh_url: str) -> None:
     assert defs == {
         "pk_system_events": 'btree (id, "timestamp")',
         "ix_system_events_ingest_xid_id": "btree (ingest_xid, id)",
+        "ix_system_events_written_by_timestamp_id": 'btree (written_by, "timestamp" DESC, id DESC)',
         "ix_system_events_timestamp_id": 'btree ("timestamp" DESC, id DESC)',
         "ix_system_events_type_severity_timestamp_id": (
             'btree (event_type, severity, "timestamp" DESC, id DESC)'

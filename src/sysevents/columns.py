@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, LiteralString, Protocol
 
-__all__ = ["COLUMNS", "FIELDS", "GIVEN", "PATCHABLE", "Column", "Kind", "Written"]
+__all__ = ["COLUMNS", "FIELDS", "GIVEN", "PATCHABLE", "STAMPED", "Column", "Kind", "Written"]
 
 
 class Written(Protocol):
@@ -47,6 +47,8 @@ class Column:
     kind: Kind
     given: bool = True
     """Written from what the caller gives (``False``: the store sets it, as ``id``)."""
+    stamp: bool = False
+    """The store writes who called (``written_by``): the caller never gives it."""
     patchable: bool = False
     """An :class:`~sysevents.model.EventPatch` may change it."""
 
@@ -72,6 +74,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("idempotency_key", Kind.TEXT),
     Column("trace_id", Kind.TEXT, patchable=True),
     Column("span_id", Kind.TEXT, patchable=True),
+    Column("written_by", Kind.TEXT, given=False, stamp=True),
 )
 """Every stored field, in the order of :class:`~sysevents.model.Event`'s fields."""
 
@@ -81,3 +84,5 @@ GIVEN: tuple[Column, ...] = tuple(c for c in COLUMNS if c.given)
 """The fields written from what the caller gives, in order."""
 PATCHABLE: tuple[Column, ...] = tuple(c for c in COLUMNS if c.patchable)
 """The fields a patch may change, in order."""
+STAMPED: tuple[Column, ...] = tuple(c for c in COLUMNS if c.stamp)
+"""The fields the store fills with who called, in order."""

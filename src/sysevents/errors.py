@@ -67,6 +67,20 @@ class StoreUnavailableError(StoreError):
     """The store cannot be reached, or did not answer in time."""
 
 
+class ReservedTypeError(SyseventsError):
+    """A client sent an event type that only sysevents itself writes (``sysevents.``...)."""
+
+    def __init__(self, field: str = "event_type") -> None:
+        self.field = field
+        super().__init__(
+            f"{field}: types beginning {RESERVED_PREFIX!r} are written only by sysevents itself"
+        )
+
+
+RESERVED_PREFIX = "sysevents."
+"""The event types only sysevents writes (audit, retention, key and lifecycle records)."""
+
+
 class AppendOnlyError(SyseventsError):
     """The store is append-only: events cannot be changed or deleted."""
 

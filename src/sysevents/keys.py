@@ -68,6 +68,14 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(**{{"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}[unit]: amount})
 
 
+def expiry_in(text: str, now: datetime | None = None) -> datetime:
+    """When a key made now expires, ``text`` (``90d``...) from now; past year 9999 is an error."""
+    try:
+        return (now or datetime.now(UTC)) + parse_duration(text)
+    except OverflowError:
+        raise ConfigurationError(f"{text!r} from now is past the year 9999") from None
+
+
 def name_rules(name: str) -> str:
     """A key name: 1–50 characters, no control characters, no ``:`` or ``,``."""
     check_label(name)

@@ -31,6 +31,7 @@ from ._fast import (
     take_details_text,
 )
 from .rules import (
+    MAX_CALLER_LENGTH,
     MAX_EVENT_ID,
     MAX_EVENT_TYPE_LENGTH,
     MAX_IDEMPOTENCY_KEY_LENGTH,
@@ -64,6 +65,7 @@ __all__ = [
     "SpanId",
     "Timestamp",
     "TraceId",
+    "WrittenBy",
 ]
 
 
@@ -224,6 +226,14 @@ SpanId = Annotated[
 """An OpenTelemetry span id: 16 lowercase hex digits, not all zero."""
 
 
+WrittenBy = Annotated[
+    str,
+    Field(min_length=1, max_length=MAX_CALLER_LENGTH, examples=["0f3a9c2e71b4"]),
+    AfterValidator(check_label),
+]
+"""Who stored an event: an API key's id, ``anonymous``, or a library caller."""
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -299,6 +309,9 @@ class Event(BaseModel):
     idempotency_key: str | None = None
     trace_id: str | None = None
     span_id: str | None = None
+    written_by: str | None = None
+    """Who stored it, as the store saw it: an API key's id, ``anonymous``, or the
+    library's ``caller``; never given by the writer."""
 
 
 _PATCHABLE_NOT_NULL = ("event_type", "severity", "message", "timestamp")

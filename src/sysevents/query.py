@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator
 
-from .model import AwareDatetime, Event, EventType, Severity, Source, TraceId
+from .model import AwareDatetime, Event, EventType, Severity, Source, TraceId, WrittenBy
 from .rules import MAX_EVENT_ID
 from .search import DETAILS_PREFIX, check_details_filters, check_q, details_at, json_equal
 
@@ -52,6 +52,8 @@ class EventFilter(BaseModel):
     since: AwareDatetime | None = None
     until: AwareDatetime | None = None
     trace_id: TraceId | None = None
+    written_by: WrittenBy | None = None
+    """Only events stored by this writer (an API key's id, ``anonymous``, a library caller)."""
     q: str | None = None
     """Only events whose message contains this text, ignoring case (see ``sysevents.search``)."""
     details: dict[str, Any] | None = None
@@ -69,8 +71,16 @@ class EventFilter(BaseModel):
 
     @property
     def searches(self) -> bool:
-        """Whether ``q``, ``details`` or ``trace_id`` is given: what the rollups cannot count."""
-        return self.q is not None or bool(self.details) or self.trace_id is not None
+        """Whether a filter the rollups cannot count is given: stats then count rows.
+
+        Those are ``q``, ``details``, ``trace_id`` and ``written_by``.
+        """
+        return (
+            self.q is not None
+            or bool(self.details)
+            or self.trace_id is not None
+            or self.written_by is not None
+        )
 
     def filter_key(self) -> str:
         """A canonical text of the filters, equal exactly for equal filters."""
@@ -98,6 +108,8 @@ class EventFilter(BaseModel):
             )
         if self.trace_id is not None:
             key.append(["trace_id", self.trace_id])
+        if self.written_by is not None:
+            key.append(["written_by", self.written_by])
         return json.dumps(key, ensure_ascii=False, separators=(",", ":"))
 
     def severities(self) -> list[Severity] | None:
@@ -122,6 +134,8 @@ class EventFilter(BaseModel):
         if self.source is not None and event.source != self.source:
             return False
         if self.trace_id is not None and event.trace_id != self.trace_id:
+            return False
+        if self.written_by is not None and event.written_by != self.written_by:
             return False
         if self.since is not None and event.timestamp < self.since:
             return False
@@ -148,6 +162,8 @@ class EventFilter(BaseModel):
             params.append(("until", self.until.isoformat()))
         if self.trace_id is not None:
             params.append(("trace_id", self.trace_id))
+        if self.written_by is not None:
+            params.append(("written_by", self.written_by))
         if self.q is not None:
             params.append(("q", self.q))
         # The value always as JSON text, so that a string never reads back as a number.

@@ -21,6 +21,8 @@ MAX_EVENT_TYPE_LENGTH = 50
 """The longest ``event_type``, in characters."""
 MAX_SOURCE_LENGTH = 100
 """The longest ``source``, in characters."""
+MAX_CALLER_LENGTH = 100
+"""The longest ``caller`` of a write, kept as the events' ``written_by``."""
 MAX_IDEMPOTENCY_KEY_LENGTH = 100
 """The longest idempotency key, in characters."""
 MAX_FUTURE = timedelta(days=1)

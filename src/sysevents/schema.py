@@ -22,7 +22,12 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 from .keys import MAX_NAME_LENGTH
 from .model import Severity
-from .rules import MAX_EVENT_TYPE_LENGTH, MAX_IDEMPOTENCY_KEY_LENGTH, MAX_SOURCE_LENGTH
+from .rules import (
+    MAX_CALLER_LENGTH,
+    MAX_EVENT_TYPE_LENGTH,
+    MAX_IDEMPOTENCY_KEY_LENGTH,
+    MAX_SOURCE_LENGTH,
+)
 
 SEVERITY_NAMES = tuple(s.value for s in Severity)
 """The severity names the ``severity`` column accepts, lowest first."""
@@ -61,6 +66,8 @@ system_events = Table(
     # The OpenTelemetry trace and span the event happened in (lowercase hex).
     Column("trace_id", String(32), nullable=True),
     Column("span_id", String(16), nullable=True),
+    # Who stored it (an API key's id, anonymous, or the library's caller): migration 0011.
+    Column("written_by", String(MAX_CALLER_LENGTH), nullable=True),
     PrimaryKeyConstraint("id", "timestamp"),
     CheckConstraint(
         "severity IN (" + ", ".join(f"'{name}'" for name in SEVERITY_NAMES) + ")",
@@ -88,6 +95,12 @@ Index(
 )
 Index("ix_system_events_severity_timestamp_id", _c.severity, _c.timestamp.desc(), _c.id.desc())
 Index("ix_system_events_source_timestamp_id", _c.source, _c.timestamp.desc(), _c.id.desc())
+Index(
+    "ix_system_events_written_by_timestamp_id",
+    _c.written_by,
+    _c.timestamp.desc(),
+    _c.id.desc(),
+)
 # The fold's steps and the live tails read rows in (ingest_xid, id) order.
 Index("ix_system_events_ingest_xid_id", _c.ingest_xid, _c.id)
 # Partial: most events belong to no trace, and those cost the index nothing.

@@ -23,6 +23,7 @@ from .errors import (
     InvalidEventError,
     KeyNotFoundError,
     NotFoundError,
+    ReservedTypeError,
     StoreError,
     StoreUnavailableError,
     SyseventsError,
@@ -90,6 +91,15 @@ def _cursor(answer: Answer) -> SyseventsError | None:
     return InvalidCursorError(str(cursor[0]["msg"])) if cursor else None
 
 
+def _reserved(answer: Answer) -> SyseventsError | None:
+    fields = [
+        str(e.get("field"))
+        for e in answer.problem.get("errors") or ()
+        if isinstance(e, Mapping) and e.get("type") == "reserved"
+    ]
+    return ReservedTypeError(fields[0]) if fields else None
+
+
 def _conflicting_fields(answer: Answer) -> list[str]:
     return [
         str(e.get("field"))
@@ -102,6 +112,7 @@ ERRORS: tuple[Row, ...] = (
     Row(InvalidCursorError, (400,), _cursor),
     Row(InvalidEventError, (400, 413), lambda a: InvalidEventError(_field_errors(a))),
     Row(AuthenticationError, (401,), lambda a: AuthenticationError()),
+    Row(ReservedTypeError, (403,), _reserved),
     Row(ForbiddenError, (403,), lambda a: ForbiddenError(str(a.problem.get("scope") or "?"))),
     Row(NotFoundError, (404,), lambda a: None if a.event_id is None else NotFoundError(a.event_id)),
     Row(KeyNotFoundError, (404,), lambda a: None),

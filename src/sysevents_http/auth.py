@@ -32,8 +32,9 @@ SCOPE_OPT = "sysevents_scope"
 """The route option naming the scope a route needs (absent: the route is open)."""
 STATE_KEY = "sysevents_caller"
 """Where the request's state keeps its :class:`Caller`."""
-ANONYMOUS = ""
-"""The caller without a key (auth off): its idempotency keys are its own too."""
+ANONYMOUS = "anonymous"
+"""Who the caller without a key (auth off) is: its events' ``written_by``, and the
+owner of its idempotency keys."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,14 +44,13 @@ class Caller:
     key: ApiKey | None
 
     @property
-    def name(self) -> str:
-        """The key's name; ``""`` for nobody."""
-        return self.key.name if self.key is not None else ANONYMOUS
+    def id(self) -> str:
+        """Who this is for the store: the key's id (never its secret), or ``anonymous``.
 
-    @property
-    def actor(self) -> str:
-        """The name the audit trail gives this caller."""
-        return self.key.name if self.key is not None else "anonymous"
+        Events it writes carry it as ``written_by``; its idempotency keys, its
+        audit records and its rate limit are its own.
+        """
+        return self.key.key_id if self.key is not None else ANONYMOUS
 
 
 def presented_key(headers: Any) -> str | None:

@@ -24,6 +24,7 @@ from sysevents import (
     ForbiddenError,
     IdempotencyConflictError,
     InvalidEventError,
+    ReservedTypeError,
     StoreUnavailableError,
     SyseventsError,
 )
@@ -133,6 +134,10 @@ def _library(request: Request[Any, Any, Any], exc: SyseventsError) -> Response[d
     if isinstance(exc, AuthenticationError):
         # The same answer for no key, a malformed, unknown, expired or revoked one.
         return problem(status, str(exc), headers={"WWW-Authenticate": 'Bearer realm="sysevents"'})
+    if isinstance(exc, ReservedTypeError):
+        message = str(exc).removeprefix(f"{exc.field}: ")
+        errors = [{"field": exc.field, "message": message, "type": "reserved"}]
+        return problem(status, str(exc), errors=errors)
     if isinstance(exc, ForbiddenError):
         response = problem(status, str(exc))
         response.content["scope"] = exc.scope

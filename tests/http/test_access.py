@@ -172,6 +172,11 @@ async def test_keys_over_rest_are_shown_once_and_listed_without_them(
         "/api/keys", json={"name": "x", "scopes": ["root"], "expires_in": "soon"}, headers=admin
     )
     assert bad.status_code == 400
+    forever = await client.post(
+        "/api/keys", json={"name": "y", "scopes": ["read"], "expires_in": "999999w"}, headers=admin
+    )
+    assert forever.status_code == 400  # past the year 9999: named, never a 500
+    assert forever.json()["errors"][0]["field"] == "expires_in"
     assert await code(client.delete("/api/keys/ci", headers=admin)) == 200
     assert (
         await client.post("/api/events", json=EVENT, headers={"X-API-Key": key})

@@ -176,11 +176,13 @@ async def test_replicas_share_one_budget_through_redis(limited: tuple[Client, Cl
 async def test_changes_through_the_api_are_audited() -> None:
     repo = MemoryEventRepository()
     text = await admin_key(repo, "ops-team")
+    key_id = text.split("_")[1]  # se_<id>_<secret>: the public part names the key
     auth = {"X-API-Key": text}
     async with AsyncTestClient(
         create_app(Settings(rate_limit="off"), repository=repo, options=HttpOptions())
     ) as client:
         event = (await client.post("/api/events", json=EVENT, headers=auth)).json()
+        assert event["written_by"] == key_id
         updated = await client.put(
             f"/api/events/{event['id']}",
             json={"message": "v1.3", "severity": "warning"},
@@ -202,16 +204,17 @@ async def test_changes_through_the_api_are_audited() -> None:
         EVENT_DELETED,
     ]  # nothing for the failures
     update, delete = audits
+    assert update.written_by == delete.written_by == key_id
     assert update.details == {
         "event_id": event["id"],
-        "key": "ops-team",
+        "key": key_id,
         "changes": {
             "severity": {"old": "info", "new": "warning"},
             "message": {"old": "v1.2 is live", "new": "v1.3"},
         },
     }
     assert delete.details is not None
-    assert (delete.details["event_id"], delete.details["key"]) == (event["id"], "ops-team")
+    assert (delete.details["event_id"], delete.details["key"]) == (event["id"], key_id)
     assert delete.details["event"]["message"] == "v1.3"
 
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sysevents._connect import connect
 from sysevents.errors import ConfigurationError
-from sysevents.keys import ApiKey, new_key, parse_duration, parse_scopes
+from sysevents.keys import ApiKey, expiry_in, new_key, parse_scopes
 from sysevents.settings import Settings
 
 
@@ -32,7 +32,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     """Run one ``keys`` subcommand."""
     if args.keys_command == "create":
         scopes = parse_scopes(args.scope)
-        expires = datetime.now(UTC) + parse_duration(args.expires) if args.expires else None
+        expires = expiry_in(args.expires) if args.expires else None
         if settings.database_url.startswith("memory:"):
             return _stateless(args.name, scopes, expires)
     return asyncio.run(_run(args, settings))
@@ -57,7 +57,7 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
             raise ConfigurationError(f"{settings.database_url.split(':')[0]}:// keeps no API keys")
         if args.keys_command == "create":
             scopes = parse_scopes(args.scope)
-            expires = datetime.now(UTC) + parse_duration(args.expires) if args.expires else None
+            expires = expiry_in(args.expires) if args.expires else None
             key, text = await store.create_key(args.name, scopes, expires)
             print(f"created the key {key.name!r}: {_describe(key)}")
             print("store it now: it is shown only once, and kept only as a hash")

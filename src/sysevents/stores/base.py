@@ -24,7 +24,7 @@ from sysevents.errors import (
 )
 from sysevents.model import Event, EventPage, EventPatch, NewEvent
 from sysevents.query import EventQuery
-from sysevents.rules import utf8_longer_than
+from sysevents.rules import MAX_CALLER_LENGTH, check_label, utf8_longer_than
 from sysevents.settings import Settings, with_overrides
 from sysevents.store import EventStore
 
@@ -187,6 +187,25 @@ _EVENTS: TypeAdapter[list[Event]] = TypeAdapter(list[Event])
 
 
 # -- idempotency: one rule for every backend -----------------------------------
+
+
+def check_caller(caller: str | None) -> str:
+    """``caller`` as the store keeps it (``""``: none), or ``InvalidEventError`` naming it.
+
+    It becomes the stored events' ``written_by`` and owns their idempotency
+    keys: 1-100 characters, no control characters.
+    """
+    if caller is None or caller == "":
+        return ""
+    try:
+        check_label(caller)
+        if len(caller) > MAX_CALLER_LENGTH:
+            raise ValueError(f"must be at most {MAX_CALLER_LENGTH} characters")
+    except ValueError as exc:
+        raise InvalidEventError(
+            [{"loc": ("caller",), "msg": str(exc), "type": "value_error"}]
+        ) from None
+    return caller
 
 
 def replayed(new: NewEvent, stored: Event) -> Event:

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sysevents.audit import delete_record, update_record
+from sysevents.columns import GIVEN
 from sysevents.errors import NotFoundError
 from sysevents.histogram import EventHistogram, plan_histogram
 from sysevents.keys import MemoryKeyStore
@@ -21,7 +22,7 @@ from sysevents.rules import is_event_id
 from sysevents.settings import Settings
 from sysevents.tail import Tailed, bad_position
 
-from .base import Listing, RepositoryBase, first_of_each_key, replayed
+from .base import Listing, RepositoryBase, check_caller, first_of_each_key, replayed
 
 
 class MemoryEventRepository(RepositoryBase):
@@ -82,19 +83,9 @@ class MemoryEventRepository(RepositoryBase):
             stored = self._keyed(caller, key, now)
             if stored is not None:
                 return _copy(replayed(new, stored))
-        event = Event.model_construct(
-            id=self._next_id,
-            event_type=new.event_type,
-            severity=new.severity,
-            message=new.message,
-            details=copy.deepcopy(new.details),
-            source=new.source,
-            timestamp=new.timestamp,
-            created_at=now,
-            idempotency_key=key,
-            trace_id=new.trace_id,
-            span_id=new.span_id,
-        )
+        values: dict[str, Any] = {c.name: copy.deepcopy(getattr(new, c.name)) for c in GIVEN}
+        values.update(id=self._next_id, created_at=now, written_by=caller or None)
+        event = Event.model_construct(**values)
         self._events[event.id] = event
         if key is not None:
             self._keys[caller, key] = event.id
@@ -111,7 +102,7 @@ class MemoryEventRepository(RepositoryBase):
         """Store one event."""
         self._ensure_open()
         self._check_sizes([new], loc_prefix=False)
-        return self._store(new, datetime.now(UTC), caller or "")
+        return self._store(new, datetime.now(UTC), check_caller(caller))
 
     async def add_many(
         self, news: Sequence[NewEvent], *, caller: str | None = None
@@ -120,8 +111,9 @@ class MemoryEventRepository(RepositoryBase):
         self._ensure_open()
         self._check_sizes(news, loc_prefix=True)
         now = datetime.now(UTC)
-        self._check_keys(news, caller or "", now)
-        return [self._store(new, now, caller or "") for new in news]
+        caller = check_caller(caller)
+        self._check_keys(news, caller, now)
+        return [self._store(new, now, caller) for new in news]
 
     async def get(self, event_id: int) -> Event | None:
         """The event, or ``None``."""
@@ -141,7 +133,8 @@ class MemoryEventRepository(RepositoryBase):
         updated = current.model_copy(update=changes)
         self._events[event_id] = updated
         if actor is not None:
-            self._store(update_record(current, updated, actor), datetime.now(UTC))
+            record = update_record(current, updated, actor)
+            self._store(record, datetime.now(UTC), check_caller(actor))
         return _copy(updated)
 
     async def delete(self, event_id: int, *, actor: str | None = None) -> None:
@@ -153,7 +146,7 @@ class MemoryEventRepository(RepositoryBase):
             raise NotFoundError(event_id)
         self._forget_key(gone)
         if actor is not None:
-            self._store(delete_record(gone, actor), datetime.now(UTC))
+            self._store(delete_record(gone, actor), datetime.now(UTC), check_caller(actor))
 
     def _forget_key(self, gone: Event) -> None:
         caller = self._callers.pop(gone.id, None)

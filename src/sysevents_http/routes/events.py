@@ -12,8 +12,18 @@ from litestar.params import HeaderParameter, JSONBody
 from litestar.status_codes import HTTP_204_NO_CONTENT
 from pydantic import TypeAdapter, ValidationError
 
-from sysevents import Event, EventFilter, EventPage, EventPatch, EventQuery, EventStats, NewEvent
+from sysevents import (
+    Event,
+    EventFilter,
+    EventPage,
+    EventPatch,
+    EventQuery,
+    EventStats,
+    NewEvent,
+    ReservedTypeError,
+)
 from sysevents import NotFoundError as EventNotFound
+from sysevents.errors import RESERVED_PREFIX
 from sysevents.keys import Scope
 from sysevents.model import IdempotencyKey
 from sysevents_http.auth import SCOPE_OPT, caller_of
@@ -58,6 +68,12 @@ IdempotencyKeyHeader = Annotated[
     ),
 ]
 _KEY = TypeAdapter(IdempotencyKey)
+
+
+def refuse_reserved(event_type: str, field: str) -> None:
+    """A 403 naming ``field`` for a type only sysevents itself writes (``sysevents.``...)."""
+    if event_type.startswith(RESERVED_PREFIX):
+        raise ReservedTypeError(field)
 
 
 def _keyed(data: NewEvent, header: str | None) -> NewEvent:
@@ -125,8 +141,9 @@ async def create_event(
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response[Event]:
     """Store one event."""
+    refuse_reserved(data.event_type, "event_type")
     new = _keyed(data, idempotency_key)
-    event = await service.store.add(new, caller=caller_of(request).name)
+    event = await service.store.add(new, caller=caller_of(request).id)
     return json_response(
         event.model_dump_json().encode(), 201, {"Location": f"/api/events/{event.id}"}
     )
@@ -157,7 +174,9 @@ async def create_events(
     service: NamedDependency[Service],
 ) -> StoredBatch:
     """Store several events, all or none (the batch size is checked as the body is read)."""
-    caller = caller_of(request).name
+    for index, new in enumerate(data.events):
+        refuse_reserved(new.event_type, f"events.{index}.event_type")
+    caller = caller_of(request).id
     events = await service.store.add_many(data.events, caller=caller)
     return StoredBatch(events=events)
 
@@ -262,8 +281,10 @@ async def update_event(
     service: NamedDependency[Service],
 ) -> Response[Event]:
     """Apply a patch (recorded in the audit trail)."""
+    if data.event_type is not None:
+        refuse_reserved(data.event_type, "event_type")
     wanted = parse_event_id(event_id)
-    actor = caller_of(request).actor
+    actor = caller_of(request).id
     event = await service.store.update(wanted, data, actor=actor)
     return json_response(event.model_dump_json().encode())
 
@@ -282,7 +303,7 @@ async def delete_event(
 ) -> None:
     """Remove an event (recorded in the audit trail)."""
     wanted = parse_event_id(event_id)
-    await service.store.delete(wanted, actor=caller_of(request).actor)
+    await service.store.delete(wanted, actor=caller_of(request).id)
 
 
 EVENT_ROUTES = [

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated
 
 from litestar import delete, get, post
@@ -11,7 +11,7 @@ from litestar.params import JSONBody, PathParameter
 from pydantic import BaseModel, ConfigDict, Field
 
 from sysevents import ConfigurationError, InvalidEventError
-from sysevents.keys import MAX_NAME_LENGTH, ApiKey, KeyName, Scope, parse_duration
+from sysevents.keys import MAX_NAME_LENGTH, ApiKey, KeyName, Scope, expiry_in
 from sysevents_http.auth import SCOPE_OPT
 from sysevents_http.service import Service
 
@@ -77,7 +77,7 @@ def _expiry(expires_in: str | None) -> datetime | None:
     if expires_in is None:
         return None
     try:
-        return datetime.now(UTC) + parse_duration(expires_in)
+        return expiry_in(expires_in)
     except ConfigurationError as exc:
         raise InvalidEventError(
             [{"loc": ("expires_in",), "msg": str(exc), "type": "value_error"}]

@@ -20,6 +20,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from pydantic import BaseModel, Field, ValidationError
 
 from sysevents import NewEvent
+from sysevents.errors import RESERVED_PREFIX
 from sysevents.keys import Scope
 from sysevents_http.auth import SCOPE_OPT, caller_of
 from sysevents_http.body import CONTEXT_OPT, parse_json
@@ -127,7 +128,10 @@ def _events(
         try:
             if isinstance(record, BadRecord):
                 raise record
-            events.append(to_event(record, context))
+            event = to_event(record, context)
+            if event.event_type.startswith(RESERVED_PREFIX):
+                raise BadRecord(f"event types beginning {RESERVED_PREFIX!r} are sysevents' own")
+            events.append(event)
         except (BadRecord, ValidationError) as exc:
             reasons.append(refusal(index, exc))
     return events, reasons
@@ -194,7 +198,7 @@ async def export_logs(
             raise
         return _refused(400, str(detail), protobuf)
     events, reasons = _events(records, options)
-    caller = caller_of(request).name
+    caller = caller_of(request).id
     size = int(options.get("max_batch_size", DEFAULT_MAX_BATCH_SIZE))
     for start in range(0, len(events), size):
         await service.store.add_many(events[start : start + size], caller=caller)

@@ -173,6 +173,15 @@ TraceFilter = Annotated[
         schema_extra={"pattern": "^[0-9a-f]{32}$"},
     ),
 ]
+WrittenByFilter = Annotated[
+    str | None,
+    QueryParameter(
+        description="Only events stored by this writer: an API key's id (the `se_<id>_` part "
+        "of the key), `anonymous`, or a library caller.",
+        min_length=1,
+        max_length=100,
+    ),
+]
 # Times stay text until the model reads them: a bare number is not a time, and
 # the framework's lax parsing would take one as seconds since the epoch.
 Since = Annotated[
@@ -225,10 +234,20 @@ _FILTER_PARAMETERS: dict[str, Any] = {
     "since": Since,
     "until": Until,
     "trace_id": TraceFilter,
+    "written_by": WrittenByFilter,
     "q": Q,
     "details_path": DetailsDoc,
 }
-_FIELDS = ("event_type", "severity", "min_severity", "source", "since", "until", "trace_id")
+_FIELDS = (
+    "event_type",
+    "severity",
+    "min_severity",
+    "source",
+    "since",
+    "until",
+    "trace_id",
+    "written_by",
+)
 
 
 def with_filters(handler: H) -> H:

@@ -14,7 +14,7 @@ from typing import Any, LiteralString
 
 from psycopg.rows import dict_row
 
-from sysevents.columns import GIVEN, Column, Kind
+from sysevents.columns import GIVEN, STAMPED, Column, Kind
 from sysevents.errors import StoreError
 from sysevents.model import Event, NewEvent
 from sysevents.stores.base import first_of_each_key, replayed
@@ -24,6 +24,7 @@ from .pool import Connection
 from .rows import (
     GIVEN_NAMES,
     SELECT_LIST,
+    STAMPED_NAMES,
     array_type,
     as_stored,
     event_of,
@@ -32,15 +33,18 @@ from .rows import (
     placeholder,
     select_list,
     sql_name,
+    stamps,
 )
 
-# One event without an idempotency key: every given column but the key.
+# One event without an idempotency key: every given column but the key, and who wrote it.
 _ONE = [c for c in GIVEN if c.name != "idempotency_key"]
 _INSERT_ONE = (
     "INSERT INTO system_events (id, "
     + ", ".join(sql_name(c) for c in _ONE)
+    + ", "
+    + STAMPED_NAMES
     + ") VALUES (%s::bigint << 36 | nextval('system_events_seq'), "
-    + ", ".join(placeholder(c) for c in _ONE)
+    + ", ".join(placeholder(c) for c in [*_ONE, *STAMPED])
     + ") RETURNING "
     + SELECT_LIST
 )
@@ -75,9 +79,15 @@ _INSERT_MANY = (
     'claimed AS (INSERT INTO system_event_keys AS k (caller, key, id, "timestamp") '
     'SELECT %s, idempotency_key, id, "timestamp" FROM numbered '
     "WHERE idempotency_key IS NOT NULL " + _CLAIM + ") "
-    "INSERT INTO system_events (id, " + GIVEN_NAMES + ", idempotency_caller) "
+    "INSERT INTO system_events (id, "
+    + GIVEN_NAMES
+    + ", "
+    + STAMPED_NAMES
+    + ", idempotency_caller) "
     "SELECT id, "
     + ", ".join(_as_written(c) for c in GIVEN)
+    + ", "
+    + ", ".join("%s" for _ in STAMPED)
     + ", %s FROM numbered WHERE idempotency_key IS NULL "
     "OR idempotency_key IN (SELECT key FROM claimed) ORDER BY ord "
     # The rest of each stored event is what was sent: nothing else is read back.
@@ -97,7 +107,10 @@ _CLAIM_MANY = (
     'INSERT INTO system_event_keys AS k (caller, key, id, "timestamp") '
     "SELECT %s, * FROM unnest(%s::text[], %s::bigint[], %s::timestamptz[]) " + _CLAIM
 )
-_COPY = "COPY system_events (id, " + GIVEN_NAMES + ", idempotency_caller) FROM STDIN"
+_COPY = (
+    "COPY system_events (id, " + GIVEN_NAMES + ", " + STAMPED_NAMES + ", idempotency_caller) "
+    "FROM STDIN"
+)
 # The event of each key; a key whose event is gone (removed by retention with
 # its partition) comes back with a NULL event and is given up.
 _BY_KEYS = (
@@ -116,9 +129,9 @@ class KeyTaken(Exception):
     """A COPY met an idempotency key that is already stored; nothing was stored."""
 
 
-async def insert_one(conn: Connection, new: NewEvent) -> Event:
-    """Store one event without an idempotency key."""
-    params = [month_index(new.timestamp), *(c.value_of(new) for c in _ONE)]
+async def insert_one(conn: Connection, new: NewEvent, caller: str) -> Event:
+    """Store one event without an idempotency key, written by ``caller`` (``""``: nobody said)."""
+    params = [month_index(new.timestamp), *(c.value_of(new) for c in _ONE), *stamps(caller)]
     async with conn.cursor(row_factory=event_rows) as cur:
         await cur.execute(_INSERT_ONE, params)
         event = await cur.fetchone()
@@ -133,7 +146,8 @@ def _batch_params(news: Sequence[NewEvent], caller: str, window: float) -> list[
     key window and the caller again.
     """
     arrays: list[Any] = [[c.value_of(n) for n in news] for c in GIVEN]
-    return [*arrays, [month_index(n.timestamp) for n in news], caller, window, caller]
+    months = [month_index(n.timestamp) for n in news]
+    return [*arrays, months, caller, window, *stamps(caller), caller]
 
 
 async def insert_batch(
@@ -151,7 +165,7 @@ async def insert_batch(
     cur = await conn.execute(_INSERT_MANY, _batch_params(news, caller, window))
     rows = await cur.fetchall()
     by_key = {
-        key: as_stored(first_of_key[key], event_id, created_at)
+        key: as_stored(first_of_key[key], event_id, created_at, caller)
         for event_id, key, created_at in rows
         if key is not None
     }
@@ -172,7 +186,7 @@ async def insert_batch(
         if lost:
             cur = await conn.execute(_INSERT_MANY, _batch_params(lost, caller, window))
             by_key.update(
-                (key, as_stored(first_of_key[key], event_id, created_at))
+                (key, as_stored(first_of_key[key], event_id, created_at, caller))
                 for event_id, key, created_at in await cur.fetchall()
             )
         missing = [k for k in keys if k not in by_key]
@@ -186,7 +200,7 @@ async def insert_batch(
             events.append(by_key[n.idempotency_key])
         else:
             event_id, _, created_at = next(plain)
-            events.append(as_stored(n, event_id, created_at))
+            events.append(as_stored(n, event_id, created_at, caller))
     return events
 
 
@@ -221,5 +235,7 @@ async def copy_batch(
     async with conn.cursor() as copy_cur, copy_cur.copy(_COPY) as copy:
         write = copy.write_row
         for event_id, n in zip(ids, news, strict=True):
-            await write((event_id, *given_values(n), caller))
-    return [as_stored(n, event_id, created_at) for event_id, n in zip(ids, news, strict=True)]
+            await write((event_id, *given_values(n), *stamps(caller), caller))
+    return [
+        as_stored(n, event_id, created_at, caller) for event_id, n in zip(ids, news, strict=True)
+    ]

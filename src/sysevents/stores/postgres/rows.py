@@ -19,7 +19,7 @@ import psycopg
 from psycopg.rows import RowMaker
 
 from sysevents._fast import trusted_event
-from sysevents.columns import COLUMNS, FIELDS, GIVEN, Column, Kind
+from sysevents.columns import COLUMNS, FIELDS, GIVEN, STAMPED, Column, Kind
 from sysevents.model import Event, NewEvent, Severity
 
 _SEVERITY = {s.value: s for s in Severity}
@@ -60,6 +60,13 @@ SELECT_LIST = select_list()
 """Every column of an event, in the order :func:`event_rows` reads them."""
 GIVEN_NAMES = ", ".join(sql_name(c) for c in GIVEN)
 """The columns written from what the caller gives, in order."""
+STAMPED_NAMES = ", ".join(sql_name(c) for c in STAMPED)
+"""The columns the store fills with who called (each takes the caller, or NULL)."""
+
+
+def stamps(caller: str) -> list[str | None]:
+    """The values of :data:`STAMPED_NAMES` for ``caller`` (``""``: nobody said)."""
+    return [caller or None for _ in STAMPED]
 
 
 def given_values(new: NewEvent) -> list[Any]:
@@ -123,8 +130,8 @@ def _own_copy(details: dict[str, Any] | None, text: str) -> dict[str, Any] | Non
     return json.loads(text)  # type: ignore[no-any-return]
 
 
-def as_stored(new: NewEvent, event_id: int, created_at: datetime) -> Event:
-    """The event as stored from ``new``: its values are already as PostgreSQL keeps them.
+def as_stored(new: NewEvent, event_id: int, created_at: datetime, caller: str) -> Event:
+    """The event as stored from ``new`` by ``caller``: its values are as PostgreSQL keeps them.
 
     The caller gets its own copy of the details, as from a read.
     """
@@ -134,6 +141,8 @@ def as_stored(new: NewEvent, event_id: int, created_at: datetime) -> Event:
             values["id"] = event_id
         elif column.name == "created_at":
             values["created_at"] = created_at
+        elif column.stamp:
+            values[column.name] = caller or None
         elif column.kind is Kind.JSON:
             text = new.details_json
             values[column.name] = None if text is None else _own_copy(new.details, text)

@@ -110,6 +110,9 @@ def where(f: EventFilter, *, times: bool = True) -> Where:
     if f.trace_id is not None:
         w.clauses.append("trace_id = %s")
         w.params.append(f.trace_id)
+    if f.written_by is not None:
+        w.clauses.append("written_by = %s")
+        w.params.append(f.written_by)
     if times and f.since is not None:
         w.clauses.append('"timestamp" >= %s')
         w.params.append(f.since)

@@ -17,7 +17,7 @@ from sysevents.retention import RetentionPolicy, RetentionReport
 from sysevents.rules import is_event_id
 from sysevents.settings import Settings
 from sysevents.store import Backlog, PoolStats
-from sysevents.stores.base import Listing, RepositoryBase
+from sysevents.stores.base import Listing, RepositoryBase, check_caller
 from sysevents.tail import Tailed
 
 from . import retention, sql
@@ -184,13 +184,14 @@ class PostgresEventRepository(RepositoryBase):
         """Store one event."""
         self._ensure_open()
         self._check_sizes([new], loc_prefix=False)
+        who = check_caller(caller)
         if new.idempotency_key is not None:
-            return (await self._add_keyed([new], caller or ""))[0]
-        return await self._placed({month_index(new.timestamp)}, lambda: self._add_one(new))
+            return (await self._add_keyed([new], who))[0]
+        return await self._placed({month_index(new.timestamp)}, lambda: self._add_one(new, who))
 
-    async def _add_one(self, new: NewEvent) -> Event:
+    async def _add_one(self, new: NewEvent, caller: str) -> Event:
         async with self._db.connection() as conn:
-            return await insert_one(conn, new)
+            return await insert_one(conn, new, caller)
 
     async def add_many(
         self, news: Sequence[NewEvent], *, caller: str | None = None
@@ -198,25 +199,26 @@ class PostgresEventRepository(RepositoryBase):
         """Store several events in one transaction: all or none, in the order given."""
         self._ensure_open()
         self._check_sizes(news, loc_prefix=True)
+        who = check_caller(caller)
         if not news:
             return []
         keys = [n.idempotency_key for n in news if n.idempotency_key is not None]
         if len(news) >= COPY_FROM and len(set(keys)) == len(keys):
             try:
-                return await self._placed(_months(news), lambda: self._copy(news, caller or ""))
+                return await self._placed(_months(news), lambda: self._copy(news, who))
             except KeyTaken:
                 pass  # a key is held already (a retried batch): the path below reads it
         if not keys:
-            return await self._placed(_months(news), lambda: self._insert(news))
-        return await self._add_keyed(news, caller or "")
+            return await self._placed(_months(news), lambda: self._insert(news, who))
+        return await self._add_keyed(news, who)
 
     async def _copy(self, news: Sequence[NewEvent], caller: str) -> builtins.list[Event]:
         async with self._db.transaction() as conn:
             return await copy_batch(conn, news, caller, self._window)
 
-    async def _insert(self, news: Sequence[NewEvent]) -> builtins.list[Event]:
+    async def _insert(self, news: Sequence[NewEvent], caller: str) -> builtins.list[Event]:
         async with self._db.connection() as conn:  # one statement: atomic by itself
-            return await insert_batch(conn, news, "", self._window)
+            return await insert_batch(conn, news, caller, self._window)
 
     @property
     def _window(self) -> float:
@@ -278,7 +280,7 @@ class PostgresEventRepository(RepositoryBase):
                 else:
                     await conn.execute(sql.FORGET_LOCATION, (event_id,))
             if actor is not None:
-                await insert_one(conn, update_record(before, after, actor))
+                await insert_one(conn, update_record(before, after, actor), check_caller(actor))
         return after
 
     async def delete(self, event_id: int, *, actor: str | None = None) -> None:
@@ -298,7 +300,7 @@ class PostgresEventRepository(RepositoryBase):
                 caller = row.extra["idempotency_caller"]
                 await conn.execute(sql.FORGET_KEY, (caller, gone.idempotency_key, event_id))
             if actor is not None:
-                await insert_one(conn, delete_record(gone, actor))
+                await insert_one(conn, delete_record(gone, actor), check_caller(actor))
 
     # -- reads ----------------------------------------------------------------
 

@@ -54,7 +54,9 @@ class ChangeConformance:
             span_id="00f067aa0ba902b7",
         )
         updated = await repo.update(event.id, patch)
-        assert updated.model_dump(exclude={"id", "created_at", "idempotency_key"}) == {
+        assert updated.model_dump(
+            exclude={"id", "created_at", "idempotency_key", "written_by"}
+        ) == {
             "event_type": "other",
             "severity": Severity.CRITICAL,
             "message": "new",
