@@ -84,3 +84,43 @@ def test_serve_with_auth_off_beyond_this_machine_warns() -> None:
     with serve_process("--host", "0.0.0.0", "--auth", "off") as served:
         log = served.stop()
     assert "with auth off: anyone who can reach it" in log
+
+
+@pytest.mark.postgres
+def test_creating_and_revoking_a_key_is_recorded(
+    empty_postgres_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = ["--database-url", empty_postgres_url]
+    assert main(["keys", *db, "create", "--name", "ops", "--scope", "admin"]) == 0
+    key = split_key(capsys.readouterr().out.splitlines()[-1])
+    assert key is not None
+    assert main(["keys", *db, "revoke", "ops"]) == 0
+    with psycopg.connect(empty_postgres_url) as conn:
+        rows = conn.execute(
+            "SELECT event_type, written_by, details->>'key_id', details->>'name' "
+            "FROM system_events WHERE event_type LIKE 'sysevents.key_%' ORDER BY id"
+        ).fetchall()
+    assert [r[0] for r in rows] == ["sysevents.key_created", "sysevents.key_revoked"]
+    for _, written_by, key_id, name in rows:
+        assert written_by.startswith("cli:")  # who typed the command
+        assert (key_id, name) == (key[0], "ops")
+
+
+@pytest.mark.postgres
+def test_a_name_in_the_setting_and_in_the_store_is_refused(
+    empty_postgres_url: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sysevents.keys import new_key
+
+    db = ["--database-url", empty_postgres_url]
+    assert main(["keys", *db, "create", "--name", "wr", "--scope", "write"]) == 0
+    capsys.readouterr()
+    monkeypatch.setenv("SYSEVENTS_API_KEYS", f"wr:write:{new_key()[0]}")
+    assert main(["serve", *db, "--port", "1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "two keys named 'wr'" in err
+    # Nor can the store take a name the setting holds.
+    monkeypatch.setenv("SYSEVENTS_API_KEYS", f"ro:read:{new_key()[0]}")
+    assert main(["keys", *db, "create", "--name", "ro", "--scope", "read"]) == 2
+    assert "SYSEVENTS_API_KEYS" in capsys.readouterr().err

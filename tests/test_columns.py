@@ -70,3 +70,29 @@ def test_the_audit_compares_every_patchable_field() -> None:
         }
     )
     assert set(changes_between(before, after)) == set(changed)
+
+
+def test_every_filter_is_part_of_the_cache_key() -> None:
+    """A filter left out of the key would share a cached answer with the unfiltered one."""
+    from datetime import UTC, datetime
+
+    from sysevents import EventFilter
+    from sysevents.cache.tokens import cache_filter
+
+    samples: dict[str, object] = {
+        "event_type": ["deploy"],
+        "severity": ["error"],
+        "min_severity": "warning",
+        "source": "ci",
+        "since": datetime(2024, 1, 1, tzinfo=UTC),
+        "until": datetime(2024, 2, 1, tzinfo=UTC),
+        "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736",
+        "written_by": "0f3a9c2e71b4",
+        "q": "disk",
+        "details": {"user.id": 7},
+    }
+    assert set(samples) == set(EventFilter.model_fields), "a new filter needs a sample here"
+    unfiltered = cache_filter(EventFilter()).filter_key()
+    for name, value in samples.items():
+        one = EventFilter.model_validate({name: value})
+        assert cache_filter(one).filter_key() != unfiltered, name

@@ -87,7 +87,12 @@ def test_upgrade_downgrade_upgrade(fresh_url: str) -> None:
         "system_events_deleted",
         "system_events_updated",
         "system_events_notify",
+        "system_events_append_only",
+        "system_events_append_only_truncate",
     }
+    downgrade(fresh_url, "0011")
+    assert "sysevents_flags" not in _tables(fresh_url)
+    assert "system_events_append_only" not in _triggers(fresh_url)
     downgrade(fresh_url, "0004")
     assert _triggers(fresh_url) == {
         "system_events_rollup_insert",
@@ -110,6 +115,8 @@ def test_upgrade_downgrade_upgrade(fresh_url: str) -> None:
         "system_events_deleted",
         "system_events_updated",
         "system_events_notify",
+        "system_events_append_only",
+        "system_events_append_only_truncate",
     }
 
 

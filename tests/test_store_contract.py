@@ -65,8 +65,8 @@ class Recording(MemoryEventRepository):
             and callable(value)
         ):
             super().__getattribute__("calls")[name] += 1
-        elif name == "keys":
-            super().__getattribute__("calls")["keys"] += 1
+        elif name in ("keys", "seals"):
+            super().__getattribute__("calls")[name] += 1
         return value
 
 
@@ -118,6 +118,13 @@ async def drive(store: EventRepository) -> set[str]:
     store.cache_stats()
     driven.add("backlog")
     assert await store.backlog() is None  # the memory store has none
+    assert await each("leads", store.leads) is True
+    sealed = await each("seal", store.seal)
+    assert sum(d.count for d in sealed) >= 2  # the events not deleted
+    seals = store.seals
+    driven.add("seals")
+    assert seals is not None
+    assert await seals.digests() == sealed
     driven |= {"open", "close", "__aenter__", "__aexit__"}  # the fixture's async with
     return driven
 
@@ -127,7 +134,8 @@ def test_the_contract_is_what_the_drive_covers() -> None:
     assert set(CONTRACT) == {
         *("add", "add_many", "update", "delete", "apply_retention", "get", "get_json"),
         *("list", "list_json", "stats", "stats_json", "histogram", "follow", "tail", "ping"),
-        *("maintain", "keys", "cache_stats", "pool_stats", "backlog"),
+        *("maintain", "keys", "cache_stats", "pool_stats", "backlog", "leads"),
+        *("seal", "seals"),
         *("open", "close", "__aenter__", "__aexit__"),
     }
 

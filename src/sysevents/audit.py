@@ -14,14 +14,19 @@ from datetime import datetime
 from typing import Any
 
 from .columns import PATCHABLE
-from .model import Event, NewEvent, Severity
+from .model import Event, OwnRecord, Severity
 
 EVENT_UPDATED = "sysevents.event_updated"
 """The type of the event recording an update."""
 EVENT_DELETED = "sysevents.event_deleted"
 """The type of the event recording a delete."""
+KEY_CREATED = "sysevents.key_created"
+"""The type of the event recording that an API key was created."""
+KEY_REVOKED = "sysevents.key_revoked"
+"""The type of the event recording that an API key was revoked."""
 AUDIT_SOURCE = "sysevents"
 """The source of audit events."""
+
 
 # Values longer than this as JSON are kept cut, so that the record of a change
 # between two events at the size limit still fits in one event's details.
@@ -49,11 +54,11 @@ def changes_between(before: Event, after: Event) -> dict[str, dict[str, Any]]:
     }
 
 
-def update_record(before: Event, after: Event, actor: str) -> NewEvent:
+def update_record(before: Event, after: Event, actor: str) -> OwnRecord:
     """The event recording that ``actor`` changed ``before`` into ``after``."""
     changes = changes_between(before, after)
     fields = ", ".join(changes) or "nothing"
-    return NewEvent(
+    return OwnRecord(
         event_type=EVENT_UPDATED,
         severity=Severity.INFO,
         message=f"event {before.id} updated by {actor}: {fields}",
@@ -62,9 +67,34 @@ def update_record(before: Event, after: Event, actor: str) -> NewEvent:
     )
 
 
-def delete_record(gone: Event, actor: str) -> NewEvent:
+def key_record(
+    event_type: str,
+    key_id: str,
+    name: str,
+    scopes: list[str],
+    expires_at: datetime | None,
+    actor: str,
+) -> OwnRecord:
+    """The event recording that ``actor`` created or revoked (``event_type``) a key."""
+    done = "created" if event_type == KEY_CREATED else "revoked"
+    return OwnRecord(
+        event_type=event_type,
+        severity=Severity.INFO if event_type == KEY_CREATED else Severity.WARNING,
+        message=f"API key {name!r} ({key_id}) {done} by {actor}",
+        details={
+            "key_id": key_id,
+            "name": name,
+            "scopes": sorted(scopes),
+            "expires_at": None if expires_at is None else expires_at.isoformat(),
+            "by": actor,
+        },
+        source=AUDIT_SOURCE,
+    )
+
+
+def delete_record(gone: Event, actor: str) -> OwnRecord:
     """The event recording that ``actor`` deleted ``gone``."""
-    return NewEvent(
+    return OwnRecord(
         event_type=EVENT_DELETED,
         severity=Severity.INFO,
         message=f"event {gone.id} deleted by {actor}",

@@ -89,9 +89,15 @@ class AppendOnlyError(SyseventsError):
 
 
 class AuthenticationError(SyseventsError):
-    """No API key, or one that is unknown, expired or revoked (which, is never said)."""
+    """No API key, or one that is unknown, expired or revoked (which, is never said).
 
-    def __init__(self) -> None:
+    ``reason`` and ``key_id`` say why and which, for the record the service
+    keeps; the answer to the caller never shows them.
+    """
+
+    def __init__(self, reason: str | None = None, key_id: str | None = None) -> None:
+        self.reason = reason
+        self.key_id = key_id
         super().__init__("a valid API key is required")
 
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Annotated, Protocol, runtime_checkable
+from typing import Annotated, Literal, Protocol, runtime_checkable
 
 from pydantic import AfterValidator, Field
 
@@ -141,16 +141,34 @@ class StoredKey:
     digest: bytes
 
 
+FailReason = Literal["missing", "malformed", "unknown", "wrong secret", "revoked", "expired"]
+"""Why a key did not authenticate (recorded, never told to the caller)."""
+
+
 def verify(stored: StoredKey | None, secret: str) -> ApiKey | None:
     """The key if ``secret`` is its secret and it is usable; else ``None``.
 
     The comparison takes the same time whether or not a key was found.
     """
+    return check(stored, secret)[0]
+
+
+def check(stored: StoredKey | None, secret: str) -> tuple[ApiKey | None, FailReason | None]:
+    """``(key, None)`` if ``secret`` is the secret of ``stored`` and it is usable, else why not.
+
+    The comparison takes the same time whether or not a key was found.
+    """
     expected = stored.digest if stored is not None else b"\0" * 32
     matches = hmac.compare_digest(expected, digest(secret))
-    if stored is None or not matches or not stored.key.usable():
-        return None
-    return stored.key
+    if stored is None:
+        return None, "unknown"
+    if not matches:
+        return None, "wrong secret"
+    if stored.key.revoked_at is not None:
+        return None, "revoked"
+    if not stored.key.usable():
+        return None, "expired"
+    return stored.key, None
 
 
 @runtime_checkable
@@ -254,6 +272,23 @@ def static_keys(text: str) -> dict[str, StoredKey]:
     return found
 
 
+async def clashing_name(static: dict[str, StoredKey], store: KeyStore | None) -> None:
+    """Refuse a name given to a key in settings and to an unrevoked key of the store.
+
+    A caller is its key's id, but people read names: two keys answering to one
+    name would make the audit trail ambiguous. One line names the clash.
+    """
+    if store is None or not static:
+        return
+    names = {s.key.name for s in static.values()}
+    for key in await store.list_keys():
+        if key.revoked_at is None and key.name in names:
+            raise ConfigurationError(
+                f"two keys named {key.name!r}: one in SYSEVENTS_API_KEYS and one in the store "
+                f"(revoke it with `sysevents keys revoke {key.name}`, or rename the other)"
+            )
+
+
 @dataclass
 class KeyRing:
     """How a service checks keys: those given in settings, then a store's, briefly cached.
@@ -272,12 +307,26 @@ class KeyRing:
 
     async def authenticate(self, key: str) -> ApiKey | None:
         """The usable key ``key`` stands for; ``None`` if malformed, unknown, revoked or expired."""
+        return (await self.identify(key))[0]
+
+    async def identify(self, key: str) -> tuple[ApiKey | None, FailReason | None]:
+        """The usable key ``key`` stands for, or why it is not one."""
         split = split_key(key)
         if split is None:
             verify(None, "")  # the same work as a failed comparison
-            return None
+            return None, "malformed"
         key_id, secret = split
-        return verify(await self._find(key_id), secret)
+        return check(await self._find(key_id), secret)
+
+    def refuse_static_name(self, name: str) -> None:
+        """``ConflictError`` if a key given in settings has this name (a new one may not)."""
+        if any(s.key.name == name for s in self.static.values()):
+            raise ConflictError(f"a key named {name!r} is given in SYSEVENTS_API_KEYS")
+
+    async def still_usable(self, key_id: str) -> bool:
+        """Whether the key is still neither revoked nor expired (looked up again after ``ttl``)."""
+        stored = await self._find(key_id)
+        return stored is not None and stored.key.usable()
 
     async def _find(self, key_id: str) -> StoredKey | None:
         if key_id in self.static:

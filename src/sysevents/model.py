@@ -317,6 +317,14 @@ class Event(BaseModel):
 _PATCHABLE_NOT_NULL = ("event_type", "severity", "message", "timestamp")
 
 
+class OwnRecord(NewEvent):
+    """An event sysevents writes of itself: the only kind a store lets use a ``sysevents.`` type.
+
+    What clients send is parsed into :class:`~sysevents.NewEvent`, never into
+    this, so they cannot forge the audit trail (``ReservedTypeError``).
+    """
+
+
 class EventPatch(_Validated):
     """The fields of an event to change; fields left out stay as they are.
 

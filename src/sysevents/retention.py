@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from .model import NewEvent, Severity
+from .model import OwnRecord, Severity
 
 __all__ = [
     "RETENTION_EVENT",
@@ -86,7 +86,8 @@ def _glob_regex(glob: str) -> re.Pattern[str]:
     )
 
 
-def _parse_age(text: str) -> timedelta:
+def parse_age(text: str) -> timedelta:
+    """An age such as ``36h``, ``7d`` or ``52w`` (``ValueError`` if it is not one)."""
     match = _AGE.fullmatch(text.strip())
     if match is None or int(match.group(1)) == 0:
         raise ValueError(f"age {text!r} is not a positive number of h, d or w (e.g. 36h, 7d, 52w)")
@@ -98,7 +99,7 @@ def _parse_rule(text: str) -> Rule:
     selector = selector.strip()
     if not sep or not selector:
         raise ValueError(f"rule {text.strip()!r} is not SELECTOR=AGE (e.g. debug=7d)")
-    age = _parse_age(age_text)
+    age = parse_age(age_text)
     age_text = age_text.strip()
     if selector == "*":
         return Rule("all", "*", age, f"*={age_text}")
@@ -231,9 +232,9 @@ class RetentionReport:
             out.append("no retention policy: every event is kept")
         return out
 
-    def as_event(self) -> NewEvent:
+    def as_event(self) -> OwnRecord:
         """The event recording this report (``sysevents.retention``)."""
-        return NewEvent(
+        return OwnRecord(
             event_type=RETENTION_EVENT,
             message=f"retention removed {self.removed} event(s)",
             source="sysevents",

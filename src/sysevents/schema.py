@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     Column,
     DateTime,
     Index,
+    Integer,
     LargeBinary,
     MetaData,
     PrimaryKeyConstraint,
@@ -199,3 +201,34 @@ secrets = Table(
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 """Secrets the database keeps for every replica: the cursor secret (``cursor``)."""
+
+flags = Table(
+    "sysevents_flags",
+    metadata,
+    Column("name", String(50), primary_key=True),
+    Column("value", Boolean, nullable=False),
+)
+"""Switches the database itself obeys: ``append_only`` (migration 0012) makes a trigger
+refuse every change or removal of events but retention's."""
+
+digests = Table(
+    "sysevents_digests",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("after_xid", BigInteger, nullable=False),
+    Column("after_id", BigInteger, nullable=False),
+    Column("last_xid", BigInteger, nullable=False),
+    Column("last_id", BigInteger, nullable=False),
+    Column("count", Integer, nullable=False),
+    Column("min_id", BigInteger, nullable=False),
+    Column("max_id", BigInteger, nullable=False),
+    Column("events_sha256", LargeBinary, nullable=False),
+    Column("previous", LargeBinary, nullable=False),
+    Column("sealed_at", DateTime(timezone=True), nullable=False),
+    Column("next_xid", BigInteger, nullable=False),
+    Column("key", String(64), nullable=False),
+    Column("signature", LargeBinary, nullable=True),
+    Column("entries", LargeBinary, nullable=False),
+)
+"""The chain of sealed digests (migration 0013, ``sysevents.integrity``)."""
+Index("ix_sysevents_digests_sealed_at", digests.c.sealed_at)

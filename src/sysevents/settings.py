@@ -144,6 +144,21 @@ class Settings(BaseSettings):
     append_only: bool = Field(
         default=False, description="Refuse to change or delete events (retention still applies)."
     )
+    # -- sealing: the digest chain that shows tampering (docs/security.md) ----------
+    seal_interval: float = Field(
+        default=10.0,
+        ge=0,
+        description="Seconds between two sealings of committed events into digests (0: never "
+        "in the background; `sysevents verify` still checks what was sealed).",
+    )
+    seal_step: int = Field(
+        default=10_000, ge=1, le=1_000_000, description="Events at most in one digest."
+    )
+    seal_key: SecretStr | None = Field(
+        default=None,
+        description="The Ed25519 key digests are signed with (base64; `sysevents seal-key` "
+        "makes one). Keep it away from the database. Unset: digests are chained, unsigned.",
+    )
     # -- the REST API's access control (the client's key, for http:// URLs) ------
     api_key: SecretStr | None = Field(
         default=None, description="The key an http:// repository sends to the REST API."
@@ -164,6 +179,11 @@ class Settings(BaseSettings):
     )
     cors_origins: CommaList = Field(
         default=(), description="Origins whose pages may call the API (none: CORS is off)."
+    )
+    allowed_hosts: CommaList = Field(
+        default=(),
+        description="Names (Host headers) the API answers while it requires no key, besides "
+        "this machine's loopback names and addresses (which defeats DNS rebinding); * for any.",
     )
 
     @model_validator(mode="after")

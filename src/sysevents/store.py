@@ -22,6 +22,7 @@ from types import TracebackType
 from typing import Literal, Protocol, Self, runtime_checkable
 
 from .histogram import EventHistogram
+from .integrity import Digest, SealStore
 from .keys import KeyStore
 from .model import Event, EventPage, EventPatch, EventStats, NewEvent
 from .query import EventFilter, EventQuery
@@ -185,6 +186,13 @@ class EventRepository(Protocol):
     def keys(self) -> KeyStore | None:
         """The API keys kept beside the events (memory, PostgreSQL), or ``None``."""
 
+    @property
+    def seals(self) -> SealStore | None:
+        """The digests sealing the events, and the events in commit order; or ``None``."""
+
+    async def seal(self) -> builtins.list[Digest]:
+        """Seal what is committed into new digests now (done every ``seal_interval`` anyway)."""
+
     async def maintain(self, now: datetime | None = None) -> builtins.list[str]:
         """Do the store's upkeep (PostgreSQL: partitions ahead, old keys); what it created."""
 
@@ -230,10 +238,22 @@ class Lifecycle:
 class EventStore(Lifecycle, ABC):
     """The base of every store: the operations each must implement, and the derived ones."""
 
+    remote = False
+    """Whether a server keeps the events: it, not this store, stamps ``written_by`` and seals."""
+
     @property
     def keys(self) -> KeyStore | None:
         """The API keys kept beside the events; ``None``: this store keeps none."""
         return None
+
+    @property
+    def seals(self) -> SealStore | None:
+        """``None``: this store does not seal its events."""
+        return None
+
+    async def seal(self) -> builtins.list[Digest]:
+        """Nothing to seal by default."""
+        return []
 
     @abstractmethod
     async def add(self, new: NewEvent, *, caller: str | None = None) -> Event:
@@ -348,9 +368,23 @@ class DelegatingStore(EventStore):
         self.inner = inner
 
     @property
+    def remote(self) -> bool:  # type: ignore[override]
+        """Whether the inner store is a server's."""
+        return bool(getattr(self.inner, "remote", False))
+
+    @property
     def keys(self) -> KeyStore | None:
         """The inner store's keys."""
         return self.inner.keys
+
+    @property
+    def seals(self) -> SealStore | None:
+        """The inner store's digests."""
+        return self.inner.seals
+
+    async def seal(self) -> builtins.list[Digest]:
+        """Seal the inner store's events."""
+        return await self.inner.seal()
 
     async def open(self) -> None:
         """Open the inner store."""

@@ -11,16 +11,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from sysevents import ConfigurationError, Settings, StoreUnavailableError
 from sysevents.keys import KeyRing, KeyStore, static_keys
+
+from .hosts import host_allowed
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
 logger = logging.getLogger("sysevents_http")
 
+FAILURE_RECORD_INTERVAL = 60.0
+"""Seconds between two records of failed authentications from one address, for one reason."""
 KEYS_QUESTION_TIMEOUT = 1.0
 """Seconds the store has to say whether any key exists, before the request gets a 503."""
 
@@ -87,6 +93,10 @@ class Access:
         """The API keys requests are checked against (settings first, then the store's)."""
         self.counter: Counter = MemoryCounter()
         self._redis: Any = None
+        self.on_failure: Callable[[dict[str, Any]], None] | None = None
+        """Where a failed authentication goes to be recorded (at most one per address,
+        reason and minute): the service's own records."""
+        self._failures: dict[tuple[str, str], float] = {}
 
     def start(self, store_keys: KeyStore | None) -> None:
         """Check keys against ``store_keys`` too; count in Redis when one is configured."""
@@ -121,6 +131,23 @@ class Access:
                 f"the event store did not say within {KEYS_QUESTION_TIMEOUT:g} s "
                 "whether API keys exist"
             ) from None
+
+    def host_allowed(self, host: str | None) -> bool:
+        """Whether a request naming ``host`` is answered while no key is required."""
+        return host_allowed(host, self.settings.allowed_hosts)
+
+    def failed(self, address: str, reason: str | None, key_id: str | None) -> None:
+        """Hand a failed authentication over to be recorded, unless one like it was lately."""
+        now = time.monotonic()
+        key = (address, reason or "?")
+        last = self._failures.get(key)
+        if last is not None and now - last < FAILURE_RECORD_INTERVAL:
+            return
+        if len(self._failures) > 10_000:  # old entries: a minute is all they are kept for
+            self._failures = {k: t for k, t in self._failures.items() if now - t < 60}
+        self._failures[key] = now
+        if self.on_failure is not None:
+            self.on_failure({"address": address, "reason": reason or "?", "key_id": key_id})
 
     def key_store(self) -> KeyStore:
         """The store's keys (``ConfigurationError`` for a store that keeps none)."""

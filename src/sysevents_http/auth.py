@@ -15,10 +15,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from litestar.datastructures import Headers
+from litestar.exceptions import PermissionDeniedException
 from litestar.middleware import ASGIMiddleware
 
 from sysevents import AuthenticationError, ForbiddenError
-from sysevents.keys import ApiKey, KeyRing
+from sysevents.keys import ApiKey, KeyRing, split_key
 
 if TYPE_CHECKING:
     from litestar.connection import ASGIConnection
@@ -30,6 +31,8 @@ if TYPE_CHECKING:
 
 SCOPE_OPT = "sysevents_scope"
 """The route option naming the scope a route needs (absent: the route is open)."""
+KEYED_OPT = "sysevents_keyed"
+"""The route option of routes that need a key even when the API requires none (``/api/keys``)."""
 STATE_KEY = "sysevents_caller"
 """Where the request's state keeps its :class:`Caller`."""
 ANONYMOUS = "anonymous"
@@ -72,11 +75,12 @@ async def authenticate(ring: KeyRing, required: bool, key: str | None) -> Caller
     """
     if key is None:
         if required:
-            raise AuthenticationError
+            raise AuthenticationError("missing")
         return Caller(None)
-    found = await ring.authenticate(key)
+    found, reason = await ring.identify(key)
     if found is None:
-        raise AuthenticationError
+        split = split_key(key)
+        raise AuthenticationError(reason, split[0] if split else None)
     return Caller(found)
 
 
@@ -103,19 +107,31 @@ class AccessMiddleware(ASGIMiddleware):
             await next_app(scope, receive, send)
             return
         access = self._access()
-        key = presented_key(Headers.from_scope(scope))
-        caller = await authenticate(access.keys, await access.required(), key)
+        headers = Headers.from_scope(scope)
+        # The keys themselves never answer an anonymous caller.
+        required = bool(handler.opt.get(KEYED_OPT)) or await access.required()
+        if not required and not access.host_allowed(headers.get("host")):
+            raise PermissionDeniedException(
+                detail="this server answers only its own names while it requires no API key: "
+                "add the name to allowed_hosts, or create a key"
+            )
+        try:
+            caller = await authenticate(access.keys, required, presented_key(headers))
+        except AuthenticationError as exc:
+            client = scope.get("client")
+            access.failed(client[0] if client else "unknown", exc.reason, exc.key_id)
+            raise
         if caller.key is not None and needed not in caller.key.scopes:
             raise ForbiddenError(needed)
         scope.setdefault("state", {})[STATE_KEY] = caller
         if self._rate is None:
             await next_app(scope, receive, send)
             return
-        headers = await self._rate.check(_identifier(caller, scope))
+        limits = await self._rate.check(_identifier(caller, scope))
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", ()), *headers]
+                message["headers"] = [*message.get("headers", ()), *limits]
             await send(message)
 
         await next_app(scope, receive, send_with_headers)

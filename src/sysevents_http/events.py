@@ -18,17 +18,21 @@ import os
 import socket
 import sys
 import time
+from collections.abc import Coroutine
 from typing import Any
 
 import sysevents
-from sysevents import EventRepository, NewEvent, Settings, Severity
+from sysevents import EventRepository, Settings, Severity
 from sysevents._tasks import finish
+from sysevents.model import OwnRecord
 from sysevents.upkeep import apply_and_record
 
 logger = logging.getLogger("sysevents_http")
 
 SOURCE = "sysevents_http"
 """The ``source`` of the lifecycle events the service records."""
+AUTH_FAILED = "sysevents.auth_failed"
+"""The type of the record of a failed authentication."""
 
 
 class ServiceEvents:
@@ -71,10 +75,15 @@ class ServiceEvents:
         await self.record(
             "system_shutdown", Severity.INFO, "sysevents API stopping", self._host_details()
         )
-        if self._tasks:
-            _, pending = await asyncio.wait(self._tasks, timeout=grace)
-            for task in pending:
-                task.cancel()
+        for task in await self.settled(grace):
+            task.cancel()
+
+    async def settled(self, seconds: float) -> set[asyncio.Task[None]]:
+        """Wait up to ``seconds`` for the records handed to the background; those still pending."""
+        if not self._tasks:
+            return set()
+        _, pending = await asyncio.wait(set(self._tasks), timeout=seconds)
+        return pending
 
     def _host_details(self) -> dict[str, Any]:
         return {
@@ -85,10 +94,19 @@ class ServiceEvents:
         }
 
     async def record(
-        self, event_type: str, severity: Severity, message: str, details: dict[str, Any]
+        self,
+        event_type: str,
+        severity: Severity,
+        message: str,
+        details: dict[str, Any],
+        *,
+        caller: str | None = None,
     ) -> bool:
-        """Store one record, or print it to stdout as one JSON line when the store fails."""
-        new = NewEvent(
+        """Store one record, or print it to stdout as one JSON line when the store fails.
+
+        ``caller`` is who acted (its ``written_by``); none for the service's own doings.
+        """
+        new = OwnRecord(
             event_type=event_type,
             severity=severity,
             message=message,
@@ -96,7 +114,7 @@ class ServiceEvents:
             source=SOURCE,
         )
         try:
-            await self.store.add(new)
+            await self.store.add(new, caller=caller)
             return True
         except Exception as exc:
             line = new.model_dump(mode="json")
@@ -105,6 +123,23 @@ class ServiceEvents:
             sys.stdout.write(json.dumps(line, ensure_ascii=False) + "\n")
             sys.stdout.flush()
             return False
+
+    def note_auth_failure(self, details: dict[str, Any]) -> None:
+        """Record a failed authentication (already throttled per address and reason)."""
+        reason = details.get("reason", "?")
+        self._in_background(
+            self.record(
+                AUTH_FAILED,
+                Severity.WARNING,
+                f"authentication failed from {details.get('address')}: {reason}",
+                details,
+            )
+        )
+
+    def _in_background(self, work: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def note_health(self, kind: str, state: str, details: dict[str, Any]) -> None:
         """Record a health event in the background, at most once per interval per state."""
@@ -115,16 +150,7 @@ class ServiceEvents:
         self._last_health[kind] = (now, state)
         severity = Severity.INFO if state == "ok" else Severity.ERROR
         message = f"{kind.replace('_', ' ')}: {state}"
-        task = asyncio.get_running_loop().create_task(
-            self._record_quietly(kind, severity, message, {**details, "state": state})
-        )
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _record_quietly(
-        self, kind: str, severity: Severity, message: str, details: dict[str, Any]
-    ) -> None:
-        await self.record(kind, severity, message, details)
+        self._in_background(self.record(kind, severity, message, {**details, "state": state}))
 
     # -- upkeep -----------------------------------------------------------------------
 

@@ -77,6 +77,11 @@ class GuardedStore(DelegatingStore):
         """The inner store's keys, each call guarded alike."""
         return self._keys
 
+    @property
+    def opened(self) -> bool:
+        """Whether the store is open (it may not be, when it did not answer at start)."""
+        return self._opened
+
     async def open(self) -> None:
         """Open the store if it is not yet; a store that does not answer is tried again later."""
         await self._try_open()

@@ -19,7 +19,8 @@ from urllib.parse import urlsplit
 from litestar import Litestar
 
 import sysevents
-from sysevents import ConfigurationError, Settings, SyseventsError
+from sysevents import ConfigurationError, Settings, StoreUnavailableError, SyseventsError
+from sysevents.keys import clashing_name, static_keys
 from sysevents.settings import ENV_PREFIX, environment_of
 
 from . import deadlines
@@ -82,6 +83,19 @@ def secured(settings: Settings, host: str) -> Settings:
     return settings.updated(auth="required")
 
 
+async def _refuse_clashing_names(settings: Settings) -> None:
+    """A key name both in ``api_keys`` and in the store: a one-line ``ConfigurationError``."""
+    if settings.api_keys is None or settings.database_url.startswith("memory:"):
+        return
+    static = static_keys(settings.api_keys.get_secret_value())
+    repo = sysevents.connect(settings=settings)
+    try:
+        async with repo, asyncio.timeout(settings.timeout + 1):
+            await clashing_name(static, repo.keys)
+    except (StoreUnavailableError, TimeoutError):
+        return  # the service checks again when the store answers
+
+
 def worker_app() -> Litestar:
     """The app of one process, configured by the environment (``serve`` sets it)."""
     options = HttpOptions.from_env()
@@ -101,6 +115,7 @@ def run(settings: Settings, *, host: str, port: int, options: HttpOptions | None
     options = options or HttpOptions.from_env()
     sysevents.connect(settings=settings)  # builds, does not open: checks the URLs
     settings = secured(settings, host)
+    asyncio.run(_refuse_clashing_names(settings))
     workers = options.worker_count
     if workers > 1 and urlsplit(settings.database_url).scheme == "memory":
         raise ConfigurationError(

@@ -10,8 +10,11 @@ app's lifespan.
 
 from __future__ import annotations
 
+import contextlib
+
 import sysevents
-from sysevents import EventRepository, Settings
+from sysevents import EventRepository, Settings, StoreUnavailableError
+from sysevents.keys import clashing_name
 
 from .access import Access
 from .config import HttpOptions
@@ -50,11 +53,16 @@ class Service:
             self.store, settings, health_log_interval=options.health_log_interval
         )
         """The service's own records and upkeep."""
+        self.access.on_failure = self.events.note_auth_failure
 
     async def start(self) -> None:
         """Open the store (or leave it to the first request if it is down), record the start."""
         self.access.start(self.store.keys)
         await self.store.open()
+        if self.store.opened:
+            # A store that stops answering now is checked by `sysevents serve` before it starts.
+            with contextlib.suppress(StoreUnavailableError):
+                await clashing_name(self.access.keys.static, self.store.keys)
         await self.events.started()
 
     async def stop(self) -> None:

@@ -268,6 +268,9 @@ def test_opening_an_event_shows_every_field_and_a_link(driver: Any, server: str)
     assert f"Event {event_id}" in text
     for value in [event["event_type"], event["severity"], event["message"]]:
         assert value in text
+    assert "Written by" in text
+    assert event["written_by"] == "anonymous"  # an open server's caller
+    assert "anonymous" in text
     assert query_of(driver)["event"] == [event_id]
     link = driver.find_element(By.ID, "detail-link").get_attribute("value")
     assert f"event={event_id}" in link

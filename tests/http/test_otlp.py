@@ -23,7 +23,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 
 from sysevents import MemoryEventRepository, Settings
-from sysevents.keys import Scope
+from sysevents.keys import Scope, split_key
 from sysevents_http import create_app
 
 from .live import LiveApp
@@ -269,3 +269,22 @@ def test_trace_id_is_a_query_filter(served: Served) -> None:
     bad = httpx.get(served.url + "/api/events", params={"trace_id": "XYZ"}, headers=headers)
     assert bad.status_code == 400
     assert [e["field"] for e in bad.json()["errors"]] == ["trace_id"]
+
+
+def test_records_name_their_key_and_may_not_use_reserved_types(served: Served) -> None:
+    answer = post(
+        served,
+        otlp_json(
+            {"body": {"stringValue": "kept"}},
+            {"body": {"stringValue": "forged"}, "eventName": "sysevents.event_deleted"},
+            service="provenance",
+        ),
+    )
+    assert answer.status_code == 200
+    assert answer.json()["partialSuccess"]["rejectedLogRecords"] == "1"
+    assert "log record 1" in answer.json()["partialSuccess"]["errorMessage"]
+    stored = [e for e in served.repo.snapshot() if e.source == "provenance"]
+    assert [e.message for e in stored] == ["kept"]
+    key = split_key(served.keys["write"])
+    assert key is not None
+    assert stored[0].written_by == key[0]

@@ -91,7 +91,8 @@ def test_a_client_that_hangs_up_mid_body_is_no_error(parser: dict[str, str]) -> 
         for _ in range(5):
             sock = socket.create_connection(address(served.url), timeout=10)
             sock.send(
-                b"POST /api/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b"POST /api/events HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                b"Content-Type: application/json\r\n"
                 b'Content-Length: 1000\r\n\r\n{"event_type": "x", "mess'
             )
             sock.close()

@@ -85,7 +85,8 @@ def test_the_tail_of_one_worker_sees_what_the_other_wrote(two_workers: Served) -
     def listen() -> None:
         with socket.create_connection((host, int(port)), timeout=30) as sock:
             sock.sendall(
-                b"GET /api/events/stream?event_type=spread&heartbeat=1 HTTP/1.1\r\nHost: x\r\n\r\n"
+                b"GET /api/events/stream?event_type=spread&heartbeat=1 HTTP/1.1\r\n"
+                b"Host: 127.0.0.1\r\n\r\n"
             )
             buffer = b""
             while len(received) < 40:

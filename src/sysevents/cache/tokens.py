@@ -159,15 +159,14 @@ def cache_filter(query: EventFilter | None) -> EventFilter:
     until = query.until
     if until is not None and until > datetime.now(UTC) + MAX_FUTURE:
         until = None  # no event can be that late: a timestamp is at most a day ahead
-    return EventFilter(
-        event_type=sorted(set(query.event_type)) if query.event_type is not None else None,
-        severity=None if severities is None or sorted(severities) == _ALL else severities,
-        source=query.source,
-        since=query.since,
-        until=until,
-        trace_id=query.trace_id,
-        q=query.q,
-        details=query.details,
+    # A copy, so that every other filter (written_by, any added later) stays in the key.
+    return query.model_copy(
+        update={
+            "event_type": sorted(set(query.event_type)) if query.event_type is not None else None,
+            "severity": None if severities is None or sorted(severities) == _ALL else severities,
+            "min_severity": None,
+            "until": until,
+        }
     )
 
 

@@ -1,4 +1,4 @@
-"""The ``sysevents`` command: serve, migrate, retention, keys, export and tail."""
+"""The ``sysevents`` command: serve, migrate, retention, keys, export, tail, seal-key, verify."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from sysevents.redact import redact_url
 from sysevents.settings import Settings
 from sysevents.upkeep import apply_and_record
 
-from . import keys, search
+from . import keys, seal, search
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -96,8 +96,17 @@ def _parser() -> argparse.ArgumentParser:
     retention.add_argument(
         "--dry-run", action="store_true", help="count what would be removed, remove nothing"
     )
+    append_only = commands.add_parser(
+        "append-only",
+        help="make PostgreSQL refuse (on) or allow (off) changes and removals of events",
+    )
+    append_only.add_argument("state", choices=["on", "off"])
+    append_only.add_argument(
+        "--database-url", help="PostgreSQL URL (default: SYSEVENTS_DATABASE_URL)"
+    )
     keys.add_parser(commands)
     search.add_parsers(commands)
+    seal.add_parsers(commands)
     return parser
 
 
@@ -140,12 +149,30 @@ async def _retention(settings: Settings, *, dry_run: bool) -> int:
     return 0
 
 
+async def _append_only(settings: Settings, on: bool) -> int:
+    from sysevents.stores.postgres import PostgresEventRepository
+
+    repo = sysevents.connect(settings=settings.updated(fold_interval=0, redis_url=None))
+    if not isinstance(repo, PostgresEventRepository):
+        raise ConfigurationError(
+            "append-only in the database is PostgreSQL's: give a postgresql:// URL"
+        )
+    async with repo:
+        await repo.set_append_only(on)
+    print(
+        "PostgreSQL now refuses every change and removal of events but retention's"
+        if on
+        else "PostgreSQL allows changes and removals of events again"
+    )
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     args = _parser().parse_args(argv)
     try:
         settings = Settings.from_env(
-            database_url=args.database_url,
+            database_url=getattr(args, "database_url", None),
             redis_url=getattr(args, "redis_url", None),
             auth=getattr(args, "auth", None),
             retention=getattr(args, "policy", None),
@@ -158,6 +185,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_retention(settings, dry_run=args.dry_run))
         if args.command == "migrate":
             return _migrate(args, settings)
+        if args.command == "append-only":
+            return asyncio.run(_append_only(settings, args.state == "on"))
+        if args.command == "seal-key":
+            return seal.run_seal_key(args, settings)
+        if args.command == "verify":
+            return seal.run_verify(args, settings)
         try:
             from sysevents_http.config import HttpOptions
             from sysevents_http.serve import run

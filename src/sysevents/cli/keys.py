@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
+import os
+import sys
 from datetime import datetime
 
 from sysevents._connect import connect
-from sysevents.errors import ConfigurationError
-from sysevents.keys import ApiKey, expiry_in, new_key, parse_scopes
+from sysevents.audit import KEY_CREATED, KEY_REVOKED, key_record
+from sysevents.errors import ConfigurationError, SyseventsError
+from sysevents.keys import ApiKey, KeyRing, expiry_in, new_key, parse_scopes, static_keys
 from sysevents.settings import Settings
+from sysevents.store import EventRepository
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -58,7 +63,12 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
         if args.keys_command == "create":
             scopes = parse_scopes(args.scope)
             expires = expiry_in(args.expires) if args.expires else None
+            if settings.api_keys is not None:
+                KeyRing(None, static_keys(settings.api_keys.get_secret_value())).refuse_static_name(
+                    args.name
+                )
             key, text = await store.create_key(args.name, scopes, expires)
+            await _record(repo, KEY_CREATED, key)
             print(f"created the key {key.name!r}: {_describe(key)}")
             print("store it now: it is shown only once, and kept only as a hash")
             print(text)
@@ -70,8 +80,26 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
                 print(f"{key.name:30} se_{key.key_id}_…  {_describe(key)}")
         else:
             key = await store.revoke_key(args.name)
+            await _record(repo, KEY_REVOKED, key)
             print(f"revoked the key {key.name!r}: it stops working within a few seconds")
     return 0
+
+
+async def _record(repo: EventRepository, event_type: str, key: ApiKey) -> None:
+    """Record the change as an event; who acted is the command line's user."""
+    actor = f"cli:{_user()}"
+    record = key_record(event_type, key.key_id, key.name, list(key.scopes), key.expires_at, actor)
+    try:
+        await repo.add(record, caller=actor)
+    except SyseventsError as exc:  # the change stands: say it was not recorded
+        print(f"sysevents: the change was made but not recorded: {exc}", file=sys.stderr)
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid
+        return str(os.getuid()) if hasattr(os, "getuid") else "unknown"
 
 
 def _describe(key: ApiKey) -> str:

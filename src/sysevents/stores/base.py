@@ -17,12 +17,14 @@ from pydantic import TypeAdapter
 
 from sysevents._cursor import decode_cursor, encode_cursor
 from sysevents.errors import (
+    RESERVED_PREFIX,
     AppendOnlyError,
     IdempotencyConflictError,
     InvalidEventError,
+    ReservedTypeError,
     StoreUnavailableError,
 )
-from sysevents.model import Event, EventPage, EventPatch, NewEvent
+from sysevents.model import Event, EventPage, EventPatch, NewEvent, OwnRecord
 from sysevents.query import EventQuery
 from sysevents.rules import MAX_CALLER_LENGTH, check_label, utf8_longer_than
 from sysevents.settings import Settings, with_overrides
@@ -73,12 +75,19 @@ class RepositoryBase(EventStore):
 
     # -- limits ---------------------------------------------------------------
 
-    def _check_sizes(self, items: Sequence[NewEvent | EventPatch], loc_prefix: bool) -> None:
-        """Apply this store's size limits, which may be lower than the model's defaults."""
+    def _check_written(self, items: Sequence[NewEvent | EventPatch], loc_prefix: bool) -> None:
+        """Refuse reserved types (but sysevents' own records) and what exceeds the size limits.
+
+        This store's limits may be lower than the model's defaults.
+        """
         errors = []
         limits = self.limits
         for index, item in enumerate(items):
             prefix: tuple[int | str, ...] = (index,) if loc_prefix else ()
+            kind = item.event_type
+            if kind is not None and kind.startswith(RESERVED_PREFIX):
+                if not isinstance(item, OwnRecord):
+                    raise ReservedTypeError(".".join(map(str, (*prefix, "event_type"))))
             for field, text, limit, unit in (
                 ("message", item.message, limits.max_message_bytes, "in UTF-8"),
                 ("details", item.details_json, limits.max_details_bytes, "as JSON"),

@@ -39,8 +39,11 @@ class HttpEventRepository(EventStore):
     api_key=key)``.
 
     The server decides who the caller is, from the key: the ``caller`` of
-    ``add`` and the ``actor`` of ``update``/``delete`` are not sent.
+    ``add`` and the ``actor`` of ``update``/``delete`` are not sent. It seals
+    the events too (``GET /api/digests``): this store has no ``seals``.
     """
+
+    remote = True
 
     def __init__(
         self,

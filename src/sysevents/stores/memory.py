@@ -14,6 +14,7 @@ from sysevents.audit import delete_record, update_record
 from sysevents.columns import GIVEN
 from sysevents.errors import NotFoundError
 from sysevents.histogram import EventHistogram, plan_histogram
+from sysevents.integrity import Digest, Sealer
 from sysevents.keys import MemoryKeyStore
 from sysevents.model import Event, EventPatch, EventStats, NewEvent
 from sysevents.query import EventFilter, EventQuery, page_total
@@ -23,6 +24,7 @@ from sysevents.settings import Settings
 from sysevents.tail import Tailed, bad_position
 
 from .base import Listing, RepositoryBase, check_caller, first_of_each_key, replayed
+from .memory_seals import MemorySeals
 
 
 class MemoryEventRepository(RepositoryBase):
@@ -42,18 +44,32 @@ class MemoryEventRepository(RepositoryBase):
         self._log: list[int] = []
         self._waiters: set[asyncio.Future[None]] = set()
         self._api_keys = MemoryKeyStore()
+        self._seals = MemorySeals(self._events, self._log)
+        self._sealer = Sealer.from_settings(self._seals, self.settings)
 
     @property
     def keys(self) -> MemoryKeyStore:
         """The API keys of this store (see ``sysevents.keys``)."""
         return self._api_keys
 
+    @property
+    def seals(self) -> MemorySeals:
+        """The digests of this store, and its events in the order they were sealed."""
+        return self._seals
+
     async def open(self) -> None:
-        """Reopen after ``close``; contents are kept."""
+        """Reopen after ``close``; contents are kept. Sealing starts (``seal_interval``)."""
         self._closed = False
+        self._sealer.start()
+
+    async def seal(self) -> builtins.list[Digest]:
+        """Seal the events stored since the last digest, now."""
+        self._ensure_open()
+        return await self._sealer.seal()
 
     async def close(self) -> None:
         """Close; a tail in progress ends with ``StoreUnavailableError``."""
+        await self._sealer.stop(1.0)
         await super().close()
         for waiter in self._waiters:
             if not waiter.done():
@@ -101,7 +117,7 @@ class MemoryEventRepository(RepositoryBase):
     async def add(self, new: NewEvent, *, caller: str | None = None) -> Event:
         """Store one event."""
         self._ensure_open()
-        self._check_sizes([new], loc_prefix=False)
+        self._check_written([new], loc_prefix=False)
         return self._store(new, datetime.now(UTC), check_caller(caller))
 
     async def add_many(
@@ -109,7 +125,7 @@ class MemoryEventRepository(RepositoryBase):
     ) -> builtins.list[Event]:
         """Store several events, all or none."""
         self._ensure_open()
-        self._check_sizes(news, loc_prefix=True)
+        self._check_written(news, loc_prefix=True)
         now = datetime.now(UTC)
         caller = check_caller(caller)
         self._check_keys(news, caller, now)
@@ -128,7 +144,7 @@ class MemoryEventRepository(RepositoryBase):
         current = self._events.get(event_id) if is_event_id(event_id) else None
         if current is None:
             raise NotFoundError(event_id)
-        self._check_sizes([patch], loc_prefix=False)
+        self._check_written([patch], loc_prefix=False)
         changes = copy.deepcopy(patch.changes())
         updated = current.model_copy(update=changes)
         self._events[event_id] = updated

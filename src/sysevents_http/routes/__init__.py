@@ -19,6 +19,7 @@ from sysevents_http.problems import EXCEPTION_HANDLERS
 from sysevents_http.schemas import DEFAULT_MAX_BATCH_SIZE
 from sysevents_http.service import Service
 
+from .digests import DIGEST_ROUTES
 from .events import EVENT_ROUTES
 from .export import EXPORT_ROUTES
 from .health import HEALTH_ROUTES
@@ -82,6 +83,7 @@ def api_router(
         *EVENT_ROUTES,
         *HEALTH_ROUTES,
         *KEY_ROUTES,
+        *DIGEST_ROUTES,
         *OTLP_ROUTES,
     ]
     rate = None

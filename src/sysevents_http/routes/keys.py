@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-from litestar import delete, get, post
+from litestar import Request, delete, get, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody, PathParameter
 from pydantic import BaseModel, ConfigDict, Field
 
 from sysevents import ConfigurationError, InvalidEventError
+from sysevents.audit import KEY_CREATED, KEY_REVOKED, key_record
 from sysevents.keys import MAX_NAME_LENGTH, ApiKey, KeyName, Scope, expiry_in
-from sysevents_http.auth import SCOPE_OPT
+from sysevents_http.auth import KEYED_OPT, SCOPE_OPT, caller_of
 from sysevents_http.service import Service
 
 from .params import (
@@ -25,7 +26,7 @@ from .params import (
     spec,
 )
 
-ADMIN = {SCOPE_OPT: Scope.ADMIN.value}
+ADMIN = {SCOPE_OPT: Scope.ADMIN.value, KEYED_OPT: True}
 _NO_KEY = {404: spec("No key has this name.")}
 _TAKEN = {409: spec("A key with this name exists already.")}
 
@@ -84,6 +85,14 @@ def _expiry(expires_in: str | None) -> datetime | None:
         ) from None
 
 
+async def _record(service: Service, event_type: str, key: ApiKey, actor: str) -> None:
+    """Record a change of the keys; the change stands if the record cannot be stored."""
+    new = key_record(event_type, key.key_id, key.name, list(key.scopes), key.expires_at, actor)
+    await service.events.record(
+        new.event_type, new.severity, new.message, new.details or {}, caller=actor
+    )
+
+
 KeyNameParam = Annotated[
     str, PathParameter(description="The key's name.", max_length=MAX_NAME_LENGTH)
 ]
@@ -100,11 +109,15 @@ KeyNameParam = Annotated[
     security=security(Scope.ADMIN),
     tags=["keys"],
 )
-async def create_key(data: JSONBody[NewKey], service: NamedDependency[Service]) -> CreatedKey:
-    """Create a key."""
+async def create_key(
+    request: Request[Any, Any, Any], data: JSONBody[NewKey], service: NamedDependency[Service]
+) -> CreatedKey:
+    """Create a key (recorded as a ``sysevents.key_created`` event)."""
     store = service.access.key_store()
+    service.access.keys.refuse_static_name(data.name)
     key, text = await store.create_key(data.name, frozenset(data.scopes), _expiry(data.expires_in))
-    service.access.keys.forget(key.key_id)  # keys now exist: this replica knows at once
+    service.access.keys.forget(key.key_id)
+    await _record(service, KEY_CREATED, key, caller_of(request).id)
     return CreatedKey(**KeyInfo.of(key).model_dump(), key=text)
 
 
@@ -132,10 +145,13 @@ async def list_keys(service: NamedDependency[Service]) -> list[KeyInfo]:
     security=security(Scope.ADMIN),
     tags=["keys"],
 )
-async def revoke_key(name: KeyNameParam, service: NamedDependency[Service]) -> KeyInfo:
-    """Revoke a key."""
+async def revoke_key(
+    request: Request[Any, Any, Any], name: KeyNameParam, service: NamedDependency[Service]
+) -> KeyInfo:
+    """Revoke a key (recorded as a ``sysevents.key_revoked`` event)."""
     key = await service.access.key_store().revoke_key(name)
     service.access.keys.forget(key.key_id)  # at once here; other replicas within the ring's ttl
+    await _record(service, KEY_REVOKED, key, caller_of(request).id)
     return KeyInfo.of(key)
 
 

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
-from typing import Annotated
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
 
-from litestar import get
+from litestar import Request, get
 from litestar.di import NamedDependency
 from litestar.exceptions import ValidationException
 from litestar.params import HeaderParameter, QueryParameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
-from sysevents import EventFilter, InvalidEventError, StoreUnavailableError
-from sysevents.keys import Scope
+from sysevents import EventFilter, InvalidEventError, StoreUnavailableError, SyseventsError
+from sysevents.keys import ApiKey, KeyRing, Scope
 from sysevents.tail import Tailed
-from sysevents_http.auth import SCOPE_OPT
+from sysevents_http.auth import SCOPE_OPT, caller_of
 from sysevents_http.service import Service
 
 from .params import (
@@ -71,6 +74,7 @@ Heartbeat = Annotated[
 )
 @with_filters
 async def stream_events(
+    request: Request[Any, Any, Any],
     service: NamedDependency[Service],
     filters: Filters,
     heartbeat: Heartbeat = 15.0,
@@ -80,22 +84,71 @@ async def stream_events(
     """New matching events as they are recorded."""
     query = EventFilter(**filters)
     after = last_event_id_header or last_event_id
+    key = caller_of(request).key
+    # The stream wakes at least every RECHECK seconds to look at its key again,
+    # and when the key expires.
+    idle = heartbeat if key is None else min(heartbeat, RECHECK)
+    if key is not None and key.expires_at is not None:
+        left = (key.expires_at - datetime.now(UTC)).total_seconds()
+        idle = max(0.1, min(idle, left))
     try:
-        items = service.store.follow(query, after=after, idle=heartbeat)
+        items = service.store.follow(query, after=after, idle=idle)
     except InvalidEventError as exc:
         raise ValidationException(
             detail="invalid Last-Event-ID",
             extra=[{"key": "Last-Event-ID", "message": exc.errors[0]["msg"], "source": "header"}],
         ) from None
-    return ServerSentEvent(_messages(items))
+    return ServerSentEvent(_messages(items, heartbeat, key, service.access.keys))
 
 
-async def _messages(items: AsyncIterator[Tailed]) -> AsyncIterator[ServerSentEventMessage]:
+_EARLY = timedelta(seconds=0.25)  # timers fire a little early or late: expired is expired
+RECHECK = 3.0
+"""Seconds at most between two lookups of a stream's key. The key ring remembers a lookup
+for two seconds: a key revoked on another replica ends the stream within five."""
+
+
+@dataclass
+class _KeyWatch:
+    """When a stream's key stops working: at its expiry, or once a lookup finds it revoked."""
+
+    ring: KeyRing
+    key: ApiKey
+    checked: float
+
+    async def ended(self, now: float) -> bool:
+        """Whether the key expired, or (looked up every ``RECHECK`` s) was revoked."""
+        expires = self.key.expires_at
+        if expires is not None and datetime.now(UTC) >= expires - _EARLY:
+            return True
+        if now - self.checked < RECHECK - 0.05:
+            return False
+        self.checked = now
+        try:
+            return not await self.ring.still_usable(self.key.key_id)
+        except SyseventsError:
+            return False  # a store that does not answer revokes nothing: look again later
+
+
+async def _messages(
+    items: AsyncIterator[Tailed],
+    heartbeat: float,
+    key: ApiKey | None,
+    ring: KeyRing,
+) -> AsyncIterator[ServerSentEventMessage]:
     # At once, before the first event or heartbeat: the client knows it is live.
     yield ServerSentEventMessage(comment="connected", data=None, sep="\n")
+    loop = asyncio.get_running_loop()
+    beat = loop.time()
+    watch = None if key is None else _KeyWatch(ring, key, beat)
     try:
         async for item in items:
+            now = loop.time()
+            if watch is not None and await watch.ended(now):
+                return  # a revoked or expired key's stream ends here
             if item.event is None:
+                if now - beat < heartbeat - 0.05:
+                    continue  # woken to look at the key: too soon for a heartbeat
+                beat = now
                 # The position moves past events that did not match: a client
                 # reconnecting from here does not read them again.
                 yield ServerSentEventMessage(

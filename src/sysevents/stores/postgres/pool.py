@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from datetime import timedelta
 from typing import Any, LiteralString
@@ -22,7 +22,12 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
 
-from sysevents.errors import ConfigurationError, StoreError, StoreUnavailableError
+from sysevents.errors import (
+    AppendOnlyError,
+    ConfigurationError,
+    StoreError,
+    StoreUnavailableError,
+)
 from sysevents.redact import redact_url
 
 Row = tuple[Any, ...]
@@ -55,6 +60,10 @@ def conninfo(url: str) -> str:
     return url
 
 
+APPEND_ONLY_STATE = "SEA01"
+"""What the append-only trigger raises (migration 0012)."""
+
+
 class MissingTable(StoreUnavailableError):
     """A table or function the statement needs is missing (a database nobody migrated)."""
 
@@ -79,32 +88,37 @@ def translated(timeout: float | None = None) -> Iterator[None]:
     """
     try:
         yield
-    except PoolClosed as exc:
-        raise StoreUnavailableError("the repository is closed") from exc
-    except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
-        if isinstance(exc, psycopg.errors.LockNotAvailable):
-            raise LockTimeout(f"PostgreSQL: {exc}") from exc
-        raise StoreUnavailableError(f"PostgreSQL is unavailable: {exc}") from exc
-    except TimeoutError as exc:
+    except (PoolClosed, psycopg.Error, TimeoutError, OSError) as exc:
+        raise _translation(exc, timeout) from exc
+
+
+def _translation(exc: BaseException, timeout: float | None) -> StoreError | AppendOnlyError:
+    """The sysevents error a driver error (or a timeout) stands for."""
+    if isinstance(exc, PoolClosed):
+        return StoreUnavailableError("the repository is closed")
+    if isinstance(exc, psycopg.errors.LockNotAvailable):
+        return LockTimeout(f"PostgreSQL: {exc}")
+    if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
+        return StoreUnavailableError(f"PostgreSQL is unavailable: {exc}")
+    if isinstance(exc, TimeoutError):
         within = f" within {timeout:g} s" if timeout is not None else " in time"
-        raise StoreUnavailableError(f"PostgreSQL did not answer{within}") from exc
-    except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedFunction) as exc:
+        return StoreUnavailableError(f"PostgreSQL did not answer{within}")
+    if isinstance(exc, psycopg.errors.UndefinedTable | psycopg.errors.UndefinedFunction):
         # A database nobody migrated: unusable until someone does, and the
         # one thing to say is how.
-        raise MissingTable(
+        return MissingTable(
             "the sysevents tables are missing or out of date in this database: "
             "run `sysevents migrate --database-url ...`"
-        ) from exc
-    except psycopg.errors.CheckViolation as exc:
-        if "no partition" in str(exc):
-            raise NoPartition(f"PostgreSQL: {exc}") from exc
-        raise StoreError(f"PostgreSQL failed: {type(exc).__name__}: {exc}") from exc
-    except psycopg.errors.UniqueViolation as exc:
-        raise Duplicate(f"PostgreSQL: {exc}") from exc
-    except psycopg.Error as exc:
-        raise StoreError(f"PostgreSQL failed: {type(exc).__name__}: {exc}") from exc
-    except OSError as exc:
-        raise StoreUnavailableError(f"PostgreSQL is unreachable: {exc}") from exc
+        )
+    if isinstance(exc, psycopg.Error) and exc.sqlstate == APPEND_ONLY_STATE:
+        return AppendOnlyError()
+    if isinstance(exc, psycopg.errors.CheckViolation) and "no partition" in str(exc):
+        return NoPartition(f"PostgreSQL: {exc}")
+    if isinstance(exc, psycopg.errors.UniqueViolation):
+        return Duplicate(f"PostgreSQL: {exc}")
+    if isinstance(exc, psycopg.Error):
+        return StoreError(f"PostgreSQL failed: {type(exc).__name__}: {exc}")
+    return StoreUnavailableError(f"PostgreSQL is unreachable: {exc}")  # an OSError
 
 
 class _Reachability:
@@ -167,6 +181,7 @@ class PostgresPool:
         prepare_threshold: int | None = 5,
         check_after_idle: float = 0.25,
         refused_wait: float = 0.5,
+        on_connect: Sequence[LiteralString] = (),
     ) -> None:
         self._conninfo = conninfo(url)  # refuses an unreadable URL before anything connects
         self.url = url
@@ -177,6 +192,7 @@ class PostgresPool:
         self.prepare_threshold = prepare_threshold
         self.check_after_idle = check_after_idle
         self.refused_wait = refused_wait
+        self._on_connect = tuple(on_connect)
         self._reach = _Reachability()
         # When each idle connection was last given back, by id(): set on return,
         # read by the check when the connection is handed out again.
@@ -270,6 +286,8 @@ class PostgresPool:
         # Loaded as plain UTC datetimes, whatever the server's TimeZone.
         if conn.info.timezone.utcoffset(None) != timedelta(0):  # pragma: no cover
             await conn.execute("SET TimeZone = 'UTC'")
+        for statement in self._on_connect:
+            await conn.execute(statement)
 
     async def _take(self, pool: AsyncConnectionPool[Connection]) -> Connection:
         """A connection, waited for at most ``timeout``, or ``refused_wait`` once connecting fails.

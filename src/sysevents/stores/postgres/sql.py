@@ -54,6 +54,13 @@ LOCATE_AT = (
     'INSERT INTO system_event_locator (id, "timestamp") VALUES (%s, %s) '
     'ON CONFLICT (id) DO UPDATE SET "timestamp" = EXCLUDED."timestamp"'
 )
+APPEND_ONLY_ON = (
+    "INSERT INTO sysevents_flags (name, value) VALUES ('append_only', true) "
+    "ON CONFLICT (name) DO UPDATE SET value = true"
+)
+"""Makes the database refuse changes and removals of events but retention's (migration 0012)."""
+APPEND_ONLY_OFF = "DELETE FROM sysevents_flags WHERE name = 'append_only'"
+"""Lets the database change and remove events again."""
 FORGET_KEY = "DELETE FROM system_event_keys WHERE caller = %s AND key = %s AND id = %s"
 # Reads no row, but fails on a database without the tables.
 PING = "SELECT 1 FROM system_events, system_event_rollup_state LIMIT 0"

@@ -5,12 +5,14 @@ from __future__ import annotations
 import builtins
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sysevents.audit import delete_record, update_record
 from sysevents.errors import InvalidEventError, NotFoundError
 from sysevents.histogram import EventHistogram, plan_histogram
+from sysevents.integrity import Digest, Sealer
 from sysevents.model import Event, EventPatch, EventStats, NewEvent
 from sysevents.query import EventFilter, EventQuery, page_total
 from sysevents.retention import RetentionPolicy, RetentionReport
@@ -32,6 +34,7 @@ from .pages import read_page
 from .partitions import ensure_ahead, ensure_partitions, history_end
 from .pool import Connection, NoPartition, PostgresPool
 from .rows import event_rows
+from .seals import PostgresSeals
 from .tail import (
     Listener,
     Position,
@@ -85,6 +88,8 @@ class PostgresEventRepository(RepositoryBase):
             min_size=settings.pool_min_size,
             max_size=settings.pool_max_size,
             timeout=settings.timeout,
+            # An append-only store makes the database refuse changes too (migration 0012).
+            on_connect=[sql.APPEND_ONLY_ON] if settings.append_only else [],
         )
         self._secrets_loaded = False
         self._api_keys = PostgresKeyStore(self._db)
@@ -92,6 +97,8 @@ class PostgresEventRepository(RepositoryBase):
         self._folder = Folder(
             self._db, settings.fold_interval, settings.fold_step, leads=self._lease.held
         )
+        self._seals = PostgresSeals(self._db)
+        self._sealer = Sealer.from_settings(self._seals, settings, leads=self._lease.held)
 
     # -- lifecycle ------------------------------------------------------------
 
@@ -118,6 +125,7 @@ class PostgresEventRepository(RepositoryBase):
         self._closed = False
         await self._db.open()
         self._folder.start()
+        self._sealer.start()
 
     async def close(self) -> None:
         """Close the pool; safe to call twice."""
@@ -126,6 +134,7 @@ class PostgresEventRepository(RepositoryBase):
         if listener is not None:
             await listener.stop()
         await self._folder.stop(self.timeout)
+        await self._sealer.stop(self.timeout)
         await self._lease.release()
         await self._db.close()
 
@@ -137,14 +146,34 @@ class PostgresEventRepository(RepositoryBase):
         self._ensure_open()
         return await self._folder.fold()
 
+    async def set_append_only(self, on: bool) -> None:
+        """Make the database refuse (``True``) or allow changes and removals of events."""
+        self._ensure_open()
+        async with self._db.connection() as conn:
+            await conn.execute(sql.APPEND_ONLY_ON if on else sql.APPEND_ONLY_OFF)
+
     async def leads(self) -> bool:
         """Whether this process holds the background lease (see ``lease``)."""
         return await self._lease.held()
 
     async def backlog(self) -> Backlog:
-        """The rows not yet folded into the statistics, the oldest one's age, the failures."""
+        """The rows not yet folded into the statistics, the oldest one's age, the failures.
+
+        The failures count the sealer's too.
+        """
         self._ensure_open()
-        return await self._folder.backlog()
+        backlog = await self._folder.backlog()
+        return replace(backlog, failures=backlog.failures + self._sealer.failures)
+
+    @property
+    def seals(self) -> PostgresSeals:
+        """The digests of this database, and its rows in commit order."""
+        return self._seals
+
+    async def seal(self) -> list[Digest]:
+        """Seal the rows committed since the last digest, now (one process at a time)."""
+        self._ensure_open()
+        return await self._sealer.seal()
 
     async def maintain(self, now: datetime | None = None) -> list[str]:
         """Create the partitions due soon and forget expired idempotency keys.
@@ -183,7 +212,7 @@ class PostgresEventRepository(RepositoryBase):
     async def add(self, new: NewEvent, *, caller: str | None = None) -> Event:
         """Store one event."""
         self._ensure_open()
-        self._check_sizes([new], loc_prefix=False)
+        self._check_written([new], loc_prefix=False)
         who = check_caller(caller)
         if new.idempotency_key is not None:
             return (await self._add_keyed([new], who))[0]
@@ -198,7 +227,7 @@ class PostgresEventRepository(RepositoryBase):
     ) -> builtins.list[Event]:
         """Store several events in one transaction: all or none, in the order given."""
         self._ensure_open()
-        self._check_sizes(news, loc_prefix=True)
+        self._check_written(news, loc_prefix=True)
         who = check_caller(caller)
         if not news:
             return []
@@ -247,7 +276,7 @@ class PostgresEventRepository(RepositoryBase):
         if not is_event_id(event_id):
             raise NotFoundError(event_id)
         try:
-            self._check_sizes([patch], loc_prefix=False)
+            self._check_written([patch], loc_prefix=False)
         except InvalidEventError:
             # A missing event is reported first, as by every backend.
             if await self.get(event_id) is None:

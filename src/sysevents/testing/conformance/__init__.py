@@ -11,7 +11,9 @@ from __future__ import annotations
 from .changes import ChangeConformance
 from .helpers import BAD_IDS, all_pages, new, same_event
 from .histogram import HistogramConformance
+from .integrity import IntegrityConformance
 from .listing import ListConformance
+from .provenance import ProvenanceConformance
 from .retention import RetentionConformance
 from .search import SearchConformance
 from .stats import StatsConformance
@@ -24,7 +26,9 @@ __all__ = [
     "ChangeConformance",
     "EventRepositoryConformance",
     "HistogramConformance",
+    "IntegrityConformance",
     "ListConformance",
+    "ProvenanceConformance",
     "RetentionConformance",
     "SearchConformance",
     "StatsConformance",
@@ -40,6 +44,7 @@ __all__ = [
 class EventRepositoryConformance(
     WriteConformance,
     ChangeConformance,
+    ProvenanceConformance,
     ListConformance,
     StatsConformance,
     RetentionConformance,
@@ -47,5 +52,6 @@ class EventRepositoryConformance(
     SearchConformance,
     HistogramConformance,
     TailConformance,
+    IntegrityConformance,
 ):
     """Every area of the suite."""

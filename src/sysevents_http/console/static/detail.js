@@ -3,7 +3,7 @@
 import { h, timeElement, utcTime } from "./format.js";
 
 const aside = document.getElementById("detail");
-const SHOWN = ["id", "event_type", "severity", "message", "source", "timestamp", "created_at"];
+const SHOWN = ["id", "event_type", "severity", "message", "source", "timestamp", "created_at", "written_by"];
 const LABELS = {
   id: "Id",
   event_type: "Type",
@@ -12,6 +12,7 @@ const LABELS = {
   source: "Source",
   timestamp: "Time",
   created_at: "Recorded",
+  written_by: "Written by",
   idempotency_key: "Idempotency key",
 };
 

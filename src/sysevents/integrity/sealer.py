@@ -1,0 +1,136 @@
+"""Sealing: committed events into the digest chain, in the background.
+
+The sealer walks the store's rows in commit order, ``(transaction, id)``,
+and seals only those of transactions that had all ended when it looked
+(:class:`~sysevents.integrity.source.Horizon`): no row can appear later
+behind a sealed position, however writers interleave. This is the order
+the rollup fold and the live tails already read (an index serves it), so
+sealing costs one indexed range read per digest, away from the writers'
+path: a writer never waits for it.
+
+One process seals at a time (the store's lease); a digest whose ``seq``
+another process took first is dropped and the chain read again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+
+from sysevents._tasks import finish
+from sysevents.errors import StoreError
+from sysevents.settings import Settings
+
+from .digest import UNSIGNED, Digest, new_digest
+from .signing import Signer
+from .source import SealStore
+
+log = logging.getLogger("sysevents.integrity")
+
+WARN_EVERY = 60.0
+"""Seconds between two warnings of a sealer that keeps failing."""
+
+
+class Sealer:
+    """Seals what is ready, now (:meth:`seal`) or every ``interval`` seconds."""
+
+    def __init__(
+        self,
+        source: SealStore,
+        *,
+        interval: float,
+        step: int,
+        signer: Signer | None,
+        leads: Callable[[], Awaitable[bool]] | None = None,
+    ) -> None:
+        self.source = source
+        self.interval = interval
+        self.step = step
+        self.signer = signer
+        self._leads = leads
+        self.failures = 0
+        self._warned_at = -WARN_EVERY
+        self._task: asyncio.Task[None] | None = None
+        self._stop = asyncio.Event()
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    def from_settings(
+        cls,
+        source: SealStore,
+        settings: Settings,
+        leads: Callable[[], Awaitable[bool]] | None = None,
+    ) -> Sealer:
+        """A sealer as ``settings`` say (``ConfigurationError`` for a malformed ``seal_key``)."""
+        key = settings.seal_key
+        return cls(
+            source,
+            interval=settings.seal_interval,
+            step=settings.seal_step,
+            signer=None if key is None else Signer.from_text(key.get_secret_value()),
+            leads=leads,
+        )
+
+    def start(self) -> None:
+        """Seal every ``interval`` seconds in the background (never with an interval of 0)."""
+        if self.interval > 0 and self._task is None:
+            self._stop = asyncio.Event()
+            self._task = asyncio.get_running_loop().create_task(
+                self._seal_forever(), name="sysevents-sealer"
+            )
+
+    async def stop(self, grace: float) -> None:
+        """Stop sealing; a digest under way is finished first (within ``grace`` seconds)."""
+        task, self._task = self._task, None
+        if task is not None:
+            self._stop.set()
+            await finish(task, grace)
+
+    async def _seal_forever(self) -> None:
+        while not self._stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), self.interval)
+                return
+            try:
+                if self._leads is None or await self._leads():
+                    await self.seal()
+            except StoreError as exc:
+                self._failed(exc)
+
+    def _failed(self, exc: StoreError) -> None:
+        self.failures += 1
+        now = time.monotonic()
+        if now - self._warned_at >= WARN_EVERY:
+            self._warned_at = now
+            log.warning(
+                "sealing events into digests failed (%s; %d failure(s) so far). Events "
+                "wait unsealed meanwhile: check that the store is up, and that this "
+                "process may write the digests table (sysevents migrate)",
+                exc,
+                self.failures,
+            )
+
+    async def seal(self) -> list[Digest]:
+        """Seal everything ready now, in digests of at most ``step`` events; the new digests."""
+        made: list[Digest] = []
+        async with self._lock:
+            while True:
+                last = await self.source.last_digest()
+                horizon = await self.source.horizon()
+                after = (0, 0) if last is None else last.last
+                run = await self.source.next_run(after, below=horizon.below, limit=self.step)
+                if run is None:
+                    return made
+                key = self.signer.key_id if self.signer is not None else UNSIGNED
+                digest = new_digest(last, run, horizon.now, horizon.next_xid, key)
+                if self.signer is not None:
+                    digest = replace(digest, signature=self.signer.sign(digest.header()))
+                if not await self.source.add_digest(digest):
+                    return made  # another process sealed this far first
+                made.append(digest)
+                if run.count < self.step:
+                    return made
