@@ -127,6 +127,17 @@ def bench_search(session: nox.Session) -> None:
 
 
 @nox.session
+def bench_seal(session: nox.Session) -> None:
+    """What sealing costs writers (on against off) and verify's rate on 1M events.
+
+    ``-- --rows N`` sets the size verified; ``-- --smoke`` runs in seconds;
+    ``-- --out DIR`` writes seal.md and .json. Needs PostgreSQL.
+    """
+    install(session, "bench")
+    session.run("python", "bench/seal.py", *session.posargs)
+
+
+@nox.session
 def screenshots(session: nox.Session) -> None:
     """PNGs of the web console in ``docs/`` (needs chromium and chromedriver on the machine)."""
     install(session, "test")
