@@ -124,3 +124,36 @@ def test_a_name_in_the_setting_and_in_the_store_is_refused(
     monkeypatch.setenv("SYSEVENTS_API_KEYS", f"ro:read:{new_key()[0]}")
     assert main(["keys", *db, "create", "--name", "ro", "--scope", "read"]) == 2
     assert "SYSEVENTS_API_KEYS" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["serve", "--port", "1"],
+        ["export", "--database-url", "memory://"],
+        ["tail", "--database-url", "memory://"],
+        ["retention", "--database-url", "memory://"],
+        ["keys", "--database-url", "memory://", "list"],
+        ["migrate", "--database-url", "memory://"],
+        ["verify", "--database-url", "memory://"],
+        ["seal-key"],
+        ["append-only", "on", "--database-url", "memory://"],
+    ],
+)
+@pytest.mark.parametrize(
+    ("variable", "value", "named"),
+    [
+        ("SYSEVENTS_RATE_LIMIT", "5/fortnight", "rate_limit"),
+        ("SYSEVENTS_API_KEYS", "not-an-entry", "SYSEVENTS_API_KEYS"),
+    ],
+)
+def test_a_wrong_setting_is_one_line_and_exit_2(
+    command: list[str], variable: str, value: str, named: str
+) -> None:
+    import os
+
+    env = {**os.environ, variable: value}
+    done = run(*command, env=env)
+    assert done.returncode == 2, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert named in done.stderr

@@ -61,6 +61,21 @@ async def test_events_from_tasks_are_stored() -> None:
     assert (counters.dropped, counters.to_stdout, counters.invalid) == (0, 0, 0)
 
 
+async def test_details_changed_after_emit_are_not_stored() -> None:
+    repo = MemoryEventRepository()
+    flat = {"user": "ann"}
+    nested = {"user": {"name": "ann"}, "tags": ["a"]}
+    async with EventLogger(repo) as emitter:
+        emitter.emit("login", "flat", details=flat)
+        emitter.emit("login", "nested", details=nested)
+        flat["user"] = "eve"  # the caller reuses its dicts, as loggers do
+        nested["user"]["name"] = "eve"  # type: ignore[index]
+        nested["tags"].append("b")  # type: ignore[attr-defined]
+        await emitter.flush()
+    stored = {e.message: e.details for e in (await repo.list()).items}
+    assert stored == {"flat": {"user": "ann"}, "nested": {"user": {"name": "ann"}, "tags": ["a"]}}
+
+
 async def test_events_from_threads_are_stored() -> None:
     repo = GatedRepository()
     async with EventLogger(repo) as emitter:

@@ -63,9 +63,7 @@ class Recording(MemoryEventRepository):
             name in CONTRACT
             and name not in ("pool_stats", "cache_stats", "backlog")
             and callable(value)
-        ):
-            super().__getattribute__("calls")[name] += 1
-        elif name in ("keys", "seals"):
+        ) or name in ("keys", "seals"):
             super().__getattribute__("calls")[name] += 1
         return value
 

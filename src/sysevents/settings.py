@@ -11,10 +11,18 @@ import re
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BeforeValidator, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    BeforeValidator,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from .errors import ConfigurationError
+from .keys import static_keys
 from .model import EventLimits
 from .redact import redact_url
 from .retention import RetentionPolicy
@@ -186,13 +194,33 @@ class Settings(BaseSettings):
         "this machine's loopback names and addresses (which defeats DNS rebinding); * for any.",
     )
 
+    @field_validator("rate_limit")
+    @classmethod
+    def _rate(cls, value: str) -> str:
+        if value != "off":
+            parse_rate(value)
+        return value
+
+    @field_validator("api_keys")
+    @classmethod
+    def _static_keys(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            try:
+                static_keys(value.get_secret_value())
+            except ConfigurationError as exc:
+                raise ValueError(str(exc)) from None
+        return value
+
+    @field_validator("retention")
+    @classmethod
+    def _policy(cls, value: str | None) -> str | None:
+        RetentionPolicy.parse(value)
+        return value
+
     @model_validator(mode="after")
     def _checks(self) -> Settings:
         if self.pool_min_size > self.pool_max_size:
             raise ValueError("pool_min_size must not exceed pool_max_size")
-        if self.rate_limit != "off":
-            parse_rate(self.rate_limit)
-        RetentionPolicy.parse(self.retention)
         return self
 
     @property
@@ -300,7 +328,10 @@ def describe(exc: ValidationError, prefix: str) -> str:
     """A validation error of settings, each problem naming its environment variable."""
     parts = []
     for err in exc.errors(include_input=False, include_url=False):
-        name = str(err["loc"][0]) if err["loc"] else "settings"
+        if not err["loc"]:  # a rule between settings: the message names them
+            parts.append(str(err["msg"]).removeprefix("Value error, "))
+            continue
+        name = str(err["loc"][0])
         if err["type"] == "extra_forbidden":
             parts.append(f"{name}: there is no such setting")
         else:

@@ -24,6 +24,7 @@ from sysevents.keys import clashing_name, static_keys
 from sysevents.settings import ENV_PREFIX, environment_of
 
 from . import deadlines
+from .access import Access
 from .app import create_app
 from .config import ENV_PREFIX as HTTP_PREFIX
 from .config import HttpOptions
@@ -114,6 +115,7 @@ def run(settings: Settings, *, host: str, port: int, options: HttpOptions | None
 
     options = options or HttpOptions.from_env()
     sysevents.connect(settings=settings)  # builds, does not open: checks the URLs
+    Access(settings)  # parses SYSEVENTS_API_KEYS: a malformed entry is one line, here
     settings = secured(settings, host)
     asyncio.run(_refuse_clashing_names(settings))
     workers = options.worker_count

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import copy
 import logging
 import random
 import threading
@@ -113,7 +114,7 @@ class EventLogger:
             if trace_id is None and span_id is None:
                 trace_id, span_id = current_ids()
             return self._queue.put(
-                event_type, message, severity, details, source, when, trace_id, span_id
+                event_type, message, severity, _copied(details), source, when, trace_id, span_id
             )
         except Exception:  # emit() must never raise into the caller
             self._queue.dropped += 1
@@ -326,3 +327,15 @@ class EventLogger:
         example ``lambda: sysevents.connect(url)``.
         """
         return ThreadedEventLogger(open_repo, cls, **options)
+
+
+_FLAT = (str, int, float, bool, type(None))
+
+
+def _copied(details: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The caller's details, copied: changing them after ``emit`` changes nothing stored."""
+    if details is None:
+        return None
+    if all(isinstance(v, _FLAT) for v in details.values()):
+        return dict(details)  # the common case, and cheap
+    return copy.deepcopy(details)
