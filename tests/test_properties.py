@@ -43,7 +43,9 @@ def test_memory_store_returns_what_was_sent(event: NewEvent) -> None:
             stored = await repo.add(event)
             fetched = await repo.get(stored.id)
             assert fetched is not None
-            assert fetched.model_dump(exclude={"id", "created_at", "written_by"}) == event.model_dump()
+            assert (
+                fetched.model_dump(exclude={"id", "created_at", "written_by"}) == event.model_dump()
+            )
             assert fetched.written_by is None  # no caller given
 
     asyncio.run(scenario())

@@ -15,7 +15,6 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator
 
 from .model import AwareDatetime, Event, EventType, Severity, Source, TraceId, WrittenBy
-from .rules import MAX_EVENT_ID
 from .search import DETAILS_PREFIX, check_details_filters, check_q, details_at, json_equal
 
 __all__ = ["CountMode", "EventFilter", "EventQuery", "Order", "page_total"]
@@ -174,12 +173,21 @@ class EventFilter(BaseModel):
         return params
 
 
+MAX_OFFSET = 100_000
+"""The largest ``offset``: skipping is reading, so deeper pages go by ``cursor``."""
+
+
 class EventQuery(EventFilter):
     """A listing: filters, order, and one page by ``offset`` or by ``cursor``."""
 
     order: Order = "newest"
     limit: int = Field(default=50, ge=1, le=1000)
-    offset: int = Field(default=0, ge=0, le=MAX_EVENT_ID)
+    offset: int = Field(
+        default=0,
+        ge=0,
+        le=MAX_OFFSET,
+        description="Events to skip; deeper pages are read by cursor (an offset is read through).",
+    )
     cursor: str | None = Field(default=None, min_length=1, max_length=512)
     count: CountMode = "capped"
 

@@ -126,8 +126,12 @@ def parse_details_value(text: str) -> Any:
     def refuse(constant: str) -> Any:
         raise ValueError(constant)  # NaN and Infinity are not JSON: the text stays text
 
+    if len(text) > MAX_VALUE_LENGTH:
+        raise ValueError(f"must be at most {MAX_VALUE_LENGTH} characters")
     try:
         value = json.loads(text, parse_constant=refuse)
+    except RecursionError:
+        raise ValueError(f"must be nested at most {MAX_PATH_DEPTH} deep") from None
     except ValueError:
         return text
     if isinstance(value, float) and not math.isfinite(value):

@@ -177,3 +177,13 @@ async def test_stats_breakdowns_are_cut_to_the_top() -> None:
     assert list(stats["by_source"]) == ["s3", "s2"]
     assert stats["by_source_other"] == 1
     assert stats["total"] == 6
+
+
+async def test_an_offset_past_a_hundred_thousand_is_refused(client: Client) -> None:
+    deepest = await client.get("/api/events", params={"offset": "100000"})
+    assert deepest.status_code == 200
+    for value in ("100001", str(2**63 - 1)):
+        response = await client.get("/api/events", params={"offset": value, "count": "exact"})
+        assert response.status_code == 400, value
+        assert response.json()["errors"][0]["field"] == "offset"
+        assert "cursor" in response.json()["errors"][0]["message"] or "100000" in response.text

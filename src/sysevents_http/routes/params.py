@@ -16,7 +16,7 @@ from litestar.status_codes import HTTP_200_OK
 
 from sysevents import Severity
 from sysevents.keys import Scope
-from sysevents.query import CountMode, Order
+from sysevents.query import MAX_OFFSET, CountMode, Order
 from sysevents.rules import MAX_EVENT_ID, is_event_id
 from sysevents.search import (
     DETAILS_PREFIX,
@@ -116,8 +116,9 @@ Limit = Annotated[
 Offset = Annotated[
     str,
     QueryParameter(
-        description="Events to skip (paging by offset).",
-        schema_extra={"type": "integer", "minimum": 0, "maximum": MAX_EVENT_ID, "default": 0},
+        description=f"Events to skip (paging by offset, at most {MAX_OFFSET}; page deeper "
+        "with `cursor`).",
+        schema_extra={"type": "integer", "minimum": 0, "maximum": MAX_OFFSET, "default": 0},
     ),
 ]
 
