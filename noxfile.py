@@ -127,6 +127,16 @@ def bench_search(session: nox.Session) -> None:
 
 
 @nox.session
+def bench_limits(session: nox.Session) -> None:
+    """What the fair-share limits cost POST and a cached GET, and the OTLP finding's body.
+
+    ``-- --smoke`` runs in seconds. Needs Redis (``SYSEVENTS_BENCH_REDIS_URL``).
+    """
+    install(session, "bench")
+    session.run("python", "bench/limits_cost.py", *session.posargs)
+
+
+@nox.session
 def bench_seal(session: nox.Session) -> None:
     """What sealing costs writers (on against off) and verify's rate on 1M events.
 

@@ -117,6 +117,8 @@ async def drive(store: EventRepository) -> set[str]:
     driven.add("backlog")
     assert await store.backlog() is None  # the memory store has none
     assert await each("leads", store.leads) is True
+    known = await each("known_series", lambda: store.known_series([("t", None), ("new", None)]))
+    assert known == {("t", None)}
     sealed = await each("seal", store.seal)
     assert sum(d.count for d in sealed) >= 2  # the events not deleted
     seals = store.seals
@@ -133,7 +135,7 @@ def test_the_contract_is_what_the_drive_covers() -> None:
         *("add", "add_many", "update", "delete", "apply_retention", "get", "get_json"),
         *("list", "list_json", "stats", "stats_json", "histogram", "follow", "tail", "ping"),
         *("maintain", "keys", "cache_stats", "pool_stats", "backlog", "leads"),
-        *("seal", "seals"),
+        *("seal", "seals", "known_series"),
         *("open", "close", "__aenter__", "__aexit__"),
     }
 

@@ -21,6 +21,7 @@ from .errors import (
     StoreError,
     StoreUnavailableError,
     SyseventsError,
+    TooManySeriesError,
 )
 from .histogram import EventHistogram, HistogramBucket
 from .logging import log_to
@@ -70,6 +71,7 @@ __all__ = [
     "StoreError",
     "StoreUnavailableError",
     "SyseventsError",
+    "TooManySeriesError",
     "__version__",
     "connect",
     "log_to",

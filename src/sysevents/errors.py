@@ -67,6 +67,19 @@ class StoreUnavailableError(StoreError):
     """The store cannot be reached, or did not answer in time."""
 
 
+class TooManySeriesError(SyseventsError):
+    """A caller started more new (event_type, source) pairs this hour than it may."""
+
+    def __init__(self, field: str = "event_type", limit: int = 0, retry_after: int = 0) -> None:
+        self.field = field
+        self.limit = limit
+        self.retry_after = retry_after
+        super().__init__(
+            f"{field}: more than {limit} new (event_type, source) pairs this hour "
+            f"from this caller; try again in {retry_after} s, or reuse existing types"
+        )
+
+
 class ReservedTypeError(SyseventsError):
     """A client sent an event type that only sysevents itself writes (``sysevents.``...)."""
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
@@ -63,6 +64,49 @@ def parse_rate(text: str) -> tuple[int, RateUnit]:
     if not match or int(match[1]) < 1:
         raise ValueError("must read N/second, N/minute or N/hour, with N at least 1")
     return int(match[1]), match[2]  # type: ignore[return-value]
+
+
+_SIZE_UNITS = {"B": 1, "KB": 1_000, "MB": 1_000_000, "GB": 1_000_000_000}
+_INGEST_PART = re.compile(
+    r"^\s*(?:(?P<events>\d+)\s*/\s*(?:s|second)|(?P<size>\d+)\s*(?P<unit>B|KB|MB|GB)\s*/\s*"
+    r"(?:s|second)|burst\s*=\s*(?P<burst>\d+)\s*s)\s*$",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True)
+class IngestRate:
+    """What one caller may store: events and bytes per second, with a burst."""
+
+    events: int
+    """Events per second."""
+    bytes: int
+    """Bytes of request bodies per second."""
+    burst: int
+    """Seconds of either a caller may use at once, after being idle."""
+
+
+def parse_ingest(text: str) -> IngestRate | None:
+    """``EVENTS/second,SIZE/second,burst=Ns`` (e.g. ``100000/s,100MB/s,burst=10s``); ``off``."""
+    if text.strip().lower() == "off":
+        return None
+    found: dict[str, int] = {}
+    for part in text.split(","):
+        match = _INGEST_PART.match(part)
+        if match is None:
+            raise ValueError(
+                "must read EVENTS/second,SIZE/second,burst=Ns (e.g. 100000/s,100MB/s,burst=10s) "
+                "or off"
+            )
+        if match["events"]:
+            found["events"] = int(match["events"])
+        elif match["size"]:
+            found["bytes"] = int(match["size"]) * _SIZE_UNITS[match["unit"].upper()]
+        else:
+            found["burst"] = int(match["burst"])
+    if set(found) != {"events", "bytes", "burst"} or 0 in found.values():
+        raise ValueError("gives events per second, bytes per second and a burst, each above 0")
+    return IngestRate(**found)
 
 
 class Settings(BaseSettings):
@@ -181,9 +225,31 @@ class Settings(BaseSettings):
         "this machine; required; or off.",
     )
     rate_limit: str = Field(
-        default="100/second",
+        default="1000/second",
         description="Requests per key (or client address when auth is off): N/second, "
         "N/minute or N/hour; off for none.",
+    )
+    address_limit: str = Field(
+        default="2000/second",
+        description="Requests per client address, counted before authentication (failed ones "
+        "and open routes included): N/second, N/minute or N/hour; off for none.",
+    )
+    ingest_limit: str = Field(
+        default="100000/second,100MB/second,burst=10s",
+        description="Events and request bytes one caller may store per second, and the seconds "
+        "of either it may use at once: EVENTS/second,SIZE/second,burst=Ns; off for none.",
+    )
+    max_new_series: int = Field(
+        default=1000,
+        ge=0,
+        description="New (event_type, source) pairs one caller may start per hour (0: no "
+        "limit): each adds statistics rows for good.",
+    )
+    max_streams_per_key: int = Field(
+        default=5, ge=1, le=10_000, description="Live streams one caller may hold open at once."
+    )
+    max_reads_per_key: int = Field(
+        default=8, ge=1, le=10_000, description="Reading requests one caller may have under way."
     )
     cors_origins: CommaList = Field(
         default=(), description="Origins whose pages may call the API (none: CORS is off)."
@@ -194,11 +260,17 @@ class Settings(BaseSettings):
         "this machine's loopback names and addresses (which defeats DNS rebinding); * for any.",
     )
 
-    @field_validator("rate_limit")
+    @field_validator("rate_limit", "address_limit")
     @classmethod
     def _rate(cls, value: str) -> str:
         if value != "off":
             parse_rate(value)
+        return value
+
+    @field_validator("ingest_limit")
+    @classmethod
+    def _ingest(cls, value: str) -> str:
+        parse_ingest(value)
         return value
 
     @field_validator("api_keys")

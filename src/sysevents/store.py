@@ -55,6 +55,10 @@ class PoolStats:
     """Of those, connections waiting in the pool (the others are lent out)."""
 
 
+Series = tuple[str, str | None]
+"""An (event_type, source) pair: what adds rows to the statistics."""
+
+
 @dataclass(frozen=True, slots=True)
 class Backlog:
     """Work a store does in the background that is not done yet."""
@@ -193,6 +197,9 @@ class EventRepository(Protocol):
     async def seal(self) -> builtins.list[Digest]:
         """Seal what is committed into new digests now (done every ``seal_interval`` anyway)."""
 
+    async def known_series(self, pairs: Sequence[Series]) -> set[Series]:
+        """Those (event_type, source) pairs some stored event has (all of them: not known)."""
+
     async def maintain(self, now: datetime | None = None) -> builtins.list[str]:
         """Do the store's upkeep (PostgreSQL: partitions ahead, old keys); what it created."""
 
@@ -254,6 +261,10 @@ class EventStore(Lifecycle, ABC):
     async def seal(self) -> builtins.list[Digest]:
         """Nothing to seal by default."""
         return []
+
+    async def known_series(self, pairs: Sequence[Series]) -> set[Series]:
+        """A store that cannot tell says every pair is known (nothing is limited)."""
+        return set(pairs)
 
     @abstractmethod
     async def add(self, new: NewEvent, *, caller: str | None = None) -> Event:
@@ -385,6 +396,10 @@ class DelegatingStore(EventStore):
     async def seal(self) -> builtins.list[Digest]:
         """Seal the inner store's events."""
         return await self.inner.seal()
+
+    async def known_series(self, pairs: Sequence[Series]) -> set[Series]:
+        """The inner store's answer."""
+        return await self.inner.known_series(pairs)
 
     async def open(self) -> None:
         """Open the inner store."""

@@ -27,6 +27,7 @@ from .errors import (
     StoreError,
     StoreUnavailableError,
     SyseventsError,
+    TooManySeriesError,
 )
 
 __all__ = ["ERRORS", "RETRY_AFTER_SECONDS", "Answer", "Row", "error_of", "status_of"]
@@ -100,6 +101,15 @@ def _reserved(answer: Answer) -> SyseventsError | None:
     return ReservedTypeError(fields[0]) if fields else None
 
 
+def _series(answer: Answer) -> SyseventsError | None:
+    fields = [
+        str(e.get("field"))
+        for e in answer.problem.get("errors") or ()
+        if isinstance(e, Mapping) and e.get("type") == "series_limit"
+    ]
+    return TooManySeriesError(fields[0]) if fields else None
+
+
 def _conflicting_fields(answer: Answer) -> list[str]:
     return [
         str(e.get("field"))
@@ -125,6 +135,7 @@ ERRORS: tuple[Row, ...] = (
         ),
     ),
     Row(ConflictError, (409,), lambda a: ConflictError(a.detail)),
+    Row(TooManySeriesError, (429,), _series),
     # "Try again later": too many requests and gateways that lost the service too.
     Row(
         StoreUnavailableError,

@@ -12,13 +12,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
+
+from litestar.exceptions import TooManyRequestsException
 
 from sysevents import ConfigurationError, Settings, StoreUnavailableError
 from sysevents.keys import KeyRing, KeyStore, static_keys
 
 from .hosts import host_allowed
+from .ingest import Buckets, MemoryBuckets, RedisBuckets
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -30,10 +34,10 @@ FAILURE_RECORD_INTERVAL = 60.0
 KEYS_QUESTION_TIMEOUT = 1.0
 """Seconds the store has to say whether any key exists, before the request gets a 503."""
 
-# KEYS: the counter. ARGV: the window's length (ms). Returns the count so far.
+# KEYS: the counter. ARGV: the window's length (ms), what to add. Returns the count so far.
 _COUNT = """
-local n = redis.call('INCR', KEYS[1])
-if n == 1 then
+local n = redis.call('INCRBY', KEYS[1], ARGV[2])
+if n == tonumber(ARGV[2]) then
   redis.call('PEXPIRE', KEYS[1], ARGV[1])
 end
 return n
@@ -44,17 +48,18 @@ class MemoryCounter:
     """Counters of one process (no Redis): each window's count per identifier."""
 
     def __init__(self) -> None:
-        self._counts: dict[str, int] = {}
-        self._window = -1
+        # Per window length: the current window, and its counts.
+        self._windows: dict[int, tuple[int, dict[str, int]]] = {}
 
-    async def count(self, identifier: str, window: int, seconds: int) -> int:
-        """The count of ``identifier`` in ``window``, this request included."""
-        if window != self._window:
-            self._counts.clear()  # an old window's counters are no longer needed
-            self._window = window
-        n = self._counts.get(identifier, 0) + 1
-        self._counts[identifier] = n
-        return n
+    async def count(self, identifier: str, window: int, seconds: int, n: int = 1) -> int:
+        """The count of ``identifier`` in ``window``, these ``n`` included."""
+        current, counts = self._windows.get(seconds, (-1, {}))
+        if window != current:  # an old window's counters are no longer needed
+            counts = {}
+            self._windows[seconds] = (window, counts)
+        total = counts.get(identifier, 0) + n
+        counts[identifier] = total
+        return total
 
 
 class RedisCounter:
@@ -66,11 +71,11 @@ class RedisCounter:
         self._count = redis.register_script(_COUNT)
         self._failing = False
 
-    async def count(self, identifier: str, window: int, seconds: int) -> int:
-        """The count of ``identifier`` in ``window``, this request included (0: unknown)."""
-        key = f"{self._prefix}:rate:{window}:{identifier}"
+    async def count(self, identifier: str, window: int, seconds: int, n: int = 1) -> int:
+        """The count of ``identifier`` in ``window``, these ``n`` included (0: unknown)."""
+        key = f"{self._prefix}:rate:{seconds}:{window}:{identifier}"
         try:
-            n = int(await self._count(keys=[key], args=[seconds * 1000]))
+            n = int(await self._count(keys=[key], args=[seconds * 1000, n]))
         except Exception as exc:  # the limit is a guard, not a reason to fail requests
             if not self._failing:
                 logger.warning("rate limits are off while Redis fails (%s)", exc)
@@ -92,7 +97,11 @@ class Access:
         self.keys = KeyRing(None, static_keys(secret_keys))
         """The API keys requests are checked against (settings first, then the store's)."""
         self.counter: Counter = MemoryCounter()
+        """Request counts per window (rate and address limits, new series)."""
+        self.buckets: Buckets = MemoryBuckets()
+        """The ingest limit's token buckets."""
         self._redis: Any = None
+        self._under_way: dict[str, int] = {}
         self.on_failure: Callable[[dict[str, Any]], None] | None = None
         """Where a failed authentication goes to be recorded (at most one per address,
         reason and minute): the service's own records."""
@@ -102,11 +111,12 @@ class Access:
         """Check keys against ``store_keys`` too; count in Redis when one is configured."""
         self.keys.store = store_keys
         settings = self.settings
-        if settings.redis_url and settings.rate_limit != "off":
+        if settings.redis_url:
             from sysevents.cache import cache_client
 
             self._redis = cache_client(settings.redis_url, timeout=0.25)
             self.counter = RedisCounter(self._redis, settings.cache_prefix)
+            self.buckets = RedisBuckets(self._redis, settings.cache_prefix)
 
     async def stop(self) -> None:
         """Close the Redis client of the counters."""
@@ -131,6 +141,30 @@ class Access:
                 f"the event store did not say within {KEYS_QUESTION_TIMEOUT:g} s "
                 "whether API keys exist"
             ) from None
+
+    @contextmanager
+    def holding(self, kind: str, identifier: str, cap: int) -> Iterator[None]:
+        """One more ``kind`` (a stream, a read) of ``identifier`` under way, or a 429 past ``cap``.
+
+        Counted in this process: with N workers and no shared state, each allows
+        ``cap / N`` (rounded up) of them.
+        """
+        key = f"{kind}:{identifier}"
+        held = self._under_way.get(key, 0)
+        if held >= cap:
+            raise TooManyRequestsException(
+                detail=f"more than {cap} {kind}s under way for this caller: finish one first",
+                headers={"Retry-After": "1"},
+            )
+        self._under_way[key] = held + 1
+        try:
+            yield
+        finally:
+            left = self._under_way[key] - 1
+            if left:
+                self._under_way[key] = left
+            else:
+                del self._under_way[key]
 
     def host_allowed(self, host: str | None) -> bool:
         """Whether a request naming ``host`` is answered while no key is required."""

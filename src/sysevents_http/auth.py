@@ -1,9 +1,10 @@
 """Who is calling, and may they: API keys on every request, a scope on every route.
 
-:class:`AccessMiddleware` reads the key (``Authorization: Bearer <key>`` or
-``X-API-Key: <key>``) of a request to a protected route, checks the route's
-scope (its ``opt``), counts the request against the rate limit, and puts the
-:class:`Caller` in the request's state, all in one layer. No key, or an
+:class:`AccessMiddleware` counts every request against its client address,
+reads the key (``Authorization: Bearer <key>`` or ``X-API-Key: <key>``) of a
+request to a protected route, checks the route's scope (its ``opt``), counts
+the request against the caller's limits, and puts the :class:`Caller` in the
+request's state, all in one layer. No key, or an
 unknown, expired or revoked one, is a 401 (the answer never says which); a
 valid key without the scope is a 403. Routes without a scope (health) are open.
 """
@@ -26,11 +27,12 @@ if TYPE_CHECKING:
     from litestar.types import ASGIApp, Message, Receive, Send
     from litestar.types import Scope as AsgiScope
 
-    from .access import Access
-    from .limits import RateLimit
+    from .service import Service
 
 SCOPE_OPT = "sysevents_scope"
 """The route option naming the scope a route needs (absent: the route is open)."""
+STREAM_OPT = "sysevents_stream"
+"""The route option of the live stream: it holds one of its caller's streams, not a read."""
 KEYED_OPT = "sysevents_keyed"
 """The route option of routes that need a key even when the API requires none (``/api/keys``)."""
 STATE_KEY = "sysevents_caller"
@@ -85,28 +87,35 @@ async def authenticate(ring: KeyRing, required: bool, key: str | None) -> Caller
 
 
 class AccessMiddleware(ASGIMiddleware):
-    """The one layer in front of every protected route: who calls, may they, how often.
+    """The one layer in front of every route: who calls, may they, how often.
 
-    For a route with a scope (its ``opt``): authenticates the caller (401),
-    checks the key has the scope (403), counts the request against the rate
-    limit (429, else the ``RateLimit`` headers on the answer) and leaves the
-    :class:`Caller` in the request's state. Open routes pass untouched.
+    Every request is first counted against its client address's budget (429).
+    For a route with a scope (its ``opt``) it then authenticates the caller
+    (401), checks the key has the scope (403), counts the request against the
+    caller's rate limit (429, else the ``RateLimit`` headers on the answer),
+    holds one of the caller's streams or reads for as long as the answer lasts
+    (429 past the cap) and leaves the :class:`Caller` in the request's state.
     """
 
-    def __init__(self, access: Callable[[], Access], rate: RateLimit | None) -> None:
-        self._access = access
-        self._rate = rate
+    def __init__(self, service: Callable[[], Service]) -> None:
+        self._service = service
 
     async def handle(
         self, scope: AsgiScope, receive: Receive, send: Send, next_app: ASGIApp
     ) -> None:
         """Check the caller, then go on."""
+        service = self._service()
+        quotas = service.quotas
+        client = scope.get("client")
+        address = client[0] if client else "unknown"
+        if quotas.address is not None:
+            await quotas.address.check("address:" + address)
         handler = scope.get("route_handler")
         needed = handler.opt.get(SCOPE_OPT) if handler is not None else None
         if needed is None:
             await next_app(scope, receive, send)
             return
-        access = self._access()
+        access = service.access
         headers = Headers.from_scope(scope)
         # The keys themselves never answer an anonymous caller.
         required = bool(handler.opt.get(KEYED_OPT)) or await access.required()
@@ -118,23 +127,32 @@ class AccessMiddleware(ASGIMiddleware):
         try:
             caller = await authenticate(access.keys, required, presented_key(headers))
         except AuthenticationError as exc:
-            client = scope.get("client")
-            access.failed(client[0] if client else "unknown", exc.reason, exc.key_id)
+            access.failed(address, exc.reason, exc.key_id)
             raise
         if caller.key is not None and needed not in caller.key.scopes:
             raise ForbiddenError(needed)
         scope.setdefault("state", {})[STATE_KEY] = caller
-        if self._rate is None:
-            await next_app(scope, receive, send)
-            return
-        limits = await self._rate.check(_identifier(caller, scope))
+        identifier = budget_of(caller, address)
+        limits: list[tuple[bytes, bytes]] = []
+        if quotas.rate is not None:
+            limits = await quotas.rate.check(identifier)
+        answer: Send = send
+        if limits:
 
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", ()), *limits]
-            await send(message)
+            async def send_with_headers(message: Message) -> None:
+                if message["type"] == "http.response.start":
+                    message["headers"] = [*message.get("headers", ()), *limits]
+                await send(message)
 
-        await next_app(scope, receive, send_with_headers)
+            answer = send_with_headers
+        if handler.opt.get(STREAM_OPT):
+            with access.holding("stream", identifier, quotas.streams):
+                await next_app(scope, receive, answer)
+        elif needed == "read":
+            with access.holding("read", identifier, quotas.reads):
+                await next_app(scope, receive, answer)
+        else:
+            await next_app(scope, receive, answer)
 
 
 def caller_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Caller:
@@ -143,9 +161,14 @@ def caller_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Caller:
     return caller if isinstance(caller, Caller) else Caller(None)
 
 
-def _identifier(caller: Caller, scope: AsgiScope) -> str:
+def budget_of(caller: Caller, address: str) -> str:
     """Whose budget a request counts against: its key's, or (no key) its address's."""
     if caller.key is not None:
         return "key:" + caller.key.key_id
-    client = scope.get("client")
-    return "addr:" + (client[0] if client else "unknown")
+    return "addr:" + address
+
+
+def request_budget(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
+    """The budget of a request :class:`AccessMiddleware` let through."""
+    client = connection.scope.get("client")
+    return budget_of(caller_of(connection), client[0] if client else "unknown")

@@ -13,6 +13,7 @@ from litestar.plugins import InitPlugin
 
 from sysevents import EventRepository, Settings, StoreUnavailableError
 
+from .auth import AccessMiddleware
 from .config import HttpOptions
 from .console import console_router
 from .metrics import Metrics, metrics_route, time_requests
@@ -82,15 +83,6 @@ class SyseventsPlugin(InitPlugin):
         finally:
             await service.stop()
 
-    def _rate_share(self) -> int:
-        """Of how many processes this one counts requests alone.
-
-        With Redis, every worker counts in one shared budget (1). Without it,
-        each of N workers counts its own requests and allows 1/N of the limit,
-        so that together they never allow more than the limit.
-        """
-        return 1 if self.settings.redis_url else self.options.worker_count
-
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
         """Add the lifespan, the API's router and the console's."""
         app_config.lifespan = [*app_config.lifespan, self._lifespan]
@@ -104,8 +96,6 @@ class SyseventsPlugin(InitPlugin):
                 path=self.config.path,
                 max_body_size=self.options.max_body_size,
                 max_batch_size=self.options.max_batch_size,
-                rate_limit=self.settings.rate_limit,
-                rate_share=self._rate_share(),
             ),
         ]
         metrics = self.metrics
@@ -116,6 +106,8 @@ class SyseventsPlugin(InitPlugin):
                 Router(
                     path=self.config.path,
                     route_handlers=[metrics_route],
+                    # Open, but counted against the client address's budget like the API.
+                    middleware=[AccessMiddleware(lambda: self.service)],
                     dependencies={
                         "metrics": Provide(lambda: metrics, sync_to_thread=False, use_cache=True)
                     },

@@ -27,6 +27,7 @@ from sysevents import (
     ReservedTypeError,
     StoreUnavailableError,
     SyseventsError,
+    TooManySeriesError,
 )
 from sysevents.wire import RETRY_AFTER_SECONDS, status_of
 
@@ -138,6 +139,11 @@ def _library(request: Request[Any, Any, Any], exc: SyseventsError) -> Response[d
         message = str(exc).removeprefix(f"{exc.field}: ")
         errors = [{"field": exc.field, "message": message, "type": "reserved"}]
         return problem(status, str(exc), errors=errors)
+    if isinstance(exc, TooManySeriesError):
+        message = str(exc).removeprefix(f"{exc.field}: ")
+        errors = [{"field": exc.field, "message": message, "type": "series_limit"}]
+        headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
+        return problem(status, str(exc), errors=errors, headers=headers)
     if isinstance(exc, ForbiddenError):
         response = problem(status, str(exc))
         response.content["scope"] = exc.scope

@@ -11,15 +11,17 @@ app's lifespan.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable, Sequence
 
 import sysevents
-from sysevents import EventRepository, Settings, StoreUnavailableError
+from sysevents import EventRepository, NewEvent, Settings, StoreUnavailableError
 from sysevents.keys import clashing_name
 
 from .access import Access
 from .config import HttpOptions
 from .events import ServiceEvents
 from .guarded import GuardedStore, StoreTimer
+from .quotas import Quotas, SeriesBudget
 
 
 class Service:
@@ -54,6 +56,34 @@ class Service:
         )
         """The service's own records and upkeep."""
         self.access.on_failure = self.events.note_auth_failure
+        # With Redis every worker counts in one shared budget; without, each of
+        # N workers allows 1/N of every limit, so that together they never allow more.
+        share = 1 if settings.redis_url else options.worker_count
+        self.quotas = Quotas.from_settings(settings, share, lambda: self.access.counter)
+        """The limits callers are held to."""
+        self.series = SeriesBudget(
+            self.store, settings.max_new_series, lambda: self.access.counter, share
+        )
+        """New (event_type, source) pairs per caller and hour."""
+
+    async def admit(
+        self,
+        budget: str,
+        events: Sequence[NewEvent],
+        size: int,
+        field: Callable[[int], str],
+        records: int | None = None,
+    ) -> None:
+        """Charge a write to its caller's ingest limit and new-series budget, or raise a 429.
+
+        ``records`` counts what the request carried when not every record became
+        an event (OTLP): each one counts. ``field`` names the field of event N.
+        """
+        ingest = self.quotas.ingest
+        if ingest is not None:
+            count = len(events) if records is None else records
+            await ingest.charge(self.access.buckets, budget, count, size)
+        await self.series.check(budget, events, field)
 
     async def start(self) -> None:
         """Open the store (or leave it to the first request if it is down), record the start."""

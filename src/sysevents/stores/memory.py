@@ -62,6 +62,14 @@ class MemoryEventRepository(RepositoryBase):
         self._closed = False
         self._sealer.start()
 
+    async def known_series(
+        self, pairs: Sequence[tuple[str, str | None]]
+    ) -> set[tuple[str, str | None]]:
+        """Those (event_type, source) pairs some stored event has."""
+        self._ensure_open()
+        wanted = set(pairs)
+        return {p for e in self._events.values() if (p := (e.event_type, e.source)) in wanted}
+
     async def seal(self) -> builtins.list[Digest]:
         """Seal the events stored since the last digest, now."""
         self._ensure_open()

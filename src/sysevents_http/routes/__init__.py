@@ -11,10 +11,8 @@ from litestar.status_codes import HTTP_204_NO_CONTENT
 from litestar.types import ControllerRouterHandler
 
 from sysevents import EventLimits
-from sysevents.settings import parse_rate
 from sysevents_http.auth import AccessMiddleware
 from sysevents_http.body import CONTEXT_OPT, JSONRequest
-from sysevents_http.limits import RateLimit
 from sysevents_http.problems import EXCEPTION_HANDLERS
 from sysevents_http.schemas import DEFAULT_MAX_BATCH_SIZE
 from sysevents_http.service import Service
@@ -61,14 +59,12 @@ def api_router(
     path: str = "/",
     max_body_size: int | None = None,
     max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
-    rate_limit: str = "off",
-    rate_share: int = 1,
 ) -> Router:
     """A router with every API route under ``path``, each given ``service()`` as ``service``.
 
-    Requests to protected routes are authenticated, rate limited
-    (``rate_limit``, of which this process allows ``1/rate_share``: see
-    ``SyseventsPlugin``) and checked for their scope. The strict JSON request
+    Every request is counted against its client address's budget; requests
+    to protected routes are authenticated, rate limited and checked for their
+    scope (``sysevents_http.auth``, with the service's ``quotas``). The strict JSON request
     class, the exception handlers (problem details),
     the event ``limits`` and ``max_batch_size`` bodies are validated with and
     the body size limit are
@@ -86,12 +82,7 @@ def api_router(
         *DIGEST_ROUTES,
         *OTLP_ROUTES,
     ]
-    rate = None
-    if rate_limit != "off":
-        count, unit = parse_rate(rate_limit)
-        share = -(-count // rate_share)  # rounded up: never below one request
-        rate = RateLimit(share, unit, lambda: service().access.counter)
-    middleware: list[Any] = [AccessMiddleware(lambda: service().access, rate)]
+    middleware: list[Any] = [AccessMiddleware(service)]
     return Router(
         path=path,
         # The OPTIONS handlers come first so Litestar adds no partial one of its own.

@@ -26,7 +26,7 @@ from sysevents import NotFoundError as EventNotFound
 from sysevents.errors import RESERVED_PREFIX
 from sysevents.keys import Scope
 from sysevents.model import IdempotencyKey
-from sysevents_http.auth import SCOPE_OPT, caller_of
+from sysevents_http.auth import SCOPE_OPT, caller_of, request_budget
 from sysevents_http.schemas import EventBatch, StoredBatch
 from sysevents_http.service import Service
 
@@ -143,6 +143,8 @@ async def create_event(
     """Store one event."""
     refuse_reserved(data.event_type, "event_type")
     new = _keyed(data, idempotency_key)
+    size = len(await request.body())
+    await service.admit(request_budget(request), [new], size, lambda _: "event_type")
     event = await service.store.add(new, caller=caller_of(request).id)
     return json_response(
         event.model_dump_json().encode(), 201, {"Location": f"/api/events/{event.id}"}
@@ -176,6 +178,10 @@ async def create_events(
     """Store several events, all or none (the batch size is checked as the body is read)."""
     for index, new in enumerate(data.events):
         refuse_reserved(new.event_type, f"events.{index}.event_type")
+    size = len(await request.body())
+    await service.admit(
+        request_budget(request), data.events, size, lambda i: f"events.{i}.event_type"
+    )
     caller = caller_of(request).id
     events = await service.store.add_many(data.events, caller=caller)
     return StoredBatch(events=events)

@@ -8,7 +8,9 @@ is a 400 (415 for an unknown encoding) whose body is a ``google.rpc.Status``.
 
 from __future__ import annotations
 
+import asyncio
 import gzip
+import itertools
 import json
 import zlib
 from collections.abc import Iterable
@@ -22,7 +24,7 @@ from pydantic import BaseModel, Field, ValidationError
 from sysevents import NewEvent
 from sysevents.errors import RESERVED_PREFIX
 from sysevents.keys import Scope
-from sysevents_http.auth import SCOPE_OPT, caller_of
+from sysevents_http.auth import SCOPE_OPT, caller_of, request_budget
 from sysevents_http.body import CONTEXT_OPT, parse_json
 from sysevents_http.otlp import BadRecord, LogRecord, json_records, proto_records, refusal, to_event
 from sysevents_http.schemas import DEFAULT_MAX_BATCH_SIZE
@@ -36,6 +38,8 @@ JSON = "application/json"
 _INFLATE_FACTOR = 8
 _MAX_REASONS = 10
 _INVALID_ARGUMENT = 3  # google.rpc.Code
+MAX_RECORDS = 1000
+"""Log records at most in one export (OpenTelemetry's batch processors send 512)."""
 
 
 class OtlpStatus(BaseModel):
@@ -143,7 +147,8 @@ def _events(
     summary="Ingest OTLP logs",
     description="OTLP/HTTP log export (`application/x-protobuf` or `application/json`, "
     "optionally gzip): each log record becomes one event. Records that break a rule are "
-    "refused and counted in `partialSuccess`; the others are stored. Point an "
+    "refused and counted in `partialSuccess`; the others are stored. At most 1000 records "
+    "per request; every record counts against the caller's ingest limit. Point an "
     "OpenTelemetry exporter's logs endpoint here.",
     responses={
         400: ResponseSpec(
@@ -177,32 +182,47 @@ async def export_logs(
     options = request.route_handler.opt.get(CONTEXT_OPT) or {}
     limit = (request.route_handler.resolve_request_max_body_size() or 1 << 20) * _INFLATE_FACTOR
     encoding = request.headers.get("content-encoding", "identity").strip().lower()
+    body = await request.body()
     try:
-        body = _inflate(await request.body(), encoding, limit)
-        if protobuf:
-            try:
-                records = list(proto_records(body))
-            except ModuleNotFoundError:
-                return _refused(
-                    415,
-                    'protobuf needs the otlp extra (pip install "sysevents[otlp]"); send JSON',
-                    False,
-                )
-        else:
-            records = list(json_records(parse_json(body)))
+        # Inflating, parsing and validating take a while for a large export: not on the loop.
+        decoded = await asyncio.to_thread(_decode, body, encoding, limit, protobuf, options)
     except BadRecord as exc:
         return _refused(400, str(exc), protobuf)
+    except ModuleNotFoundError:
+        return _refused(
+            415, 'protobuf needs the otlp extra (pip install "sysevents[otlp]"); send JSON', False
+        )
     except Exception as exc:  # parse_json's own 400s carry their detail
         detail = getattr(exc, "detail", None)
         if detail is None:
             raise
         return _refused(400, str(detail), protobuf)
-    events, reasons = _events(records, options)
+    events, reasons, records, size = decoded
+    # Every record counts against the ingest limit, refused ones too.
+    await service.admit(
+        request_budget(request), events, size, lambda _: "eventName", records=records
+    )
     caller = caller_of(request).id
-    size = int(options.get("max_batch_size", DEFAULT_MAX_BATCH_SIZE))
-    for start in range(0, len(events), size):
-        await service.store.add_many(events[start : start + size], caller=caller)
+    batch = int(options.get("max_batch_size", DEFAULT_MAX_BATCH_SIZE))
+    for start in range(0, len(events), batch):
+        await service.store.add_many(events[start : start + batch], caller=caller)
     return _answer(len(reasons), reasons, protobuf)
+
+
+def _decode(
+    body: bytes, encoding: str, limit: int, protobuf: bool, options: Any
+) -> tuple[list[NewEvent], list[str], int, int]:
+    """The events of an export, the reasons records were refused, how many records, the size."""
+    raw = _inflate(body, encoding, limit)
+    records = proto_records(raw) if protobuf else json_records(parse_json(raw))
+    taken = list(itertools.islice(records, MAX_RECORDS + 1))
+    if len(taken) > MAX_RECORDS:
+        raise BadRecord(
+            f"at most {MAX_RECORDS} log records per request: lower the exporter's batch size "
+            "(OTEL_BLRP_MAX_EXPORT_BATCH_SIZE)"
+        )
+    events, reasons = _events(taken, options)
+    return events, reasons, len(taken), len(raw)
 
 
 OTLP_ROUTES = [export_logs]

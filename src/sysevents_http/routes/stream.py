@@ -17,7 +17,7 @@ from litestar.response import ServerSentEvent, ServerSentEventMessage
 from sysevents import EventFilter, InvalidEventError, StoreUnavailableError, SyseventsError
 from sysevents.keys import ApiKey, KeyRing, Scope
 from sysevents.tail import Tailed
-from sysevents_http.auth import SCOPE_OPT, caller_of
+from sysevents_http.auth import SCOPE_OPT, STREAM_OPT, caller_of
 from sysevents_http.service import Service
 
 from .params import (
@@ -67,7 +67,7 @@ Heartbeat = Annotated[
     "reconnecting with `Last-Event-ID` resumes with no gap and no duplicate. Without it, the "
     "stream starts with the events recorded from now on.",
     responses={**BAD_REQUEST, **GUARDED, **UNAVAILABLE, **SERVER_ERROR},
-    opt={SCOPE_OPT: Scope.READ.value},
+    opt={SCOPE_OPT: Scope.READ.value, STREAM_OPT: True},
     security=security(Scope.READ),
     tags=["events"],
     media_type="text/event-stream",

@@ -35,6 +35,7 @@ from .partitions import ensure_ahead, ensure_partitions, history_end
 from .pool import Connection, NoPartition, PostgresPool
 from .rows import event_rows
 from .seals import PostgresSeals
+from .series import known_series
 from .tail import (
     Listener,
     Position,
@@ -164,6 +165,14 @@ class PostgresEventRepository(RepositoryBase):
         self._ensure_open()
         backlog = await self._folder.backlog()
         return replace(backlog, failures=backlog.failures + self._sealer.failures)
+
+    async def known_series(
+        self, pairs: Sequence[tuple[str, str | None]]
+    ) -> set[tuple[str, str | None]]:
+        """Those (event_type, source) pairs some stored event has."""
+        self._ensure_open()
+        async with self._db.connection() as conn:
+            return await known_series(conn, pairs)
 
     @property
     def seals(self) -> PostgresSeals:
