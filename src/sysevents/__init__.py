@@ -5,6 +5,7 @@
 """
 
 from ._connect import connect
+from .delegating import DelegatingStore
 from .emitter import EmitterCounters, EventLogger
 from .errors import (
     AppendOnlyError,
@@ -29,7 +30,7 @@ from .model import Event, EventLimits, EventPage, EventPatch, EventStats, NewEve
 from .query import EventFilter, EventQuery
 from .retention import RetentionPolicy, RetentionReport
 from .settings import Settings
-from .store import CacheStats, DelegatingStore, EventRepository, EventStore, PoolStats
+from .store import CacheStats, EventRepository, EventStore, PoolStats
 from .stores.memory import MemoryEventRepository
 
 __version__ = "0.1.0"

@@ -8,9 +8,10 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
+from .delegating import DelegatingStore
 from .errors import ConfigurationError
 from .settings import Settings
-from .store import DelegatingStore, EventRepository
+from .store import EventRepository
 
 # Set only by sysevents.testing: the repository every connect() returns.
 _default: EventRepository | None = None

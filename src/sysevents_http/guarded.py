@@ -34,8 +34,8 @@ from sysevents import (
     RetentionReport,
     StoreUnavailableError,
 )
+from sysevents.delegating import DelegatingStore
 from sysevents.keys import ApiKey, KeyStore, Scope, StoredKey
-from sysevents.store import DelegatingStore
 
 T = TypeVar("T")
 logger = logging.getLogger("sysevents_http")

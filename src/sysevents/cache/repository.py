@@ -13,13 +13,14 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
+from sysevents.delegating import DelegatingStore
 from sysevents.errors import InvalidEventError, NotFoundError
 from sysevents.model import Event, EventPatch, EventStats, NewEvent
 from sysevents.query import EventFilter
 from sysevents.retention import RetentionPolicy, RetentionReport
 from sysevents.rules import is_event_id
 from sysevents.settings import Settings, with_overrides
-from sysevents.store import CacheStats, DelegatingStore, EventRepository
+from sysevents.store import CacheStats, EventRepository
 
 from .client import cache_client
 from .flights import SingleFlight
