@@ -1,0 +1,185 @@
+"""Two years of events at 20M beside the same at 1M: the library's figures at size.
+
+    python bench/scale.py fill --rows 20000000 --database sysevents_bench_20m
+    python bench/scale.py fill --rows 1000000 --database sysevents_bench_1m
+    python bench/scale.py measure --databases sysevents_bench_1m,sysevents_bench_20m
+    python bench/scale.py drop --databases sysevents_bench_1m,sysevents_bench_20m
+
+``fill`` writes through the library's bulk path (``add_many`` in batches of
+10 000, by COPY, two writers at once), with timestamps spread over two years,
+and reports the rate; then it folds the statistics and analyzes. ``measure``
+times, on each database in turn, the same day on the same machine: get by id,
+the first page, a cursor page, whole-table stats, a 30-day histogram by hour,
+a ``q`` search's first page, and last (it changes the data) retention dropping
+the oldest month. Medians of ``--runs`` rounds of ``--calls`` calls.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import statistics
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from fill import SERVER_URL, Events, create_database  # noqa: E402
+
+from sysevents import EventFilter, EventQuery, NewEvent, RetentionPolicy  # noqa: E402
+from sysevents.migrate import upgrade  # noqa: E402
+from sysevents.stores.postgres import PostgresEventRepository  # noqa: E402
+
+SPAN = timedelta(days=730)
+BATCH = 10_000
+
+
+def url_of(database: str) -> str:
+    return urlunsplit(urlsplit(SERVER_URL)._replace(path="/" + database))
+
+
+def store(url: str) -> PostgresEventRepository:
+    return PostgresEventRepository(
+        url, fold_interval=0, seal_interval=0, timeout=600, fold_step=200_000
+    )
+
+
+async def fill(database: str, rows: int) -> dict[str, Any]:
+    url = create_database(SERVER_URL, database)
+    upgrade(url)
+    events = Events(seed=7, span=SPAN)
+    written = 0
+    started = time.perf_counter()
+    async with store(url) as repo:
+
+        async def writer() -> None:
+            nonlocal written
+            while written < rows:
+                size = min(BATCH, rows - written)
+                written += size
+                batch = []
+                for _ in range(size):
+                    kind, severity, message, details, source, ts = events.row()
+                    batch.append(
+                        NewEvent(
+                            event_type=kind,
+                            severity=severity,  # type: ignore[arg-type]
+                            message=message,
+                            details=json.loads(details),
+                            source=source,
+                            timestamp=ts,
+                        )
+                    )
+                await repo.add_many(batch)
+                if written % 1_000_000 < BATCH:
+                    rate = written / (time.perf_counter() - started)
+                    print(f"  {written:,} events, {rate:,.0f}/s", flush=True)
+
+        await asyncio.gather(writer(), writer())
+        seconds = time.perf_counter() - started
+        fold_started = time.perf_counter()
+        while (await repo.fold()) not in (0, None):
+            pass
+        folded = time.perf_counter() - fold_started
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE")
+    return {
+        "rows": rows,
+        "fill_seconds": round(seconds),
+        "events_per_second": round(rows / seconds),
+        "fold_seconds": round(folded),
+    }
+
+
+async def timed(call: Callable[[], Awaitable[Any]], calls: int, runs: int) -> float:
+    """The median over ``runs`` of the mean milliseconds of ``calls`` calls."""
+    await call()
+    means = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        for _ in range(calls):
+            await call()
+        means.append((time.perf_counter() - started) / calls * 1000)
+    return statistics.median(means)
+
+
+async def measure(database: str, calls: int, runs: int) -> dict[str, float]:
+    url = url_of(database)
+    with psycopg.connect(url) as conn:
+        ids = [
+            r[0]
+            for r in conn.execute(
+                "SELECT id FROM system_events TABLESAMPLE SYSTEM (1) LIMIT 5000"
+            ).fetchall()
+        ]
+    rng = random.Random(1)
+    out: dict[str, float] = {}
+    async with store(url) as repo:
+        first = await repo.list(EventQuery(limit=50))
+        cursor = first.next_cursor
+        now = datetime.now(UTC)
+        out["get by id"] = await timed(lambda: repo.get(rng.choice(ids)), calls, runs)
+        out["first page"] = await timed(lambda: repo.list(EventQuery(limit=50)), calls, runs)
+        out["cursor page"] = await timed(
+            lambda: repo.list(EventQuery(limit=50, cursor=cursor)), calls, runs
+        )
+        out["stats, whole table"] = await timed(repo.stats, calls, runs)
+        month = EventFilter(since=now - timedelta(days=30))
+        out["histogram, 30 days by hour"] = await timed(
+            lambda: repo.histogram(month, "1h"), max(1, calls // 5), runs
+        )
+        out["q search, first page"] = await timed(
+            lambda: repo.list(EventQuery(limit=50, q="node-17 ")), max(1, calls // 5), runs
+        )
+        oldest = await repo.list(EventQuery(limit=1, order="oldest"))
+        age = (now - oldest.items[0].timestamp).days - 31
+        started = time.perf_counter()
+        report = await repo.apply_retention(RetentionPolicy.parse(f"*={age}d"), now=now)
+        out["retention, oldest month (s)"] = time.perf_counter() - started
+        out["retention, events removed"] = report.removed
+    return out
+
+
+def drop(databases: list[str]) -> None:
+    with psycopg.connect(SERVER_URL, autocommit=True) as conn:
+        for name in databases:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')  # type: ignore[arg-type]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("action", choices=["fill", "measure", "drop"])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--database", default="sysevents_bench_1m")
+    parser.add_argument("--databases", default="sysevents_bench_1m,sysevents_bench_20m")
+    parser.add_argument("--calls", type=int, default=50)
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    names = args.databases.split(",")
+    if args.action == "fill":
+        print(json.dumps(asyncio.run(fill(args.database, args.rows))))
+    elif args.action == "drop":
+        drop(names)
+    else:
+        figures = {name: asyncio.run(measure(name, args.calls, args.runs)) for name in names}
+        print("| figure (ms) | " + " | ".join(names) + " | ratio |")
+        print("| --- |" + " ---: |" * (len(names) + 1))
+        for key in figures[names[0]]:
+            values = [figures[n][key] for n in names]
+            ratio = values[-1] / values[0] if values[0] else float("nan")
+            print(f"| {key} | " + " | ".join(f"{v:.2f}" for v in values) + f" | {ratio:.2f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
