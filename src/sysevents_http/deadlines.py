@@ -119,11 +119,15 @@ if HttpToolsProtocol is not None:
         """uvicorn's httptools protocol (the fast parser) with the deadlines."""
 
 
-def protocol_name(choice: str) -> str:
-    """The import path of the protocol class for ``choice`` (``auto``, ``h11``, ``httptools``)."""
+def protocol_class(choice: str) -> type[asyncio.Protocol]:
+    """The protocol class for ``choice`` (``auto``, ``h11``, ``httptools``).
+
+    A class rather than an import path: the lowest uvicorn supported takes
+    only its own protocol names as strings, every release takes a class.
+    """
     if choice == "h11" or (choice == "auto" and HttpToolsProtocol is None):
-        return "sysevents_http.deadlines:DeadlineH11Protocol"
-    return "sysevents_http.deadlines:DeadlineHttpToolsProtocol"
+        return DeadlineH11Protocol
+    return DeadlineHttpToolsProtocol
 
 
 def _peer(protocol: Any) -> str:

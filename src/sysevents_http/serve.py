@@ -143,7 +143,7 @@ def run(settings: Settings, *, host: str, port: int, options: HttpOptions | None
         log_level="info",
         access_log=options.access_log,
         lifespan="on",
-        http=deadlines.protocol_name(options.http),
+        http=deadlines.protocol_class(options.http),
         timeout_keep_alive=max(1, round(options.keep_alive_timeout)),
         limit_concurrency=options.max_connections,
         # Forwarded headers are believed only from the proxies named.

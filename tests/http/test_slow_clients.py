@@ -105,11 +105,9 @@ def test_a_client_that_hangs_up_mid_body_is_no_error(parser: dict[str, str]) -> 
 
 
 def test_the_fast_parser_is_the_default_and_both_carry_the_deadlines() -> None:
-    from uvicorn.importer import import_from_string
-
     from sysevents_http import deadlines
 
-    assert deadlines.protocol_name("auto").endswith("DeadlineHttpToolsProtocol")
+    assert deadlines.protocol_class("auto") is deadlines.DeadlineHttpToolsProtocol
+    assert deadlines.protocol_class("h11") is deadlines.DeadlineH11Protocol
     for choice in ("httptools", "h11"):
-        protocol = import_from_string(deadlines.protocol_name(choice))
-        assert issubclass(protocol, deadlines._Deadlines)
+        assert issubclass(deadlines.protocol_class(choice), deadlines._Deadlines)
