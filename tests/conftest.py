@@ -170,7 +170,7 @@ def cache_prefix(redis_server_url: str) -> str:
     return f"sysevents-test-{RUN_ID}-{next(_prefixes)}"
 
 
-BACKENDS = ["memory", "postgres", "memory+redis", "postgres+redis"]
+BACKENDS = ["memory", "postgres", "sqlite", "memory+redis", "postgres+redis", "sqlite+redis"]
 
 
 @pytest.fixture(params=BACKENDS)
@@ -181,6 +181,9 @@ async def repo(request: pytest.FixtureRequest) -> AsyncIterator[sysevents.EventR
     url = "memory://"
     if backend.startswith("postgres"):
         url = request.getfixturevalue("empty_postgres_url")
+    if backend.startswith("sqlite"):
+        tmp_path = request.getfixturevalue("tmp_path")
+        url = f"sqlite:///{tmp_path / 'events.db'}"
     if backend.endswith("+redis"):
         options["redis_url"] = request.getfixturevalue("redis_server_url")
         options["cache_prefix"] = request.getfixturevalue("cache_prefix")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
@@ -242,3 +243,32 @@ def test_cached_postgres_answers_like_memory(postgres_url: str, redis_server_url
         )
 
     run_machine(open_cached, empty)
+
+
+def test_sqlite_answers_like_memory(tmp_path: Path) -> None:
+    files = iter(range(10**6))
+
+    def open_sqlite() -> sysevents.EventRepository:
+        # A fresh file per run: ids restart, as memory's do.
+        return sysevents.connect(
+            f"sqlite:///{tmp_path / f'run{next(files)}.db'}", cursor_secret=CURSOR_SECRET
+        )
+
+    run_machine(open_sqlite, lambda: None)
+
+
+@pytest.mark.redis
+def test_cached_sqlite_answers_like_memory(tmp_path: Path, redis_server_url: str) -> None:
+    runs = iter(range(10**6))
+    run_id = uuid.uuid4().hex[:8]
+
+    def open_cached() -> sysevents.EventRepository:
+        n = next(runs)
+        return sysevents.connect(
+            f"sqlite:///{tmp_path / f'run{n}.db'}",
+            redis_url=redis_server_url,
+            cache_prefix=f"sysevents-test-{RUN_ID}-stateful-sqlite-{run_id}-{n}",
+            cursor_secret=CURSOR_SECRET,
+        )
+
+    run_machine(open_cached, lambda: None)

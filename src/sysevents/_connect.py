@@ -21,6 +21,7 @@ _BACKENDS: dict[str, tuple[str, str, str | None]] = {
     "memory": ("sysevents.stores.memory", "MemoryEventRepository", None),
     "postgresql": ("sysevents.stores.postgres", "PostgresEventRepository", "postgres"),
     "postgres": ("sysevents.stores.postgres", "PostgresEventRepository", "postgres"),
+    "sqlite": ("sysevents.stores.sqlite", "SqliteEventRepository", None),
     "http": ("sysevents.stores.http", "HttpEventRepository", "http"),
     "https": ("sysevents.stores.http", "HttpEventRepository", "http"),
 }
@@ -46,7 +47,7 @@ def connect(
 ) -> EventRepository:
     """Create the repository that ``url`` names; open it with ``async with``.
 
-    ``url`` is ``memory://``, ``postgresql://…`` (``postgres://`` too) or the
+    ``url`` is ``memory://``, ``sqlite:///PATH``, ``postgresql://…`` (``postgres://`` too) or the
     ``http://``/``https://`` root of a sysevents REST API; when it is omitted,
     ``SYSEVENTS_DATABASE_URL`` (default ``memory://``) is used.
     With ``redis_url`` (or ``SYSEVENTS_REDIS_URL``) the Redis cache wraps it.
