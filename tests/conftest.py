@@ -32,6 +32,8 @@ def pytest_configure(config: pytest.Config) -> None:
     answers it as it answers this machine's own names.
     """
     os.environ.setdefault("SYSEVENTS_RATE_LIMIT", "off")
+    # Never the file `serve` keeps by default in its working directory: tests name their store.
+    os.environ.setdefault("SYSEVENTS_DATABASE_URL", "memory://")
     # Property tests invent types by the thousand: the budget of new series is tested alone.
     os.environ.setdefault("SYSEVENTS_MAX_NEW_SERIES", "0")
     os.environ.setdefault("SYSEVENTS_ALLOWED_HOSTS", "testserver.local")

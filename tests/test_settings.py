@@ -60,8 +60,21 @@ def test_the_environment_is_read_when_asked(monkeypatch: pytest.MonkeyPatch) -> 
 
 def test_connect_by_scheme() -> None:
     assert isinstance(sysevents.connect("memory://"), MemoryEventRepository)
-    for url in ("mysql://x/y", "sqlite:///tmp/x", "nothing"):
+    for url in ("mysql://x/y", "nothing"):
         with pytest.raises(ConfigurationError, match="memory://"):
+            sysevents.connect(url)
+
+
+def test_a_sqlite_url_names_a_file() -> None:
+    from sysevents.stores.sqlite import SqliteEventRepository
+
+    relative = sysevents.connect("sqlite:///events.db")
+    assert isinstance(relative, SqliteEventRepository)
+    assert relative.path == "events.db"
+    assert isinstance(absolute := sysevents.connect("sqlite:////var/x.db"), SqliteEventRepository)
+    assert absolute.path == "/var/x.db"
+    for url in ("sqlite://host/x.db", "sqlite:///", "sqlite:///:memory:"):
+        with pytest.raises(ConfigurationError, match="sqlite:///"):
             sysevents.connect(url)
 
 

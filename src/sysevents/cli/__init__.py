@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from collections.abc import Sequence
+from urllib.parse import urlsplit
 
 import sysevents
 from sysevents import __version__
@@ -16,6 +18,9 @@ from sysevents.settings import Settings
 from sysevents.upkeep import apply_and_record
 
 from . import keys, seal, search
+
+SERVE_DEFAULT_URL = "sqlite:///sysevents.db"
+"""Where ``serve`` keeps events when no database is given: a file in its working directory."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -29,7 +34,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default %(default)s)")
     serve.add_argument("--port", type=int, default=8000, help="port to bind (default %(default)s)")
     serve.add_argument(
-        "--database-url", help="store URL (default: SYSEVENTS_DATABASE_URL, else memory://)"
+        "--database-url",
+        help=f"store URL (default: SYSEVENTS_DATABASE_URL, else {SERVE_DEFAULT_URL} in the "
+        "working directory)",
     )
     serve.add_argument("--redis-url", help="Redis URL for the cache (default: SYSEVENTS_REDIS_URL)")
     serve.add_argument(
@@ -110,6 +117,18 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _serving_store(settings: Settings) -> Settings:
+    """``settings`` with the default file when no database was given; says where, on stderr."""
+    if "database_url" not in settings.model_fields_set:
+        settings = settings.updated(database_url=SERVE_DEFAULT_URL)
+    if urlsplit(settings.database_url).scheme.lower() == "sqlite":
+        from sysevents.stores.sqlite import path_of
+
+        where = os.path.abspath(path_of(settings.database_url))
+        print(f"sysevents: events are kept in {where} ({settings.database_url})", file=sys.stderr)
+    return settings
+
+
 def _migrate(args: argparse.Namespace, settings: Settings) -> int:
     from sysevents.migrate import plan, upgrade
 
@@ -117,12 +136,29 @@ def _migrate(args: argparse.Namespace, settings: Settings) -> int:
         raise ConfigurationError(
             "which database? pass --database-url postgresql://... or set SYSEVENTS_DATABASE_URL"
         )
+    if urlsplit(settings.database_url).scheme.lower() == "sqlite":
+        return _migrate_sqlite(settings.database_url, dry_run=args.dry_run)
     if args.dry_run:
         print("\n".join(plan(settings.database_url, args.revision)))
         return 0
     _show_progress()
     upgrade(settings.database_url, args.revision)
     print(f"migrated {redact_url(settings.database_url)} to {args.revision}")
+    return 0
+
+
+def _migrate_sqlite(url: str, *, dry_run: bool) -> int:
+    """SQLite files carry their schema version: opening one brings it up to date."""
+    from sysevents.stores.sqlite import path_of
+    from sysevents.stores.sqlite.schema import SCHEMA_VERSION, file_version, migrate_file
+
+    path = path_of(url)
+    found = file_version(path)
+    if dry_run:
+        print(f"{path}: schema version {found}, up to date at {SCHEMA_VERSION}")
+        return 0
+    migrate_file(path)
+    print(f"migrated {path} from schema version {found} to {SCHEMA_VERSION}")
     return 0
 
 
@@ -208,6 +244,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             access_log=args.access_log,
             forwarded_allow_ips=args.forwarded_allow_ips,
         )
+        settings = _serving_store(settings)
         run(settings, host=args.host, port=args.port, options=options)
         return 0
     except SyseventsError as exc:

@@ -17,10 +17,11 @@ an older file brings it up to date (the steps are in :data:`STEPS`).
 
 from __future__ import annotations
 
+import os
 import secrets
 import sqlite3
 
-__all__ = ["SCHEMA_VERSION", "migrate"]
+__all__ = ["SCHEMA_VERSION", "file_version", "migrate", "migrate_file"]
 
 _TABLES = """
 CREATE TABLE IF NOT EXISTS events (
@@ -158,3 +159,24 @@ def _statements(script: str) -> list[str]:
             out.append(current.strip())
             current = ""
     return [s for s in out if s]
+
+
+def file_version(path: str) -> int:
+    """The schema version of the file at ``path`` (0: none yet, or no file)."""
+    if not os.path.exists(path):
+        return 0
+    conn = sqlite3.connect(path)
+    try:
+        return int(conn.execute("PRAGMA user_version").fetchone()[0])
+    finally:
+        conn.close()
+
+
+def migrate_file(path: str) -> int:
+    """Bring the file at ``path`` (made if missing) up to date, in WAL mode; its old version."""
+    conn = sqlite3.connect(path, isolation_level=None, timeout=30)
+    try:
+        conn.execute("PRAGMA journal_mode = WAL")
+        return migrate(conn)
+    finally:
+        conn.close()
