@@ -1,4 +1,4 @@
-"""The ``sysevents`` command: serve, migrate, retention, keys, export, tail, seal-key, verify."""
+"""The ``sysevents`` command: serve, migrate, retention, keys, export, import, copy, tail, seals."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from sysevents.redact import redact_url
 from sysevents.settings import Settings
 from sysevents.upkeep import apply_and_record
 
-from . import keys, seal, search
+from . import keys, moving, seal, search
 
 SERVE_DEFAULT_URL = "sqlite:///sysevents.db"
 """Where ``serve`` keeps events when no database is given: a file in its working directory."""
@@ -114,6 +114,7 @@ def _parser() -> argparse.ArgumentParser:
     keys.add_parser(commands)
     search.add_parsers(commands)
     seal.add_parsers(commands)
+    moving.add_parsers(commands)
     return parser
 
 
@@ -219,6 +220,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return search.run(args, settings)
         if args.command == "retention":
             return asyncio.run(_retention(settings, dry_run=args.dry_run))
+        if args.command == "import":
+            return moving.run_import(args, settings)
+        if args.command == "copy":
+            return asyncio.run(moving.run_copy(args, settings))
         if args.command == "migrate":
             return _migrate(args, settings)
         if args.command == "append-only":

@@ -26,6 +26,9 @@ from .pool import Connection
 AHEAD = 3
 """Months of partitions kept ready after the current one."""
 HISTORY = "system_events_history"
+ROLLUPS_HISTORY = "system_event_rollups_history"
+CARVE_LOCK_TIMEOUT_MS = 2000
+"""How long carving months out of the history waits for the table's lock before giving up."""
 _NAME = re.compile(r"system_(?:events|event_rollups)_p([0-9]{4})_([0-9]{2})")
 ROLLUPS = "system_event_rollups"
 """The rollups, partitioned by month like the events (``system_event_rollups_pYYYY_MM``)."""
@@ -114,6 +117,55 @@ async def ensure_partitions(conn: Connection, months: Iterable[int]) -> list[str
             if month not in counted:
                 await _attach(conn, ROLLUPS, rollup_partition_name(month), month)
     return made
+
+
+async def carve_history(conn: Connection, months: Iterable[int]) -> list[str]:
+    """Give ``months`` before the history partition's end partitions of their own; their names.
+
+    The history (of the events and of the rollups) is re-attached ending at
+    the first of them, which it may only when it holds no row from there on:
+    else nothing changes and those events keep going to the history. What
+    this makes is what an import of old events needs (retention then drops
+    their months whole). Detaching takes the table's strongest lock, waited
+    for at most :data:`CARVE_LOCK_TIMEOUT_MS`; giving up changes nothing.
+    ``conn`` must not be in a transaction.
+    """
+    wanted = sorted(set(months))
+    if not wanted:
+        return []
+    async with conn.transaction():
+        await conn.execute(_LOCK)
+        floor = await history_end(conn)
+        if floor is None:
+            return []
+        old = [m for m in wanted if month_start(m) < floor]
+        if not old:
+            return []
+        new_floor = month_start(old[0])
+        for table, column in ((HISTORY, '"timestamp"'), (ROLLUPS_HISTORY, "bucket")):
+            cur = await conn.execute(
+                "SELECT EXISTS (SELECT 1 FROM " + table + " WHERE " + column + " >= %s)",
+                (new_floor,),
+            )
+            row = await cur.fetchone()
+            if row is None or row[0]:
+                return []
+        await conn.execute("SET LOCAL lock_timeout = " + str(CARVE_LOCK_TIMEOUT_MS))
+        for parent, table in (("system_events", HISTORY), (ROLLUPS, ROLLUPS_HISTORY)):
+            await conn.execute(
+                sql.SQL("ALTER TABLE {} DETACH PARTITION {}").format(
+                    sql.Identifier(parent), sql.Identifier(table)
+                )
+            )
+            await conn.execute(
+                sql.SQL(
+                    "ALTER TABLE {} ATTACH PARTITION {} FOR VALUES FROM (MINVALUE) TO ({})"
+                ).format(sql.Identifier(parent), sql.Identifier(table), sql.Literal(new_floor))
+            )
+        for month in old:
+            await _attach(conn, "system_events", partition_name(month), month)
+            await _attach(conn, ROLLUPS, rollup_partition_name(month), month)
+    return [partition_name(m) for m in old]
 
 
 async def _attach(conn: Connection, parent: str, name: str, month: int) -> None:

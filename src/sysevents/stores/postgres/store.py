@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import builtins
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -31,8 +31,8 @@ from .inserts import COPY_FROM, KeyTaken, copy_batch, insert_batch, insert_one
 from .keys import PostgresKeyStore, database_secret
 from .lease import Lease
 from .pages import read_page
-from .partitions import ensure_ahead, ensure_partitions, history_end
-from .pool import Connection, NoPartition, PostgresPool
+from .partitions import carve_history, ensure_ahead, ensure_partitions, history_end
+from .pool import Connection, LockTimeout, NoPartition, PostgresPool
 from .rows import event_rows
 from .seals import PostgresSeals
 from .series import known_series
@@ -84,6 +84,7 @@ class PostgresEventRepository(RepositoryBase):
         # Where the history partition ends: fixed when the table is made.
         self._history_end: datetime | None = None
         self._history_read = False
+        self._room_made: set[int] = set()  # months make_room() saw to
         self._db = PostgresPool(
             self.url,
             min_size=settings.pool_min_size,
@@ -215,6 +216,31 @@ class PostgresEventRepository(RepositoryBase):
         async with self._db.connection() as conn:
             await ensure_partitions(conn, months)
         return await store()
+
+    async def make_room(self, times: Iterable[datetime]) -> builtins.list[str]:
+        """Partitions for the months of ``times``, before the history's end too; those made.
+
+        What an import of old events calls first, so that they land in their
+        own months (which retention drops whole) rather than in the history
+        partition: a month before the history's end gets its own partition
+        where the history holds none of its rows (see
+        ``partitions.carve_history``). Each month is tried once per store.
+        """
+        self._ensure_open()
+        months = {month_index(t) for t in times} - self._room_made
+        if not months:
+            return []
+        async with self._db.connection() as conn:
+            try:
+                made = await carve_history(conn, months)
+            except LockTimeout:
+                return []  # the table was busy: those events go to the history this time
+            made += await ensure_partitions(conn, months)
+            self._history_end, self._history_read = await history_end(conn), True
+        self._room_made |= months
+        if made:
+            log.info("partitions made for imported months: %s", ", ".join(made))
+        return made
 
     # -- writes ---------------------------------------------------------------
 
