@@ -148,6 +148,17 @@ def bench_seal(session: nox.Session) -> None:
 
 
 @nox.session
+def bench_sqlite(session: nox.Session) -> None:
+    """The SQLite store beside raw ``sqlite3`` on the same file: writes, pages, stats, retention.
+
+    ``-- --rows N`` sets the large file's size (default 1 000 000); ``-- --smoke``
+    runs in seconds. Needs no server.
+    """
+    install(session, "bench")
+    session.run("python", "bench/sqlite.py", *session.posargs)
+
+
+@nox.session
 def screenshots(session: nox.Session) -> None:
     """PNGs of the web console in ``docs/`` (needs chromium and chromedriver on the machine)."""
     install(session, "test")

@@ -7,9 +7,10 @@ buckets are integer arithmetic. ``message_lower`` is the message as Python's
 (case-sensitive: the folding is done already, the same as elsewhere).
 
 ``key_caller`` holds the caller that owns the row's idempotency key while the
-key is remembered; forgetting a key sets it to NULL. Rollups per hour, event
-type, severity and source are kept by triggers in the writing transaction:
-statistics read them, so their cost does not grow with the table.
+key is remembered; forgetting a key sets it to NULL. Counts per hour, event
+type, severity and source (``rollups``), and per event type, severity and
+source over all time (``series``), are kept by triggers in the writing
+transaction: statistics read them, so their cost does not grow with the table.
 
 ``PRAGMA user_version`` says which version of this schema a file has; opening
 an older file brings it up to date (the steps are in :data:`STEPS`).
@@ -61,10 +62,20 @@ CREATE TABLE IF NOT EXISTS rollups (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS rollups_type ON rollups (event_type, hour);
 
+CREATE TABLE IF NOT EXISTS series (
+    event_type TEXT NOT NULL,
+    severity TEXT NOT NULL,
+    source TEXT NOT NULL,
+    n INTEGER NOT NULL,
+    PRIMARY KEY (event_type, severity, source)
+) WITHOUT ROWID;
+
 CREATE TRIGGER IF NOT EXISTS events_added AFTER INSERT ON events BEGIN
     INSERT INTO events_text (rowid, message_lower) VALUES (new.id, new.message_lower);
     INSERT INTO rollups VALUES
         (new.ts / 3600000000, new.event_type, new.severity, ifnull(new.source, ''), 1)
+        ON CONFLICT DO UPDATE SET n = n + 1;
+    INSERT INTO series VALUES (new.event_type, new.severity, ifnull(new.source, ''), 1)
         ON CONFLICT DO UPDATE SET n = n + 1;
 END;
 CREATE TRIGGER IF NOT EXISTS events_removed AFTER DELETE ON events BEGIN
@@ -73,6 +84,8 @@ CREATE TRIGGER IF NOT EXISTS events_removed AFTER DELETE ON events BEGIN
     UPDATE rollups SET n = n - 1 WHERE hour = old.ts / 3600000000
         AND event_type = old.event_type AND severity = old.severity
         AND source = ifnull(old.source, '');
+    UPDATE series SET n = n - 1 WHERE event_type = old.event_type
+        AND severity = old.severity AND source = ifnull(old.source, '');
 END;
 CREATE TRIGGER IF NOT EXISTS events_counted_again
     AFTER UPDATE OF event_type, severity, source, ts ON events BEGIN
@@ -81,6 +94,10 @@ CREATE TRIGGER IF NOT EXISTS events_counted_again
         AND source = ifnull(old.source, '');
     INSERT INTO rollups VALUES
         (new.ts / 3600000000, new.event_type, new.severity, ifnull(new.source, ''), 1)
+        ON CONFLICT DO UPDATE SET n = n + 1;
+    UPDATE series SET n = n - 1 WHERE event_type = old.event_type
+        AND severity = old.severity AND source = ifnull(old.source, '');
+    INSERT INTO series VALUES (new.event_type, new.severity, ifnull(new.source, ''), 1)
         ON CONFLICT DO UPDATE SET n = n + 1;
 END;
 CREATE TRIGGER IF NOT EXISTS events_text_changed AFTER UPDATE OF message_lower ON events BEGIN

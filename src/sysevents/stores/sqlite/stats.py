@@ -3,8 +3,9 @@
 A range ``[since, until)`` is cut into the whole hours it covers, counted
 from ``rollups`` (kept by triggers: see ``schema``), and at most two partial
 hours at its ends, counted from ``events``: the cost follows the number of
-hours and series, not of events. Filters the rollups cannot answer (``q``,
-``details``, ``trace_id``, ``written_by``) count the matching rows instead.
+hours and series, not of events. All of time is read from ``series``.
+Filters the rollups cannot answer (``q``, ``details``, ``trace_id``,
+``written_by``) count the matching rows instead.
 """
 
 # ruff: noqa: S608 - SQL is built from this package's constants; every value is bound.
@@ -103,7 +104,11 @@ def grouped(
     for kind, lo_, hi_ in segments:
         if kind == "hours":
             clause, params = _rollup_where(query, (lo_, hi_))
-            sql = f"SELECT {rollup_key}, sum(n) FROM rollups{clause} GROUP BY {rollup_key}"
+            # All of time, by series: the few rows of ``series`` hold it.
+            table = (
+                "series" if lo_ is None and hi_ is None and "hour" not in rollup_key else "rollups"
+            )
+            sql = f"SELECT {rollup_key}, sum(n) FROM {table}{clause} GROUP BY {rollup_key}"
         else:
             clause, params = _raw_where(query, lo_, hi_)
             sql = f"SELECT {raw_key}, count(*) FROM events{clause} GROUP BY {raw_key}"

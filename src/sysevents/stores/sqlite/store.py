@@ -114,7 +114,7 @@ class SqliteEventRepository(RepositoryBase):
     async def known_series(
         self, pairs: Sequence[tuple[str, str | None]]
     ) -> set[tuple[str, str | None]]:
-        """Those (event_type, source) pairs some stored event has (read from the rollups)."""
+        """Those (event_type, source) pairs some stored event has (read from ``series``)."""
         self._ensure_open()
         wanted = set(pairs)
         if not wanted:
@@ -123,7 +123,7 @@ class SqliteEventRepository(RepositoryBase):
         marks = ", ".join("?" * len(types))
         rows = await self._db.read(
             lambda c: c.execute(
-                f"SELECT DISTINCT event_type, source FROM rollups "
+                f"SELECT DISTINCT event_type, source FROM series "
                 f"WHERE n > 0 AND event_type IN ({marks})",
                 types,
             ).fetchall()
