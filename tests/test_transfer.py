@@ -110,3 +110,25 @@ def test_copy_from_sqlite_to_postgres_fills_the_months_partitions(
         assert table == partition_name(month_index(timestamp)), (table, timestamp)
     assert "system_events_history" in catalogued
     assert {partition_name(month_index(t)) for _, t in placed} <= catalogued
+
+
+@pytest.mark.postgres
+async def test_make_room_leaves_a_history_that_holds_the_months(test_databases: object) -> None:
+    from sysevents.stores.postgres import PostgresEventRepository
+    from tests.conftest import FreshDatabases
+
+    assert isinstance(test_databases, FreshDatabases)
+    url = test_databases.create()
+    async with PostgresEventRepository(url, fold_interval=0) as repo:
+        kept = await repo.add(
+            NewEvent(event_type="t", message="m", timestamp=NOW - timedelta(days=100))
+        )
+        older = NOW - timedelta(days=200)
+        # The history holds a row after that month: it cannot end before it.
+        assert await repo.make_room([older]) == []
+        stored = await repo.add(NewEvent(event_type="t", message="m", timestamp=older))
+    with psycopg.connect(url) as conn:
+        tables = dict(
+            conn.execute("SELECT id, tableoid::regclass::text FROM system_events").fetchall()
+        )
+    assert tables == {kept.id: "system_events_history", stored.id: "system_events_history"}
