@@ -173,3 +173,13 @@ def test_migrate_makes_and_versions_a_sqlite_file(
     assert file_version(str(tmp_path / "m.db")) == SCHEMA_VERSION
     assert main(["migrate", "--database-url", url]) == 0  # again: nothing to do
     assert f"from schema version {SCHEMA_VERSION} to" in capsys.readouterr().out
+
+
+async def test_one_process_at_a_time_leads_the_background_work(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'lease.db'}"
+    async with sysevents.connect(url) as first, sysevents.connect(url) as second:
+        assert await first.leads()
+        assert not await second.leads()
+        assert await first.leads()  # still
+    async with sysevents.connect(url) as third:
+        assert await third.leads()  # the first gave it up on closing

@@ -78,6 +78,11 @@ class Database:
         self.on_commit: Callable[[], None] = lambda: None
         """Called on the writer thread after each commit that wrote something."""
 
+    @property
+    def running(self) -> bool:
+        """Whether the threads run (between ``open`` and ``close``)."""
+        return self._writer is not None
+
     def connect(self) -> sqlite3.Connection:
         """A new connection to the file, set up as every connection of a store is."""
         conn = sqlite3.connect(

@@ -24,6 +24,7 @@ from sysevents.tail import Tailed
 from . import retention, writes
 from .db import Database
 from .keys import SqliteKeyStore, file_secret
+from .lease import Lease
 from .pages import read_page
 from .rows import micros
 from .seals import SqliteSeals
@@ -79,7 +80,8 @@ class SqliteEventRepository(RepositoryBase):
         self._db.on_commit = self._wakers.wake
         self._api_keys = SqliteKeyStore(self._db)
         self._seals = SqliteSeals(self._db)
-        self._sealer = Sealer.from_settings(self._seals, settings)
+        self._lease = Lease(self._db)
+        self._sealer = Sealer.from_settings(self._seals, settings, leads=self._lease.held)
         self._secrets_loaded = self._secrets_given
 
     # -- lifecycle ------------------------------------------------------------
@@ -107,9 +109,15 @@ class SqliteEventRepository(RepositoryBase):
     async def close(self) -> None:
         """Finish queued writes and close the file; safe to call twice."""
         await self._sealer.stop(self.settings.timeout)
+        if not self._closed and self._db.running:
+            await self._lease.release()
         await super().close()
         self._wakers.wake()
         await self._db.close()
+
+    async def leads(self) -> bool:
+        """Whether this process runs the background work of the file (see ``lease``)."""
+        return await self._lease.held()
 
     async def known_series(
         self, pairs: Sequence[tuple[str, str | None]]
