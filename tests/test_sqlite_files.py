@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -183,3 +184,19 @@ async def test_one_process_at_a_time_leads_the_background_work(tmp_path: Path) -
         assert await first.leads()  # still
     async with sysevents.connect(url) as third:
         assert await third.leads()  # the first gave it up on closing
+
+
+async def test_a_failing_write_among_concurrent_ones_fails_alone(tmp_path: Path) -> None:
+    from sysevents import IdempotencyConflictError, NewEvent
+
+    async with sysevents.connect(f"sqlite:///{tmp_path / 'group.db'}") as repo:
+        await repo.add(NewEvent(event_type="t", message="first", idempotency_key="k"))
+        # Queued together, these share the writer's transactions: the conflict
+        # is rolled back to its own savepoint, the others are committed.
+        calls = [repo.add(NewEvent(event_type="t", message=f"m{i}")) for i in range(40)]
+        calls.insert(20, repo.add(NewEvent(event_type="t", message="other", idempotency_key="k")))
+        results = await asyncio.gather(*calls, return_exceptions=True)
+        failed = [r for r in results if isinstance(r, BaseException)]
+        assert len(failed) == 1
+        assert isinstance(failed[0], IdempotencyConflictError)
+        assert (await repo.stats()).total == 41

@@ -17,6 +17,7 @@ caller, a store that stays locked longer raises ``StoreUnavailableError``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -194,6 +195,14 @@ class Database:
                     break
                 jobs.append(job)
             self._commit(conn, jobs)
+        # A write queued while closing finds the store closed rather than no answer.
+        while True:
+            try:
+                job = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            if job is not None:
+                _answer(job, False, StoreUnavailableError("the SQLite store is closed"))
 
     def _commit(self, conn: sqlite3.Connection, jobs: list[_Job]) -> None:
         outcomes: list[tuple[bool, Any]] = []
@@ -216,7 +225,7 @@ class Database:
             except Exception:  # pragma: no cover - a waker never fails a write
                 log.exception("waking the tails failed")
         for job, (ok, value) in zip(jobs, outcomes, strict=True):
-            job.loop.call_soon_threadsafe(_settle, job.future, ok, value)
+            _answer(job, ok, value)
 
     def _retrying(self, attempt: Callable[[], T]) -> T:
         """``attempt()``, again while another process holds the file, up to ``timeout``."""
@@ -267,6 +276,11 @@ def _unavailable(exc: BaseException) -> BaseException:
     if isinstance(exc, sqlite3.Error):
         return StoreUnavailableError(f"SQLite: {exc}")
     return exc
+
+
+def _answer(job: _Job, ok: bool, value: Any) -> None:
+    with contextlib.suppress(RuntimeError):  # its loop is closed: nobody waits
+        job.loop.call_soon_threadsafe(_settle, job.future, ok, value)
 
 
 def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
