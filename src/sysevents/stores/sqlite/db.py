@@ -8,7 +8,10 @@ a commit (and its ``fsync``). A job that fails rolls back to its savepoint
 alone. Reads run on a small pool of threads, each with its own connection, in
 a read transaction (one snapshot per call).
 
-The file is in WAL mode: readers never wait for the writer, nor it for them.
+The file is in WAL mode: readers never wait for the writer, nor it for them;
+a thread of its own copies the WAL back into the file every
+:data:`CHECKPOINT_EVERY` seconds (``PASSIVE``: it never waits for either), so
+that no commit pays for a checkpoint.
 Other processes writing the same file are waited for (``busy_timeout``,
 then retries up to ``timeout``): "database is locked" never reaches a
 caller, a store that stays locked longer raises ``StoreUnavailableError``.
@@ -42,6 +45,8 @@ GROUP = 256
 """The most jobs one transaction commits together."""
 READERS = 4
 """Threads (and connections) that read."""
+CHECKPOINT_EVERY = 0.5
+"""Seconds between two checkpoints of the WAL (when something was written)."""
 
 
 def _json_equal(found: str | None, wanted: str) -> bool:
@@ -76,6 +81,9 @@ class Database:
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        self._checkpoints: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._written = threading.Event()
         self.on_commit: Callable[[], None] = lambda: None
         """Called on the writer thread after each commit that wrote something."""
 
@@ -110,6 +118,10 @@ class Database:
             target=self._write_loop, name="sysevents-sqlite-write", daemon=True
         )
         self._writer.start()
+        self._checkpoints = threading.Thread(
+            target=self._checkpoint_loop, name="sysevents-sqlite-checkpoint", daemon=True
+        )
+        self._checkpoints.start()
 
     def _prepare(self) -> None:
         directory = os.path.dirname(os.path.abspath(self.path))
@@ -133,6 +145,11 @@ class Database:
         if writer is not None:
             self._queue.put(None)
             await asyncio.to_thread(writer.join)
+        checkpoints, self._checkpoints = self._checkpoints, None
+        if checkpoints is not None:
+            self._stop.set()
+            await asyncio.to_thread(checkpoints.join)
+            self._stop.clear()
         if readers is not None:
             await asyncio.to_thread(readers.shutdown, True)
         with self._lock:
@@ -177,8 +194,19 @@ class Database:
         self._queue.put(_Job(work, future, loop))
         return await future
 
+    def _checkpoint_loop(self) -> None:
+        """Copy the WAL into the file beside the writer, so that its commits never do it."""
+        conn = self.connect()
+        while not self._stop.wait(CHECKPOINT_EVERY):
+            if self._written.is_set():
+                self._written.clear()
+                with contextlib.suppress(sqlite3.Error):  # busy: the next round does it
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+
     def _write_loop(self) -> None:
         conn = self.connect()
+        # Checkpoints are the checkpoint thread's (see above), not a commit's.
+        conn.execute("PRAGMA wal_autocheckpoint = 0")
         stopping = False
         while not stopping:
             first = self._queue.get()
@@ -220,6 +248,7 @@ class Database:
             error = _unavailable(exc)
             outcomes = [(False, error)] * len(jobs)
         if any(ok for ok, _ in outcomes):
+            self._written.set()
             try:
                 self.on_commit()
             except Exception:  # pragma: no cover - a waker never fails a write

@@ -23,7 +23,8 @@ from sysevents.model import EventStats
 from sysevents.query import EventFilter
 
 from .rows import from_micros, micros
-from .where import sql_where, where
+from .text import Lookup, lookup
+from .where import rows_of, sql_where, where
 
 HOUR = 3_600_000_000
 """An hour in microseconds: the width of a rollup."""
@@ -62,15 +63,21 @@ def _rollup_where(
     return sql_where(parts), params
 
 
-def _raw_where(query: EventFilter, lo: int | None, hi: int | None) -> tuple[str, list[Any]]:
-    parts, params = where(query.model_copy(update={"since": None, "until": None}))
+def _raw_where(
+    query: EventFilter, lo: int | None, hi: int | None, text: Lookup | None = None
+) -> tuple[str, list[Any]]:
+    """`` FROM ... WHERE ...`` over ``query``'s events in ``[lo, hi)``, and its parameters."""
+    source, params = rows_of(query.model_copy(update={"since": None, "until": None}), text)
+    more: list[str] = []
     if lo is not None:
-        parts.append("ts >= ?")
+        more.append("ts >= ?")
         params.append(lo)
     if hi is not None:
-        parts.append("ts < ?")
+        more.append("ts < ?")
         params.append(hi)
-    return sql_where(parts), params
+    if more:
+        source += (" AND " if " WHERE " in source else " WHERE ") + " AND ".join(more)
+    return source, params
 
 
 def _bounds(query: EventFilter) -> tuple[int | None, int | None]:
@@ -87,6 +94,7 @@ def grouped(
     raw_key: str,
     lo: int | None = None,
     hi: int | None = None,
+    text: Lookup | None = None,
 ) -> Counter[tuple[Any, ...]]:
     """Counts of ``query``'s events within ``[lo, hi)`` (and its own range) by a key.
 
@@ -110,20 +118,22 @@ def grouped(
             )
             sql = f"SELECT {rollup_key}, sum(n) FROM {table}{clause} GROUP BY {rollup_key}"
         else:
-            clause, params = _raw_where(query, lo_, hi_)
-            sql = f"SELECT {raw_key}, count(*) FROM events{clause} GROUP BY {raw_key}"
+            clause, params = _raw_where(query, lo_, hi_, text)
+            sql = f"SELECT {raw_key}, count(*) {clause} GROUP BY {raw_key}"
         for *key, n in conn.execute(sql, params):
             counts[tuple(key)] += n
     return counts
 
 
-def _edge(conn: sqlite3.Connection, query: EventFilter, oldest: bool) -> int | None:
+def _edge(
+    conn: sqlite3.Connection, query: EventFilter, oldest: bool, text: Lookup | None
+) -> int | None:
     """The earliest (``oldest``) or latest timestamp of ``query``'s events, in microseconds."""
     pick = "min" if oldest else "max"
     since, until = _bounds(query)
     if query.searches:
-        clause, params = _raw_where(query, since, until)
-        row = conn.execute(f"SELECT {pick}(ts) FROM events{clause}", params).fetchone()
+        clause, params = _raw_where(query, since, until, text)
+        row = conn.execute(f"SELECT {pick}(ts) {clause}", params).fetchone()
         return None if row is None else row[0]
     segments = _segments(since, until)
     for kind, lo, hi in segments if oldest else reversed(segments):
@@ -134,7 +144,7 @@ def _edge(conn: sqlite3.Connection, query: EventFilter, oldest: bool) -> int | N
                 continue
             lo, hi = row[0] * HOUR, (row[0] + 1) * HOUR
         clause, params = _raw_where(query, lo, hi)
-        found = conn.execute(f"SELECT {pick}(ts) FROM events{clause}", params).fetchone()
+        found = conn.execute(f"SELECT {pick}(ts) {clause}", params).fetchone()
         if found is not None and found[0] is not None:
             return int(found[0])
     return None
@@ -143,7 +153,8 @@ def _edge(conn: sqlite3.Connection, query: EventFilter, oldest: bool) -> int | N
 def stats(conn: sqlite3.Connection, query: EventFilter, now: datetime, top: int) -> EventStats:
     """The statistics of ``query``'s events at ``now`` (read in one transaction)."""
     key = "event_type, severity, source"
-    counts = grouped(conn, query, key, key)
+    text = lookup(conn, query.q) if query.q is not None else None
+    counts = grouped(conn, query, key, key, text=text)
     by_severity: Counter[str] = Counter()
     by_type: Counter[str] = Counter()
     by_source: Counter[str] = Counter()
@@ -153,25 +164,20 @@ def stats(conn: sqlite3.Connection, query: EventFilter, now: datetime, top: int)
         if source:
             by_source[source] += n
     now_us = micros(now)
-    day = grouped(conn, query, "'all'", "'all'", lo=now_us - 24 * HOUR)
-    recent = _last_hour(conn, query, now_us)
-    first = _edge(conn, query, oldest=True)
-    last = _edge(conn, query, oldest=False)
+    day = grouped(conn, query, "'all'", "'all'", lo=now_us - 24 * HOUR, text=text)
+    recent = grouped(conn, query, "'all'", "'all'", lo=now_us - HOUR, text=text)
+    first = _edge(conn, query, True, text)
+    last = _edge(conn, query, False, text)
     return EventStats.from_counts(
         by_severity=by_severity,
         by_type=by_type,
         by_source=by_source,
-        last_hour=recent,
+        last_hour=sum(recent.values()),
         last_24h=sum(day.values()),
         first_timestamp=None if first is None else from_micros(first),
         last_timestamp=None if last is None else from_micros(last),
         top=top,
     )
-
-
-def _last_hour(conn: sqlite3.Connection, query: EventFilter, now_us: int) -> int:
-    counts = grouped(conn, query, "'all'", "'all'", lo=now_us - HOUR)
-    return sum(counts.values())
 
 
 def histogram_counts(
@@ -183,11 +189,12 @@ def histogram_counts(
     # Buckets finer than the rollups count every row.
     rollup_key = f"(hour * {HOUR}) - (hour * {HOUR}) % {step}, severity" if step % HOUR == 0 else ""
     raw_key = f"ts - ts % {step}, severity"
+    text = lookup(conn, query.q) if query.q is not None else None
     if rollup_key:
-        counts = grouped(conn, span, rollup_key, raw_key)
+        counts = grouped(conn, span, rollup_key, raw_key, text=text)
     else:
-        clause, params = _raw_where(span, *_bounds(span))
-        sql = f"SELECT {raw_key}, count(*) FROM events{clause} GROUP BY {raw_key}"
+        clause, params = _raw_where(span, *_bounds(span), text)
+        sql = f"SELECT {raw_key}, count(*) {clause} GROUP BY {raw_key}"
         counts = Counter({(start, sev): n for start, sev, n in conn.execute(sql, params)})
     for (start, severity), n in counts.items():
         yield from_micros(start), severity, n

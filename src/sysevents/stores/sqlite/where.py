@@ -1,14 +1,12 @@
 """A filter (``EventFilter``) as a SQL ``WHERE`` over the ``events`` table.
 
-``q`` asks the FTS5 trigram index for rows holding every trigram of the
-lowercased text as a phrase, then checks the substring itself (``instr``);
-shorter than three characters, it checks the substring only. ``details``
+``q`` asks the FTS5 trigram index for the rows holding the rarest trigram of
+the lowercased text (see ``text``), then checks the substring itself
+(``instr``); shorter than three characters, it checks the substring only. ``details``
 paths are read with JSON1: scalars compared in SQL by their JSON type (so
 ``1`` is never ``true`` nor ``"1"``), arrays and objects by
 ``sysevents_json_equal``, the rule of ``sysevents.search``.
 """
-
-# ruff: noqa: S608 - SQL is built from this package's constants; every value is bound.
 
 from __future__ import annotations
 
@@ -19,12 +17,28 @@ from sysevents.query import EventFilter
 from sysevents.search import MISSING
 
 from .rows import micros
+from .text import Lookup
 
 Clause = tuple[list[str], list[Any]]
 
 
-def where(query: EventFilter, *, alias: str = "") -> Clause:
-    """The conditions (ANDed) of ``query``, and their parameters."""
+def rows_of(query: EventFilter, text: Lookup | None) -> tuple[str, list[Any]]:
+    """`` FROM ... WHERE ...`` over the events ``query`` selects, and its parameters.
+
+    With a ``q`` looked up by ``text`` (see ``text``), the rows holding its
+    rarest trigram are read first (``CROSS JOIN`` keeps that order), each
+    then checked; else the events are read (in an index's order).
+    """
+    if query.q is not None and text is not None and text.trigram is not None:
+        parts, params = where(query, alias="events", text=text)
+        source = " FROM events_text(?) AS t CROSS JOIN events ON events.id = t.rowid"
+        return source + sql_where(parts), [text.match(), *params]
+    parts, params = where(query, text=text)
+    return " FROM events" + sql_where(parts), params
+
+
+def where(query: EventFilter, *, alias: str = "", text: Lookup | None = None) -> Clause:
+    """The conditions (ANDed) of ``query``, and their parameters (see :func:`rows_of`)."""
     a = alias + "." if alias else ""
     parts: list[str] = []
     params: list[Any] = []
@@ -54,9 +68,8 @@ def where(query: EventFilter, *, alias: str = "") -> Clause:
         params.append(micros(query.until))
     if query.q is not None:
         needle = query.q.lower()
-        if len(needle) >= 3:
-            parts.append(f"{a}id IN (SELECT rowid FROM events_text WHERE events_text MATCH ?)")
-            params.append('"' + needle.replace('"', '""') + '"')
+        if text is not None and text.trigram is not None and text.candidates == 0:
+            parts.append("0")
         parts.append(f"instr({a}message_lower, ?) > 0")
         params.append(needle)
     for path, value in (query.details or {}).items():
