@@ -152,11 +152,11 @@ async def measure(args: argparse.Namespace, directory: Path) -> list[dict[str, A
         print(f"  {name}: {value:,.3f} {unit} (baseline {base_name}: {base})", file=sys.stderr)
 
     small, big = directory / "small.db", directory / "big.db"
-    print(f"filling {args.small:,} and {args.rows:,} events", file=sys.stderr)
-    fill_small = await fill(small, args.small)
-    fill_rate = await fill(big, args.rows)
-    figure("fill through add_many(5000)", "events/s", fill_rate, "", None)
-    del fill_small
+    if not args.reuse:
+        print(f"filling {args.small:,} and {args.rows:,} events", file=sys.stderr)
+        await fill(small, args.small)
+        fill_rate = await fill(big, args.rows)
+        figure("fill through add_many(5000)", "events/s", fill_rate, "", None)
     events = Events(seed=99, now=NOW)
     ones = news(events, 2000, recent=True)
     thousand = news(events, 1000, recent=True)
@@ -191,7 +191,8 @@ async def measure(args: argparse.Namespace, directory: Path) -> list[dict[str, A
         figure("add_many(1000)", "events/s", value, "executemany in one transaction", base)
 
         first = EventQuery(limit=50)
-        word = EventQuery(limit=50, q="node-17 ")
+        word = EventQuery(limit=50, q="node-17")
+        rare = EventQuery(limit=50, q="#99999 ")
 
         def raw_page(query: EventQuery) -> Callable[[], Awaitable[Any]]:
             async def run() -> None:
@@ -208,7 +209,11 @@ async def measure(args: argparse.Namespace, directory: Path) -> list[dict[str, A
         value, base = await alternate(
             lambda: repo.list(word), raw_page(word), latency, args.runs, s
         )
-        figure("q search, first page (50)", "ms", value, "same SQL, raw", base)
+        figure("q search, common text, first page (50)", "ms", value, "same SQL, raw", base)
+        value, base = await alternate(
+            lambda: repo.list(rare), raw_page(rare), latency, args.runs, s
+        )
+        figure("q search, rare text, first page (50)", "ms", value, "same SQL, raw", base)
 
         def naive(path: Path) -> Callable[[], Awaitable[Any]]:
             own = raw(path)
@@ -271,11 +276,19 @@ def main() -> None:
     parser.add_argument("--smoke", action="store_true", help="tiny files, seconds in all")
     parser.add_argument("--json", help="also write the figures to this file")
     parser.add_argument("--dir", help="where the files go (default: a temporary directory)")
+    parser.add_argument(
+        "--reuse",
+        help="measure the small.db and big.db of this directory as they are (no fill; "
+        "retention deletes from big.db: reuse a copy)",
+    )
     args = parser.parse_args()
     if args.smoke:
         args.rows, args.small, args.runs, args.seconds = 3000, 1000, 1, 0.1
-    with tempfile.TemporaryDirectory(dir=args.dir) as directory:
-        figures = asyncio.run(measure(args, Path(directory)))
+    if args.reuse:
+        figures = asyncio.run(measure(args, Path(args.reuse)))
+    else:
+        with tempfile.TemporaryDirectory(dir=args.dir) as directory:
+            figures = asyncio.run(measure(args, Path(directory)))
     print(table(figures))
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
