@@ -278,6 +278,10 @@ def _run_job(conn: sqlite3.Connection, job: _Job, savepoint: bool) -> tuple[bool
     try:
         value = job.work(conn)
     except Exception as exc:
+        if savepoint and not conn.in_transaction:
+            # The error ended the whole transaction (SQLite does for some):
+            # the group fails with it.
+            raise
         if savepoint:
             conn.execute("ROLLBACK TO job")
             conn.execute("RELEASE job")

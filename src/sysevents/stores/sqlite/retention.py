@@ -19,7 +19,7 @@ from sysevents.retention import RetentionPolicy, RetentionReport
 from .db import Database
 from .rows import from_micros, micros
 
-BATCH = 200
+BATCH = 50
 """Rows looked at (and at most deleted) by one write transaction."""
 
 _SCAN = (
