@@ -48,12 +48,15 @@ async def fill(url: str) -> None:
         await repo.update(first.id, EventPatch(message="changed"), actor="admin")
 
 
-def exported(url: str, out: Path, capsys: pytest.CaptureFixture[str]) -> list[dict[str, object]]:
-    """The store's events as ``sysevents export`` writes them, without ids and created_at."""
+def exported(
+    url: str, out: Path, capsys: pytest.CaptureFixture[str], *, whole: bool = False
+) -> list[dict[str, object]]:
+    """The store's events as ``sysevents export`` writes them (but ids and created_at)."""
     assert main(["export", "--database-url", url, "--output", str(out)]) == 0
     rows = [json.loads(line) for line in out.read_text().splitlines()]
-    for row in rows:
-        del row["id"], row["created_at"]
+    if not whole:
+        for row in rows:
+            del row["id"], row["created_at"]
     capsys.readouterr()
     return rows
 
@@ -69,7 +72,9 @@ def test_export_then_import_gives_the_same_events_once(
     assert len(before) == 62  # 61 written, and the record of the change
     assert main(["import", "--database-url", target, str(dump)]) == 0
     assert "62 events: 62 stored, 0 already there" in capsys.readouterr().out
-    assert exported(target, tmp_path / "b.ndjson", capsys) == before
+    # Into a new SQLite file, ids and created_at are kept too.
+    whole = exported(source, tmp_path / "a2.ndjson", capsys, whole=True)
+    assert exported(target, tmp_path / "b.ndjson", capsys, whole=True) == whole
     assert main(["import", "--database-url", target, str(dump)]) == 0  # again: nothing new
     assert "62 events: 0 stored, 62 already there" in capsys.readouterr().out
     assert exported(target, tmp_path / "b.ndjson", capsys) == before
@@ -132,3 +137,34 @@ async def test_make_room_leaves_a_history_that_holds_the_months(test_databases: 
             conn.execute("SELECT id, tableoid::regclass::text FROM system_events").fetchall()
         )
     assert tables == {kept.id: "system_events_history", stored.id: "system_events_history"}
+
+
+async def test_an_id_taken_or_sealed_is_not_kept(tmp_path: Path) -> None:
+    from sysevents.integrity import Difference
+    from sysevents.integrity.digest import unpack_entries
+    from sysevents.transfer import transfer
+
+    async with (
+        sysevents.connect(f"sqlite:///{tmp_path / 'from.db'}") as source,
+        sysevents.connect(f"sqlite:///{tmp_path / 'to.db'}") as target,
+    ):
+        copied = await source.add_many(
+            [NewEvent(event_type="t", message=f"from {i}") for i in range(12)]
+        )
+        held = await target.add_many(
+            [NewEvent(event_type="t", message=f"to {i}") for i in range(3)]
+        )
+        assert sum(d.count for d in await target.seal()) == 3  # ids 1-3 are sealed
+        await target.delete(held[2].id)  # free, but below the sealed end
+        report = await transfer(target, [copied[1:3], copied[9:]])
+        assert report.stored == 5
+        stored = {e.message: e.id for e in (await target.list()).items}
+        assert stored["from 9"] == copied[9].id == 10  # free, past the seals: kept
+        assert stored["from 1"] != copied[1].id  # 2 is taken
+        assert stored["from 2"] != copied[2].id  # 3 is free, but sealed
+        digest = (await target.seals.digests())[0]
+        entries = list(unpack_entries(digest.entries))
+        # The sealed range gained nothing: only the deletion shows.
+        assert await target.seals.differences(digest, entries, None) == [
+            Difference(held[2].id, "removed")
+        ]

@@ -2,7 +2,8 @@
 
 The events go in through the store contract (``add_many``), so every backend
 can receive them: their timestamps, details, keys and writers (``written_by``)
-are kept, while the target gives them its own ids and ``created_at``.
+are kept, while the target gives them its own ids and ``created_at``; a store
+with ``add_kept`` (SQLite) keeps the ids where they are free, and ``created_at``.
 Running an import twice stores nothing new: before each page is written, the
 target's events over the page's time span are read, and an event equal to one
 already there (every field but ``id`` and ``created_at``) is skipped, as many
@@ -150,6 +151,11 @@ async def transfer(
                 missing.append(event)
         if missing and prepare is not None:
             await prepare([e.timestamp for e in missing])
+        kept = getattr(target, "add_kept", None)
+        if callable(kept):  # a store that can keep ids and created_at (SQLite)
+            if missing:
+                stored += await kept([(_new(e), e) for e in missing])
+            missing = []
         # One batch per writer, in order: the writer becomes the caller again.
         run: list[Event] = []
         for item in [*missing, None]:

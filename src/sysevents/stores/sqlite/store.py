@@ -180,6 +180,19 @@ class SqliteEventRepository(RepositoryBase):
         now = datetime.now(UTC)
         return await self._db.write(lambda c: writes.insert(c, batch, who, now, window))
 
+    async def add_kept(self, pairs: Sequence[tuple[NewEvent, Event]]) -> int:
+        """Store events copied from another store, keeping ids where free (``sysevents copy``).
+
+        See ``writes.insert_kept``; the events are checked as ``add_many`` checks them.
+        """
+        self._ensure_open()
+        news = [new for new, _ in pairs]
+        self._check_written(news, loc_prefix=True)
+        for _, original in pairs:
+            check_caller(original.written_by)
+        batch = list(pairs)
+        return await self._db.write(lambda c: writes.insert_kept(c, batch))
+
     async def update(self, event_id: int, patch: EventPatch, *, actor: str | None = None) -> Event:
         """Change the given fields; with an ``actor``, record the change in the same transaction."""
         self._ensure_open()

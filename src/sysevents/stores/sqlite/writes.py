@@ -98,6 +98,33 @@ def insert(
     return out
 
 
+_KEPT = INSERT.replace("INSERT INTO events (", "INSERT INTO events (id, ").replace(
+    "VALUES (", "VALUES (?, "
+)
+
+
+def insert_kept(conn: sqlite3.Connection, pairs: Sequence[tuple[NewEvent, Event]]) -> int:
+    """Store events copied from another store, keeping their ids where this file allows.
+
+    ``pairs`` are each event to store (checked) with the event it copies. Its
+    id is kept when no event has it and it is above every sealed id (a digest
+    never gains an event later); else the file gives the next one. Its
+    ``created_at`` and ``written_by`` are kept; its idempotency key is not
+    remembered (it belongs to the store it came from). How many were stored.
+    """
+    row = conn.execute("SELECT max(last_id) FROM digests").fetchone()
+    floor = int(row[0] or 0)
+    for new, original in pairs:
+        values = list(insert_values(new, micros(original.created_at), original.written_by or ""))
+        values[-2] = None  # key_caller: the key is not remembered here
+        free = original.id > floor and by_id(conn, original.id) is None
+        if free:
+            conn.execute(_KEPT, (original.id, *values))
+        else:
+            conn.execute(INSERT, values)
+    return len(pairs)
+
+
 def by_id(conn: sqlite3.Connection, event_id: int) -> Event | None:
     """The event with this id, or ``None``."""
     row = conn.execute(_BY_ID, (event_id,)).fetchone()
