@@ -123,6 +123,16 @@ class Settings(BaseSettings):
 
     database_url: str = Field(default="memory://", description="Where events are stored.")
     redis_url: str | None = Field(default=None, description="Redis for the cache, if any.")
+    read_database_url: CommaList = Field(
+        default=(),
+        description="PostgreSQL streaming replicas that serve lists, stats, histograms and "
+        "search (comma-separated); a caller still reads its own writes.",
+    )
+    max_replica_lag: float = Field(
+        default=5.0,
+        gt=0,
+        description="Seconds a replica may be behind the primary before reads leave it out.",
+    )
     pool_min_size: int = Field(default=2, ge=0, description="Connections kept open.")
     pool_max_size: int = Field(default=10, ge=1, description="Connections at most.")
     timeout: float = Field(
@@ -293,6 +303,11 @@ class Settings(BaseSettings):
     def _checks(self) -> Settings:
         if self.pool_min_size > self.pool_max_size:
             raise ValueError("pool_min_size must not exceed pool_max_size")
+        if self.read_database_url and not self.database_url.startswith(("postgresql", "postgres:")):
+            raise ValueError("read_database_url needs a PostgreSQL database_url")
+        for url in self.read_database_url:
+            if not url.startswith(("postgresql://", "postgres://")):
+                raise ValueError(f"read_database_url: {redact_url(url)} is not a postgresql:// URL")
         return self
 
     @property
@@ -304,6 +319,8 @@ class Settings(BaseSettings):
         for name, value in super().__repr_args__():
             if name in _URL_FIELDS and isinstance(value, str):
                 yield name, redact_url(value)
+            elif name == "read_database_url":
+                yield name, tuple(redact_url(url) for url in value)
             else:
                 yield name, value
 

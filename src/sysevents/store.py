@@ -55,6 +55,18 @@ class PoolStats:
     """Of those, connections waiting in the pool (the others are lent out)."""
 
 
+@dataclass(frozen=True, slots=True)
+class ReplicaState:
+    """A read replica of a store, as last seen."""
+
+    name: str
+    """Its URL without the password."""
+    lag: float | None
+    """Seconds behind the primary (``None``: not answering)."""
+    usable: bool
+    """Whether reads go to it now."""
+
+
 Series = tuple[str, str | None]
 """An (event_type, source) pair: what adds rows to the statistics."""
 
@@ -209,6 +221,9 @@ class EventRepository(Protocol):
     def pool_stats(self) -> PoolStats | None:
         """The connection pool's figures, for a store that pools connections."""
 
+    def replicas(self) -> builtins.list[ReplicaState]:
+        """The read replicas reads may go to (``read_database_url``), as last seen."""
+
     async def backlog(self) -> Backlog | None:
         """What the store has yet to do in the background (PostgreSQL: rows to fold)."""
 
@@ -358,6 +373,10 @@ class EventStore(Lifecycle, ABC):
     def pool_stats(self) -> PoolStats | None:
         """No pool by default."""
         return None
+
+    def replicas(self) -> builtins.list[ReplicaState]:
+        """No read replicas by default."""
+        return []
 
     async def backlog(self) -> Backlog | None:
         """No background work by default."""

@@ -143,6 +143,21 @@ class _ScrapeTime(Collector):
             size = GaugeMetricFamily("sysevents_pool_connections", "Database connections open.")
             size.add_metric([], pool.size)
             yield size
+        replicas = store.replicas()
+        if replicas:
+            lag = GaugeMetricFamily(
+                "sysevents_replica_lag_seconds",
+                "Seconds each read replica is behind the primary (-1: not answering).",
+                labels=["replica"],
+            )
+            in_use = GaugeMetricFamily(
+                "sysevents_replica_in_use", "Whether reads go to the replica.", labels=["replica"]
+            )
+            for replica in replicas:
+                lag.add_metric([replica.name], -1 if replica.lag is None else replica.lag)
+                in_use.add_metric([replica.name], int(replica.usable))
+            yield lag
+            yield in_use
         backlog = self.backlog
         if backlog is not None:
             figures: tuple[tuple[str, float, str], ...] = (

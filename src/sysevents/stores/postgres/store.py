@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import replace
@@ -10,15 +11,16 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sysevents.audit import delete_record, update_record
-from sysevents.errors import InvalidEventError, NotFoundError
+from sysevents.errors import InvalidEventError, NotFoundError, StoreError
 from sysevents.histogram import EventHistogram, plan_histogram
 from sysevents.integrity import Digest, Sealer
 from sysevents.model import Event, EventPatch, EventStats, NewEvent
+from sysevents.positions import current
 from sysevents.query import EventFilter, EventQuery, page_total
 from sysevents.retention import RetentionPolicy, RetentionReport
 from sysevents.rules import is_event_id
 from sysevents.settings import Settings
-from sysevents.store import Backlog, PoolStats
+from sysevents.store import Backlog, PoolStats, ReplicaState
 from sysevents.stores.base import Listing, RepositoryBase, check_caller
 from sysevents.tail import Tailed
 
@@ -33,6 +35,7 @@ from .lease import Lease
 from .pages import read_page
 from .partitions import ensure_ahead, ensure_partitions, history_end
 from .pool import Connection, NoPartition, PostgresPool
+from .replicas import Replica, ReplicaSet
 from .rows import event_rows
 from .seals import PostgresSeals
 from .series import known_series
@@ -100,6 +103,16 @@ class PostgresEventRepository(RepositoryBase):
         )
         self._seals = PostgresSeals(self._db)
         self._sealer = Sealer.from_settings(self._seals, settings, leads=self._lease.held)
+        self._replicas = (
+            ReplicaSet(
+                list(settings.read_database_url),
+                timeout=settings.timeout,
+                max_lag=settings.max_replica_lag,
+                max_size=settings.pool_max_size,
+            )
+            if settings.read_database_url
+            else None
+        )
 
     # -- lifecycle ------------------------------------------------------------
 
@@ -121,10 +134,16 @@ class PostgresEventRepository(RepositoryBase):
         stats = pool.get_stats()
         return PoolStats(size=stats["pool_size"], idle=stats["pool_available"])
 
+    def replicas(self) -> builtins.list[ReplicaState]:
+        """The read replicas (``read_database_url``), as last seen."""
+        return [] if self._replicas is None else self._replicas.states()
+
     async def open(self) -> None:
         """Start the pool without waiting for it: a database that is down does not fail this."""
         self._closed = False
         await self._db.open()
+        if self._replicas is not None:
+            await self._replicas.open()
         self._folder.start()
         self._sealer.start()
 
@@ -137,6 +156,8 @@ class PostgresEventRepository(RepositoryBase):
         await self._folder.stop(self.timeout)
         await self._sealer.stop(self.timeout)
         await self._lease.release()
+        if self._replicas is not None:
+            await self._replicas.close()
         await self._db.close()
 
     async def fold(self) -> int | None:
@@ -224,8 +245,12 @@ class PostgresEventRepository(RepositoryBase):
         self._check_written([new], loc_prefix=False)
         who = check_caller(caller)
         if new.idempotency_key is not None:
-            return (await self._add_keyed([new], who))[0]
-        return await self._placed({month_index(new.timestamp)}, lambda: self._add_one(new, who))
+            event = (await self._add_keyed([new], who))[0]
+        else:
+            months = {month_index(new.timestamp)}
+            event = await self._placed(months, lambda: self._add_one(new, who))
+        await self._wrote()
+        return event
 
     async def _add_one(self, new: NewEvent, caller: str) -> Event:
         async with self._db.connection() as conn:
@@ -240,6 +265,11 @@ class PostgresEventRepository(RepositoryBase):
         who = check_caller(caller)
         if not news:
             return []
+        events = await self._add_many(news, who)
+        await self._wrote()
+        return events
+
+    async def _add_many(self, news: Sequence[NewEvent], who: str) -> builtins.list[Event]:
         keys = [n.idempotency_key for n in news if n.idempotency_key is not None]
         if len(news) >= COPY_FROM and len(set(keys)) == len(keys):
             try:
@@ -297,7 +327,9 @@ class PostgresEventRepository(RepositoryBase):
                 raise NotFoundError(event_id)
             return current
         months = {month_index(patch.timestamp)} if patch.timestamp is not None else set()
-        return await self._placed(months, lambda: self._update(event_id, patch, actor))
+        event = await self._placed(months, lambda: self._update(event_id, patch, actor))
+        await self._wrote()
+        return event
 
     async def _update(self, event_id: int, patch: EventPatch, actor: str | None) -> Event:
         # The counts follow by a trigger (migration 0006), as for any UPDATE.
@@ -339,8 +371,34 @@ class PostgresEventRepository(RepositoryBase):
                 await conn.execute(sql.FORGET_KEY, (caller, gone.idempotency_key, event_id))
             if actor is not None:
                 await insert_one(conn, delete_record(gone, actor), check_caller(actor))
+        await self._wrote()
+
+    async def _wrote(self) -> None:
+        """With read replicas, note where the write just made is in the log (read-your-writes)."""
+        if self._replicas is not None:
+            await self._replicas.note_write(self._db)
 
     # -- reads ----------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def _reading(self) -> AsyncIterator[tuple[Connection, Folder | Replica]]:
+        """A connection for a read, and the rollup watermark of where it reads.
+
+        A replica that has replayed what the current work wrote when there
+        are read replicas (see ``replicas``), else the primary.
+        """
+        async with contextlib.AsyncExitStack() as stack:
+            if self._replicas is not None:
+                replica = await self._replicas.pick(current().needed())
+                if replica is not None:
+                    try:
+                        conn = await stack.enter_async_context(replica.pool.connection())
+                    except StoreError as exc:
+                        self._replicas.failed(replica, exc)
+                    else:
+                        yield conn, replica
+                        return
+            yield await stack.enter_async_context(self._db.connection()), self._folder
 
     async def get(self, event_id: int) -> Event | None:
         """The event, or ``None``; reads one partition."""
@@ -359,7 +417,7 @@ class PostgresEventRepository(RepositoryBase):
             # The database's own cursor secret: every replica signs alike.
             self._secrets = [(await database_secret(self._db, "cursor")).encode()]
             self._secrets_loaded = True
-        async with self._db.connection() as conn:
+        async with self._reading() as (conn, _):
             rows, counted = await read_page(conn, query, self._position(query), self.count_cap)
         total, exact = page_total(query.count, counted, self.count_cap)
         return Listing(rows, total, exact)
@@ -370,13 +428,13 @@ class PostgresEventRepository(RepositoryBase):
         Everything is read by one statement, so from one snapshot.
         """
         self._ensure_open()
-        async with self._db.connection() as conn:
-            mark = await self._folder.known(conn)
+        async with self._reading() as (conn, marks):
+            mark = await marks.known(conn)
             statement = sql.stats_statement(query or EventFilter(), mark)
             cur = await conn.execute(statement.sql, statement.params, prepare=False)
             rows = await cur.fetchall()
         stats, mark = sql.stats_from_rows(rows, self.stats_top)
-        self._folder.learn(mark)
+        marks.learn(mark)
         return stats
 
     async def histogram(
@@ -391,8 +449,8 @@ class PostgresEventRepository(RepositoryBase):
         plan = plan_histogram(query, interval)
         if not plan.starts():
             return plan.histogram([])
-        async with self._db.connection() as conn:
-            mark = await self._folder.known(conn)
+        async with self._reading() as (conn, marks):
+            mark = await marks.known(conn)
             statement = histogram_statement(query, plan, mark)
             cur = await conn.execute(statement.sql, statement.params, prepare=False)
             rows = await cur.fetchall()
