@@ -137,6 +137,16 @@ def bench_limits(session: nox.Session) -> None:
 
 
 @nox.session
+def bench_replicas(session: nox.Session) -> None:
+    """Writers' throughput with the reads on the primary, then on a streaming replica.
+
+    ``-- --smoke`` runs in seconds. Starts its own primary and replica (initdb, pg_basebackup).
+    """
+    install(session, "bench")
+    session.run("python", "bench/replicas.py", *session.posargs)
+
+
+@nox.session
 def bench_seal(session: nox.Session) -> None:
     """What sealing costs writers (on against off) and verify's rate on 1M events.
 

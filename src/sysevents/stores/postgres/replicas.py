@@ -56,6 +56,8 @@ class Replica:
     """Seconds behind the primary (``None``: not seen yet, or not answering)."""
     usable: bool = False
     failures: int = field(default=0)
+    seen: bool = False
+    """Whether it has answered once (its first answer is no news)."""
     watermark: int = 0
     """The rollups' watermark as last read on this replica (see ``Folder.known``)."""
 
@@ -137,7 +139,8 @@ class ReplicaSet:
         replica.replayed = replayed or 0
         replica.lag = float(row[1])
         usable = bool(row[2]) and replayed is not None and replica.lag <= self.max_lag
-        if usable != replica.usable:
+        first, replica.seen = not replica.seen, True
+        if usable != replica.usable and not (first and usable):
             log.warning(
                 "read replica %s %s (%.1f s behind)",
                 replica.name,
