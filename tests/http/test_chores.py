@@ -23,9 +23,7 @@ from tests.waiting import eventually
 
 from .test_metrics import scrape, value
 
-OLD = NewEvent(
-    event_type="old", message="expired", timestamp=datetime.now(UTC) - timedelta(days=3)
-)
+OLD = NewEvent(event_type="old", message="expired", timestamp=datetime.now(UTC) - timedelta(days=3))
 SETTINGS: dict[str, Any] = {"rate_limit": "off", "retention": "*=1d", "retention_interval": 0.02}
 
 
