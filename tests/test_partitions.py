@@ -386,7 +386,7 @@ async def test_a_month_an_operator_detached_survives_upkeep_and_retention(
     years: PostgresEventRepository, empty_years_url: str
 ) -> None:
     """Detached by hand (to archive it, say): neither maintenance nor retention drops it."""
-    await months_of_events(years, 3)
+    await months_of_events(years, 5)  # the months before the last two are dropped whole
     newest = max(p for p in partitions(empty_years_url) if p.startswith("system_events_p"))
     oldest = min(p for p in partitions(empty_years_url) if p.startswith("system_events_p"))
     with psycopg.connect(empty_years_url, autocommit=True) as conn:
