@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 
-from sysevents import NewEvent, RetentionPolicy
+from sysevents import NewEvent, RetentionPolicy, StoreError
 from sysevents.stores.postgres import PostgresEventRepository, retention
 from tests.conftest import FreshDatabases
 from tests.test_rollups import fold, rollups_are_exact
@@ -61,14 +61,31 @@ async def test_a_backlog_of_keys_longer_than_the_timeout_is_worked_off(
     own_url: str, slow_store: PostgresEventRepository
 ) -> None:
     """20 000 expired keys take several batches, each under the timeout, all together over it."""
-    with psycopg.connect(own_url, autocommit=True) as conn:
+    expired_keys(own_url, 20_000)
+    slow_down_deletes(own_url, "system_event_keys")
+    await slow_store.maintain()
+    assert count(own_url, "SELECT count(*) FROM system_event_keys") == 0
+
+
+def expired_keys(url: str, n: int) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(
             'INSERT INTO system_event_keys (caller, key, id, "timestamp", created_at) '
             "SELECT 'emitter', 'key-' || g, g, now(), now() - interval '3 days' "
-            "FROM generate_series(1, 20000) g"
+            "FROM generate_series(1, %s) g",
+            (n,),
         )
-    slow_down_deletes(own_url, "system_event_keys")
-    await slow_store.maintain()
+
+
+async def test_keys_are_forgotten_while_making_partitions_fails(
+    own_url: str, slow_store: PostgresEventRepository
+) -> None:
+    """The partitions' lock held elsewhere: that part times out, the others still run."""
+    expired_keys(own_url, 100)
+    with psycopg.connect(own_url, autocommit=True) as holder:
+        holder.execute("SELECT pg_advisory_lock(hashtext('sysevents-partitions'))")
+        with pytest.raises(StoreError):
+            await slow_store.maintain()
     assert count(own_url, "SELECT count(*) FROM system_event_keys") == 0
 
 

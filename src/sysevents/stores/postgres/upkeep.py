@@ -16,6 +16,8 @@ import re
 from datetime import datetime
 from typing import LiteralString
 
+from sysevents.errors import StoreError
+
 from .partitions import ensure_ahead
 from .pool import Connection, PostgresPool
 
@@ -64,14 +66,29 @@ async def maintain(
 ) -> tuple[list[str], int]:
     """One run of the upkeep; the partitions made and the keys forgotten.
 
-    The long part (a backlog of keys) comes last, in batches.
+    Each part runs even when one before it failed (the first failure is
+    raised at the end); the long one (a backlog of keys) comes last.
     """
+    made: list[str] = []
+    forgotten = 0
+    failed: StoreError | None = None
     async with db.session() as conn:
-        async with db.step():
-            made = await ensure_ahead(conn, now, db.timeout)
-        await drop_detached(db, conn)
-        await drop_empty_series(db, conn)
-        forgotten = await forget_keys(db, conn, window)
+        try:
+            async with db.step():
+                made = await ensure_ahead(conn, now, db.timeout)
+        except StoreError as exc:
+            failed = failed or exc
+        for part in (drop_detached, drop_empty_series):
+            try:
+                await part(db, conn)
+            except StoreError as exc:
+                failed = failed or exc
+        try:
+            forgotten = await forget_keys(db, conn, window)
+        except StoreError as exc:
+            failed = failed or exc
+    if failed is not None:
+        raise failed
     return made, forgotten
 
 
