@@ -3,9 +3,9 @@
 Partitions made ahead, month tables that retention detached dropped, rollup
 rows that count nothing removed, expired idempotency keys forgotten. Every
 statement is one step with its own timeout (see
-:meth:`~sysevents.stores.postgres.pool.PostgresPool.step`): a backlog of any
-size is worked off step after step, never cut short by one deadline over the
-whole run.
+:meth:`~sysevents.stores.postgres.pool.PostgresPool.step`), or one call on a
+pooled connection of its own: a backlog of any size is worked off step after
+step, never cut short by one deadline over the whole run.
 """
 
 # ruff: noqa: S608
@@ -83,10 +83,10 @@ async def maintain(
                 await part(db, conn)
             except StoreError as exc:
                 failed = failed or exc
-        try:
-            forgotten = await forget_keys(db, conn, window)
-        except StoreError as exc:
-            failed = failed or exc
+    try:
+        forgotten = await forget_keys(db, window)
+    except StoreError as exc:
+        failed = failed or exc
     if failed is not None:
         raise failed
     return made, forgotten
@@ -114,13 +114,15 @@ async def drop_empty_series(db: PostgresPool, conn: Connection) -> int:
     return max(cur.rowcount, 0)
 
 
-async def forget_keys(
-    db: PostgresPool, conn: Connection, window: float, batch: int = KEY_BATCH
-) -> int:
-    """Delete idempotency keys older than ``window`` seconds, ``batch`` per step; how many."""
+async def forget_keys(db: PostgresPool, window: float, batch: int = KEY_BATCH) -> int:
+    """Delete idempotency keys older than ``window`` seconds, ``batch`` per statement; how many.
+
+    Each batch takes a pooled connection of its own and gives it back: a long
+    backlog holds none of the pool's connections for longer than a batch.
+    """
     total = 0
     while True:
-        async with db.step():
+        async with db.connection() as conn:
             cur = await conn.execute(_FORGET_KEYS, (window, batch))
         total += cur.rowcount
         if cur.rowcount < batch:
