@@ -363,14 +363,16 @@ class PostgresPool:
                 self._stamp_return(taken)
 
     @asynccontextmanager
-    async def step(self) -> AsyncIterator[None]:
-        """One step of a :meth:`session` (a statement or a short transaction), bounded alone.
+    async def step(self, statements: int = 1) -> AsyncIterator[None]:
+        """One step of a :meth:`session` (a statement, or a transaction of ``statements``).
 
-        The server ends a statement past ``statement_timeout`` first; this bound
-        (a little longer) covers a server that stops answering altogether.
+        The server ends a statement past ``statement_timeout`` first; this
+        bound (``timeout`` per statement, and a little longer) covers a server
+        that stops answering altogether.
         """
-        with translated(self.timeout):
-            async with asyncio.timeout(self.timeout + STEP_GRACE):
+        seconds = self.timeout * statements + STEP_GRACE
+        with translated(seconds):
+            async with asyncio.timeout(seconds):
                 yield
 
     @asynccontextmanager

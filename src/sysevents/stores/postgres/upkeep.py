@@ -27,6 +27,8 @@ DETACHED_MARK: LiteralString = "sysevents: detached by retention, to be dropped"
 Only tables carrying it are dropped: a month table an operator detached (to
 archive it, say) is left alone.
 """
+_AHEAD_STATEMENTS = 4
+"""What making the partitions ahead may take, in statement timeouts (most take far less)."""
 KEY_BATCH = 5000
 """Idempotency keys forgotten per statement."""
 _MONTH_TABLE: LiteralString = "system_(events|event_rollups)_p[0-9]{4}_[0-9]{2}"
@@ -74,7 +76,7 @@ async def maintain(
     failed: StoreError | None = None
     async with db.session() as conn:
         try:
-            async with db.step():
+            async with db.step(_AHEAD_STATEMENTS):
                 made = await ensure_ahead(conn, now, db.timeout)
         except StoreError as exc:
             failed = failed or exc
