@@ -121,6 +121,15 @@ def _translation(exc: BaseException, timeout: float | None) -> StoreError | Appe
     return StoreUnavailableError(f"PostgreSQL is unreachable: {exc}")  # an OSError
 
 
+STEP_GRACE = 1.0
+"""Seconds a step of a session waits past ``statement_timeout`` before giving up itself."""
+
+
+def statement_timeout(seconds: float) -> LiteralString:
+    """``SET LOCAL statement_timeout``: each statement of the transaction within ``seconds``."""
+    return "SET LOCAL statement_timeout = " + str(max(1, math.ceil(seconds * 1000)))
+
+
 class _Reachability:
     """Whether the last attempt to connect failed: then nobody waits long for a connection."""
 
@@ -326,6 +335,45 @@ class PostgresPool:
             if taken is not None:
                 # Back in the pool already (putconn does not wait): used just now.
                 self._stamp_return(taken)
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[Connection]:
+        """A pooled connection for work made of many bounded steps (upkeep, retention).
+
+        Taking it waits at most ``timeout``, as :meth:`connection`; the block
+        as a whole has no deadline: each statement has its own
+        (``statement_timeout``), and each :meth:`step` its own on this side.
+        """
+        if self._pool is None:
+            await self.open()
+        pool = self._pool
+        assert pool is not None
+        taken: Connection | None = None
+        try:
+            with translated(self.timeout):
+                async with asyncio.timeout(self.timeout):
+                    conn = await self._take(pool)
+                taken = conn
+                try:
+                    yield conn
+                finally:
+                    await pool.putconn(conn)
+        finally:
+            if taken is not None:
+                self._stamp_return(taken)
+
+    @asynccontextmanager
+    async def step(self, statements: int = 1) -> AsyncIterator[None]:
+        """One step of a :meth:`session` (a statement, or a transaction of ``statements``).
+
+        The server ends a statement past ``statement_timeout`` first; this
+        bound (``timeout`` per statement, and a little longer) covers a server
+        that stops answering altogether.
+        """
+        seconds = self.timeout * statements + STEP_GRACE
+        with translated(seconds):
+            async with asyncio.timeout(seconds):
+                yield
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Connection]:

@@ -24,7 +24,7 @@ from sysevents.store import Backlog, PoolStats, ReplicaState
 from sysevents.stores.base import Listing, RepositoryBase, check_caller
 from sysevents.tail import Tailed
 
-from . import retention, sql
+from . import retention, sql, upkeep
 from .byid import by_id, needs_locator, read_by_id
 from .fold import Folder
 from .histogram import histogram_statement
@@ -33,7 +33,7 @@ from .inserts import COPY_FROM, KeyTaken, copy_batch, insert_batch, insert_one
 from .keys import PostgresKeyStore, database_secret
 from .lease import Lease
 from .pages import read_page
-from .partitions import ensure_ahead, ensure_partitions, history_end
+from .partitions import ensure_partitions, history_end
 from .pool import Connection, NoPartition, PostgresPool
 from .replicas import Replica, ReplicaSet
 from .rows import event_rows
@@ -206,15 +206,15 @@ class PostgresEventRepository(RepositoryBase):
         return await self._sealer.seal()
 
     async def maintain(self, now: datetime | None = None) -> list[str]:
-        """Create the partitions due soon and forget expired idempotency keys.
+        """Create the partitions due soon, drop the months retention detached, forget old keys.
 
-        Returns the partitions created. The service runs this with retention.
+        Also removes the all-time rollup rows at zero. Returns the partitions
+        created. Each statement has its own timeout: a large backlog of
+        keys is worked off in batches. The service runs this and retention
+        as two tasks, so that neither holds the other back.
         """
         self._ensure_open()
-        async with self._db.connection() as conn:
-            made = await ensure_ahead(conn, now)
-            await retention.drop_detached(conn)
-            await retention.forget_keys(conn, self.idempotency_window.total_seconds())
+        made, _ = await upkeep.maintain(self._db, self.idempotency_window.total_seconds(), now)
         return made
 
     async def apply_retention(
