@@ -25,7 +25,7 @@ from .hosts import host_allowed
 from .ingest import Buckets, MemoryBuckets, RedisBuckets
 
 if TYPE_CHECKING:
-    from redis.asyncio import Redis
+    from sysevents.cache.client import RedisClient
 
 logger = logging.getLogger("sysevents_http")
 
@@ -65,7 +65,7 @@ class MemoryCounter:
 class RedisCounter:
     """Counters in Redis, shared by every replica; a failure lets requests through."""
 
-    def __init__(self, redis: Redis, prefix: str) -> None:
+    def __init__(self, redis: RedisClient, prefix: str) -> None:
         self._redis = redis
         self._prefix = prefix
         self._count = redis.register_script(_COUNT)

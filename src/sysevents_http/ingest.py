@@ -22,7 +22,7 @@ from litestar.exceptions import TooManyRequestsException
 from sysevents.settings import IngestRate
 
 if TYPE_CHECKING:
-    from redis.asyncio import Redis
+    from sysevents.cache.client import RedisClient
 
 logger = logging.getLogger("sysevents_http")
 
@@ -78,7 +78,7 @@ class MemoryBuckets:
 class RedisBuckets:
     """The buckets in Redis, shared by every replica; a failure lets writes through."""
 
-    def __init__(self, redis: Redis, prefix: str) -> None:
+    def __init__(self, redis: RedisClient, prefix: str) -> None:
         self._prefix = prefix
         self._take = redis.register_script(_TAKE)
         self._failing = False

@@ -29,7 +29,7 @@ from .invalidation import InvalidationQueue
 from .tokens import Keys, Tokens
 
 if TYPE_CHECKING:
-    from redis.asyncio import Redis
+    from .client import RedisClient
 
 T = TypeVar("T")
 
@@ -45,7 +45,7 @@ class CachedEventRepository(DelegatingStore):
     (``cache_*``), with ``overrides`` of those fields on top. Redis failures
     never reach the caller: see :class:`~sysevents.cache.guard.RedisGuard` for
     ``call_budget``, ``cooldown`` and ``max_concurrency``. Entries live in the
-    namespace ``{prefix}:c{CACHE_FORMAT}-{version}`` (``version`` defaults to
+    namespace ``{<prefix>:c<CACHE_FORMAT>-<version>}`` (``version`` defaults to
     a digest of the models), and take at most ``cache_max_bytes`` of Redis
     memory (see ``sysevents.cache.tokens``).
     """
@@ -53,7 +53,7 @@ class CachedEventRepository(DelegatingStore):
     def __init__(
         self,
         inner: EventRepository,
-        redis: Redis,
+        redis: RedisClient,
         *,
         settings: Settings | None = None,
         call_budget: float = 0.2,
@@ -81,6 +81,7 @@ class CachedEventRepository(DelegatingStore):
         self._guard = RedisGuard(
             redis,
             self._tokens.new_epoch,
+            probe=self._tokens.probe,
             call_budget=call_budget,
             command_timeout=settings.cache_timeout,
             cooldown=cooldown,
