@@ -58,7 +58,7 @@ def _node(text: str) -> tuple[str, int]:
 
 
 def parse_cluster_url(url: str) -> ClusterUrl:
-    """The nodes, credentials and TLS of a ``redis+cluster://`` URL (``ValueError`` if malformed)."""
+    """The nodes, credentials and TLS of a ``redis+cluster://`` URL; ``ValueError`` if malformed."""
     scheme = scheme_of(url)
     if scheme not in CLUSTER_SCHEMES:
         raise ValueError(f"not a Redis Cluster URL: the scheme is {scheme or 'missing'}")

@@ -8,8 +8,8 @@ from sysevents.redis_url import is_cluster, parse_cluster_url
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
-    from redis.asyncio.retry import Retry
     from redis.asyncio.cluster import RedisCluster
+    from redis.asyncio.retry import Retry
 
 RedisClient: TypeAlias = "Redis | RedisCluster"
 """One Redis server or a Redis Cluster: the cache and the limits take either."""
