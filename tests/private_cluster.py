@@ -85,6 +85,10 @@ class PrivateCluster:
                 "no",
                 "--protected-mode",
                 "no",
+                # A replica must have synced before its master fails, or it
+                # will not take over: sync at once rather than after 5 s.
+                "--repl-diskless-sync-delay",
+                "0",
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -118,6 +122,7 @@ class PrivateCluster:
         if created.returncode != 0:
             raise RuntimeError(f"redis-cli --cluster create failed: {created.stdout[-2000:]}")
         self.wait_until_ok(self.ports)
+        self.wait_until_synced()
 
     def wait_until_ok(self, ports: list[int], seconds: float = 20.0) -> None:
         """Wait until every node of ``ports`` says the cluster is ok and knows every node."""
@@ -131,14 +136,29 @@ class PrivateCluster:
                     raise RuntimeError(f"the cluster is not ok on port {port}: {info!r}")
                 time.sleep(0.05)
 
+    def wait_until_synced(self, seconds: float = 20.0) -> None:
+        """Wait until every replica has its master's data (its link up)."""
+        expected = len(self.ports) // (1 + self.replicas) * self.replicas
+        deadline = time.monotonic() + seconds
+        while True:
+            infos = [_ask(port, "info", "replication") for port in self.processes]
+            if sum("master_link_status:up" in info for info in infos) == expected:
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the replicas did not sync: {infos!r}")
+            time.sleep(0.05)
+
     def master_of(self, key: str) -> int:
-        """The port of the master that holds ``key``'s slot now."""
-        slot = int(_ask(self.ports[0], "cluster", "keyslot", key).strip())
-        for line in _ask(self.ports[0], "cluster", "nodes").splitlines():
+        """The port of the running master that holds ``key``'s slot now (else ``LookupError``)."""
+        alive = next(iter(self.processes))
+        slot = int(_ask(alive, "cluster", "keyslot", key).strip())
+        for line in _ask(alive, "cluster", "nodes").splitlines():
             fields = line.split()
-            if "master" not in fields[2] or "fail" in fields[2]:
+            if len(fields) < 8 or "master" not in fields[2] or "fail" in fields[2]:
                 continue
             port = int(fields[1].split("@")[0].rsplit(":", 1)[1])
+            if port not in self.processes:
+                continue  # killed here, though the others may not have noticed yet
             for spec in fields[8:]:
                 low, _, high = spec.partition("-")
                 if low.isdigit() and int(low) <= slot <= int(high or low):

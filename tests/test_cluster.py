@@ -7,7 +7,9 @@ kills one of the nodes.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import time
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
@@ -151,3 +153,68 @@ async def test_replicas_share_the_ingest_buckets_on_the_cluster(cluster: Private
         batch = {"events": [EVENT] * 8}
         assert (await a.post("/api/events/batch", json=batch)).status_code == 201
         assert (await b.post("/api/events/batch", json=batch)).status_code == 429
+
+
+def _epoch_key(prefix: str) -> str:
+    return Tokens(cache_client("redis://127.0.0.1:1"), prefix).epoch_key
+
+
+@pytest.mark.cluster
+@pytest.mark.slow
+async def test_a_master_failing_over_serves_nothing_stale_and_no_5xx() -> None:
+    """The master holding the cache's slot is killed mid-run; its replica takes over.
+
+    Through the API, every read follows the write before it, no answer is a
+    5xx while the slot has no master, and the cache serves hits again from
+    the promoted replica afterwards.
+    """
+    prefix = fresh_prefix()
+    with private_cluster() as cluster:
+        settings = Settings(redis_url=cluster.url, cache_prefix=prefix)
+        async with AsyncTestClient(create_app(settings, options=HttpOptions())) as client:
+            statuses: list[int] = []
+            created = await client.post("/api/events", json=EVENT)
+            event_id = created.json()["id"]
+            total = 1
+
+            async def hits() -> int:
+                cache = (await client.get("/api/health")).json()["cache"]
+                return int(cache["hits"]) if cache["breaker"] == "closed" else -1
+
+            async def step(n: int) -> None:
+                nonlocal total
+                put = await client.put(f"/api/events/{event_id}", json={"message": f"m{n}"})
+                statuses.append(put.status_code)
+                if n % 5 == 0:
+                    statuses.append((await client.post("/api/events", json=EVENT)).status_code)
+                    total += 1
+                for _ in range(3):  # the first may fill, the others hit
+                    got = await client.get(f"/api/events/{event_id}")
+                    statuses.append(got.status_code)
+                    assert got.status_code >= 500 or got.json()["message"] == f"m{n}", n
+                    stats = await client.get("/api/events/stats", params={"event_type": "deploy"})
+                    statuses.append(stats.status_code)
+                    assert stats.status_code >= 500 or stats.json()["total"] == total, n
+
+            steps = itertools.count()
+            deadline = time.monotonic() + 10
+            while (before := await hits()) <= 0:
+                assert time.monotonic() < deadline, "the cache is not in use before the failover"
+                await step(next(steps))
+
+            victim = cluster.master_of(_epoch_key(prefix))
+            cluster.kill(victim)
+            deadline = time.monotonic() + 20
+            promoted = None
+            during = 0  # steps run while no master held the cache's slot
+            while promoted is None or await hits() <= before:
+                assert time.monotonic() < deadline, "no failover, or no cache hit after it"
+                await step(next(steps))
+                with contextlib.suppress(LookupError):
+                    promoted = cluster.master_of(_epoch_key(prefix))
+                during += promoted is None
+            assert promoted != victim
+            assert during > 0
+            for n in itertools.islice(steps, 10):
+                await step(n)
+            assert max(statuses) < 500, sorted(set(statuses))

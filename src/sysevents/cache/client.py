@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from typing import TYPE_CHECKING, TypeAlias
 
 from sysevents.redis_url import is_cluster, parse_cluster_url
@@ -63,3 +65,18 @@ def _cluster_client(url: str, timeout: float, max_connections: int, retry: Retry
         socket_connect_timeout=timeout,
         retry=retry,
     )
+
+
+async def warm_up(client: RedisClient, seconds: float) -> None:
+    """Learn a cluster's slots now, within ``seconds``, rather than in a reader's budget.
+
+    Nothing to do for one server. A cluster that cannot be reached is not an
+    error here: the cache's guard deals with it on the first command.
+    """
+    from redis.asyncio.cluster import RedisCluster
+    from redis.exceptions import RedisError
+
+    if isinstance(client, RedisCluster):
+        with contextlib.suppress(RedisError, OSError, TimeoutError):
+            async with asyncio.timeout(seconds):
+                await client.initialize()

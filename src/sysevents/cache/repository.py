@@ -22,7 +22,7 @@ from sysevents.rules import is_event_id
 from sysevents.settings import Settings, with_overrides
 from sysevents.store import CacheStats, EventRepository
 
-from .client import cache_client
+from .client import cache_client, warm_up
 from .flights import SingleFlight
 from .guard import FAILURES, Budget, Busy, RedisGuard
 from .invalidation import InvalidationQueue
@@ -34,6 +34,9 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 _NONE = b"-"  # the payload of a cached "no such event"
+
+WARM_UP_SECONDS = 1.0
+"""How long opening may wait to learn a Redis Cluster's slots (nothing on one server)."""
 
 
 class CachedEventRepository(DelegatingStore):
@@ -112,9 +115,10 @@ class CachedEventRepository(DelegatingStore):
     # -- lifecycle -------------------------------------------------------------
 
     async def open(self) -> None:
-        """Open the inner repository; Redis is connected lazily."""
+        """Open the inner repository; Redis is connected lazily (a cluster's slots learnt now)."""
         self._closed = False
         await self.inner.open()
+        await warm_up(self.redis, WARM_UP_SECONDS)
 
     async def close(self) -> None:
         """Close the inner repository and the Redis client; safe to call twice."""
