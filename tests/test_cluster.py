@@ -68,10 +68,14 @@ def test_settings_name_redis_url_when_it_is_malformed(url: str) -> None:
 def test_a_cluster_url_gives_a_cluster_client_with_one_quick_retry() -> None:
     client = cache_client("redis+cluster://127.0.0.1:7000,127.0.0.1:7001", timeout=0.3)
     assert isinstance(client, RedisCluster)
-    assert sorted(n.port for n in client.startup_nodes) == [7000, 7001]
-    node = client.startup_nodes[0]
-    assert node.connection_kwargs["socket_connect_timeout"] == 0.3
-    assert node.connection_kwargs["socket_timeout"] is None
+    nodes = list(client.nodes_manager.startup_nodes.values())
+    assert sorted(n.port for n in nodes) == [7000, 7001]
+    assert nodes[0].connection_kwargs["socket_connect_timeout"] == 0.3
+    assert nodes[0].connection_kwargs["socket_timeout"] is None
+    retry = client.retry
+    assert retry is not None
+    # get_retries() is redis-py 6+; older releases keep the number in _retries.
+    assert (retry.get_retries() if hasattr(retry, "get_retries") else retry._retries) == 1
     assert Settings(redis_url="redis+cluster://127.0.0.1:7000").redis_url
 
 
