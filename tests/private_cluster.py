@@ -9,7 +9,9 @@ takes over within a couple of seconds.
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -55,6 +57,7 @@ class PrivateCluster:
         self.replicas = replicas
         self.ports = [_node_port() for _ in range(masters * (1 + replicas))]
         self.processes: dict[int, subprocess.Popen[bytes]] = {}
+        self.frozen: set[int] = set()
 
     @property
     def url(self) -> str:
@@ -150,15 +153,15 @@ class PrivateCluster:
 
     def master_of(self, key: str) -> int:
         """The port of the running master that holds ``key``'s slot now (else ``LookupError``)."""
-        alive = next(iter(self.processes))
+        alive = next(p for p in self.processes if p not in self.frozen)
         slot = int(_ask(alive, "cluster", "keyslot", key).strip())
         for line in _ask(alive, "cluster", "nodes").splitlines():
             fields = line.split()
             if len(fields) < 8 or "master" not in fields[2] or "fail" in fields[2]:
                 continue
             port = int(fields[1].split("@")[0].rsplit(":", 1)[1])
-            if port not in self.processes:
-                continue  # killed here, though the others may not have noticed yet
+            if port not in self.processes or port in self.frozen:
+                continue  # stopped here, though the others may not have noticed yet
             for spec in fields[8:]:
                 low, _, high = spec.partition("-")
                 if low.isdigit() and int(low) <= slot <= int(high or low):
@@ -167,9 +170,15 @@ class PrivateCluster:
 
     def kill(self, port: int) -> None:
         """Kill one node at once (SIGKILL): its data not replicated yet is lost."""
+        self.frozen.discard(port)
         process = self.processes.pop(port)
         process.kill()
         process.wait(5)
+
+    def freeze(self, port: int) -> None:
+        """Stop one node (SIGSTOP): it keeps its connections open and never answers."""
+        os.kill(self.processes[port].pid, signal.SIGSTOP)
+        self.frozen.add(port)
 
     def stop(self) -> None:
         """Kill every node still running."""

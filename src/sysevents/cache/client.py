@@ -34,6 +34,11 @@ def cache_client(url: str, *, timeout: float = 0.1, max_connections: int = 64) -
     ``redis+cluster://host:port,host:port`` (``rediss+cluster://`` for TLS)
     gives a :class:`~redis.asyncio.cluster.RedisCluster` that starts from
     those nodes; ``max_connections`` then bounds the connections to each node.
+    A cluster client does time out reads, after ``timeout / 2``: a node that
+    stops answering (its host gone) must fail a command in redis-py itself,
+    retry included, within the caller's bound, for the client to ask the
+    cluster where the slots went. Cancelled from outside, it would keep
+    sending to the silent node after its replica took over.
     """
     from redis.asyncio import ConnectionPool, Redis
     from redis.asyncio.retry import Retry
@@ -61,8 +66,8 @@ def _cluster_client(url: str, timeout: float, max_connections: int, retry: Retry
         password=parsed.password,
         ssl=parsed.ssl,
         max_connections=max_connections,
-        socket_timeout=None,
-        socket_connect_timeout=timeout,
+        socket_timeout=timeout / 2,
+        socket_connect_timeout=timeout / 2,
         retry=retry,
     )
 
