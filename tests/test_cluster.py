@@ -25,6 +25,7 @@ from sysevents.cache.tokens import Tokens
 from sysevents.redis_url import parse_cluster_url
 from sysevents.testing import EventRepositoryConformance
 from sysevents_http import HttpOptions, create_app
+from sysevents_http.access import Access
 from tests.conftest import RUN_ID
 from tests.private_cluster import PrivateCluster, private_cluster
 
@@ -224,3 +225,17 @@ async def test_a_master_failing_over_serves_nothing_stale_and_no_5xx(how: str) -
             for n in itertools.islice(steps, 10):
                 await step(n)
             assert max(statuses) < 500, sorted(set(statuses))
+
+
+@pytest.mark.cluster
+async def test_the_limits_learn_the_cluster_before_the_first_request(
+    cluster: PrivateCluster,
+) -> None:
+    access = Access(Settings(redis_url=cluster.url, cache_prefix=fresh_prefix()))
+    access.start(None)
+    try:
+        await access.connect()
+        # Every node known, without a command sent: the first request pays nothing.
+        assert len(access._redis.get_primaries()) == len(cluster.ports) // 2
+    finally:
+        await access.stop()

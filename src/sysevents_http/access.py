@@ -127,6 +127,13 @@ class Access:
             self.counter = RedisCounter(self._redis, settings.cache_prefix, timeout)
             self.buckets = RedisBuckets(self._redis, settings.cache_prefix, timeout)
 
+    async def connect(self) -> None:
+        """Learn a Redis Cluster's slots before the first request (nothing on one server)."""
+        if self._redis is not None:
+            from sysevents.cache.client import warm_up
+
+            await warm_up(self._redis, 1.0)
+
     async def stop(self) -> None:
         """Close the Redis client of the counters."""
         redis, self._redis = self._redis, None

@@ -88,6 +88,7 @@ class Service:
     async def start(self) -> None:
         """Open the store (or leave it to the first request if it is down), record the start."""
         self.access.start(self.store.keys)
+        await self.access.connect()
         await self.store.open()
         if self.store.opened:
             # A store that stops answering now is checked by `sysevents serve` before it starts.
