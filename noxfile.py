@@ -32,13 +32,14 @@ def tests(session: nox.Session) -> None:
 
 
 # The tests that exercise what depends most on the libraries' versions: the
-# pydantic fast paths, the model, every backend, the cache, the API, and the
-# deadlines serve adds to uvicorn's protocols.
+# pydantic fast paths, the model, every backend, the cache (on a Redis Cluster
+# too), the API, and the deadlines serve adds to uvicorn's protocols.
 LOWEST_TESTS = [
     "tests/test_fast.py",
     "tests/test_model.py",
     "tests/test_conformance.py",
     "tests/test_cache.py",
+    "tests/test_cluster.py",
     "tests/test_migrations.py",
     "tests/http/test_api.py",
     "tests/http/test_bad_requests.py",

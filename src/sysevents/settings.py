@@ -26,6 +26,7 @@ from .errors import ConfigurationError
 from .keys import static_keys
 from .model import EventLimits
 from .redact import redact_url
+from .redis_url import check_redis_url
 from .retention import RetentionPolicy
 
 ENV_PREFIX = "SYSEVENTS_"
@@ -122,7 +123,12 @@ class Settings(BaseSettings):
     )
 
     database_url: str = Field(default="memory://", description="Where events are stored.")
-    redis_url: str | None = Field(default=None, description="Redis for the cache, if any.")
+    redis_url: str | None = Field(
+        default=None,
+        description="Redis for the cache and the service's shared limits, if any: "
+        "redis://host:port/db, or a Redis Cluster: redis+cluster://host:port,host:port "
+        "(rediss:// and rediss+cluster:// for TLS).",
+    )
     read_database_url: CommaList = Field(
         default=(),
         description="PostgreSQL streaming replicas that serve lists, stats, histograms and "
@@ -275,6 +281,13 @@ class Settings(BaseSettings):
     def _rate(cls, value: str) -> str:
         if value != "off":
             parse_rate(value)
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if value:
+            check_redis_url(value)
         return value
 
     @field_validator("ingest_limit")

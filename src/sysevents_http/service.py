@@ -90,6 +90,7 @@ class Service:
     async def start(self) -> None:
         """Open the store (or leave it to the first request if it is down), record the start."""
         self.access.start(self.store.keys)
+        await self.access.connect()
         await self.store.open()
         self.replicated = bool(self.store.replicas())
         if self.store.opened:
