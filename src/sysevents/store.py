@@ -53,6 +53,10 @@ class PoolStats:
     """Connections open now."""
     idle: int
     """Of those, connections waiting in the pool (the others are lent out)."""
+    reads_in_use: int = 0
+    """Connections lent to reads now (at most the pool's size less its write reserve)."""
+    reads_waiting: int = 0
+    """Reads waiting for a place within the reads' share."""
 
 
 Series = tuple[str, str | None]

@@ -147,6 +147,31 @@ def _watched_connections(reach: _Reachability) -> type[Connection]:
     return WatchedConnection
 
 
+class ConnectionWaits:
+    """How long borrowers waited for a pooled connection: the longest wait of writes and of reads.
+
+    Measured inside the pool (from asking to holding a connection), so that
+    what it shows is the pool's queue, not the rest of a request.
+    """
+
+    __slots__ = ("longest_read", "longest_write")
+
+    def __init__(self) -> None:
+        self.longest_write = 0.0
+        self.longest_read = 0.0
+
+    def reset(self) -> None:
+        """Forget the waits seen so far."""
+        self.longest_write = self.longest_read = 0.0
+
+    def record(self, seconds: float, *, read: bool) -> None:
+        """One borrowing waited ``seconds``."""
+        if read:
+            self.longest_read = max(self.longest_read, seconds)
+        else:
+            self.longest_write = max(self.longest_write, seconds)
+
+
 class PostgresPool:
     """An async connection pool that never lets a driver exception out.
 
@@ -168,6 +193,12 @@ class PostgresPool:
     caller waits at most ``refused_wait`` seconds for a connection instead of
     ``timeout``: an outage answers fast, and the pool still reconnects by
     itself in the background.
+
+    Reads (``connection(read=True)``) never hold more than ``max_size -
+    write_reserve`` connections at once (at least one): the last
+    ``write_reserve`` are kept for writes, so that slow reads, however many,
+    never make a write wait for them. A read beyond its share waits its turn
+    within ``timeout``, and fails like a pool that has no connection to give.
     """
 
     def __init__(
@@ -181,6 +212,7 @@ class PostgresPool:
         prepare_threshold: int | None = 5,
         check_after_idle: float = 0.25,
         refused_wait: float = 0.5,
+        write_reserve: int = 0,
         on_connect: Sequence[LiteralString] = (),
     ) -> None:
         self._conninfo = conninfo(url)  # refuses an unreadable URL before anything connects
@@ -193,6 +225,11 @@ class PostgresPool:
         self.check_after_idle = check_after_idle
         self.refused_wait = refused_wait
         self._on_connect = tuple(on_connect)
+        self.read_share = max(1, max_size - write_reserve)
+        self._reads: asyncio.Semaphore | None = None
+        self.reads_in_use = 0
+        self.reads_waiting = 0
+        self.waits = ConnectionWaits()
         self._reach = _Reachability()
         # When each idle connection was last given back, by id(): set on return,
         # read by the check when the connection is handed out again.
@@ -240,6 +277,8 @@ class PostgresPool:
             },
         )
         self._pool = pool
+        # Made here, not in __init__: a semaphore belongs to the loop that first waits on it.
+        self._reads = asyncio.Semaphore(self.read_share)
         try:
             await pool.open(wait=False)
         except psycopg.Error as exc:  # pragma: no cover - open(wait=False) does not connect
@@ -289,14 +328,13 @@ class PostgresPool:
         for statement in self._on_connect:
             await conn.execute(statement)
 
-    async def _take(self, pool: AsyncConnectionPool[Connection]) -> Connection:
-        """A connection, waited for at most ``timeout``, or ``refused_wait`` once connecting fails.
+    async def _take(self, pool: AsyncConnectionPool[Connection], deadline: float) -> Connection:
+        """A connection, waited for until ``deadline``, or ``refused_wait`` once connecting fails.
 
         The wait goes in slices of ``refused_wait``: a database that starts
         refusing while a caller waits fails that caller within one slice.
         """
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.timeout
         while True:
             wait = min(deadline - loop.time(), self.refused_wait)
             try:
@@ -305,32 +343,65 @@ class PostgresPool:
                 if self._reach.refused or loop.time() >= deadline:
                     raise
 
+    async def _enter_read(self, reads: asyncio.Semaphore, deadline: float) -> None:
+        """Wait for a read's place among the ``read_share``; ``PoolTimeout`` past ``deadline``."""
+        self.reads_waiting += 1
+        try:
+            async with asyncio.timeout_at(deadline):
+                await reads.acquire()
+        except TimeoutError:
+            raise PoolTimeout(
+                f"couldn't get a connection after {self.timeout:g} sec "
+                f"(reads hold their share of {self.read_share})"
+            ) from None
+        finally:
+            self.reads_waiting -= 1
+        self.reads_in_use += 1
+
+    def _leave_read(self, reads: asyncio.Semaphore) -> None:
+        self.reads_in_use -= 1
+        reads.release()
+
     @asynccontextmanager
-    async def connection(self) -> AsyncIterator[Connection]:
-        """A pooled connection; every driver error is translated here, and only here."""
+    async def connection(self, *, read: bool = False) -> AsyncIterator[Connection]:
+        """A pooled connection; every driver error is translated here, and only here.
+
+        A ``read`` takes one only within the reads' share of the pool.
+        """
         if self._pool is None:
             await self.open()
-        pool = self._pool
+        pool, reads = self._pool, self._reads
         assert pool is not None
+        assert reads is not None
         taken: Connection | None = None
+        loop = asyncio.get_running_loop()
+        asked = loop.time()
+        deadline = asked + self.timeout
+        entered = False
         try:
             with translated(self.timeout):
-                async with asyncio.timeout(self.timeout):
-                    conn = await self._take(pool)
+                if read:
+                    await self._enter_read(reads, deadline)
+                    entered = True
+                async with asyncio.timeout_at(deadline):
+                    conn = await self._take(pool, deadline)
                     taken = conn
+                    self.waits.record(loop.time() - asked, read=read)
                     try:
                         yield conn
                     finally:
                         await pool.putconn(conn)
         finally:
+            if entered:
+                self._leave_read(reads)
             if taken is not None:
                 # Back in the pool already (putconn does not wait): used just now.
                 self._stamp_return(taken)
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Connection]:
+    async def transaction(self, *, read: bool = False) -> AsyncIterator[Connection]:
         """A pooled connection inside a transaction, committed when the block ends."""
-        async with self.connection() as conn, conn.transaction():
+        async with self.connection(read=read) as conn, conn.transaction():
             yield conn
 
 

@@ -32,7 +32,7 @@ from .keys import PostgresKeyStore, database_secret
 from .lease import Lease
 from .pages import read_page
 from .partitions import ensure_ahead, ensure_partitions, history_end
-from .pool import Connection, NoPartition, PostgresPool
+from .pool import Connection, ConnectionWaits, NoPartition, PostgresPool
 from .rows import event_rows
 from .seals import PostgresSeals
 from .series import known_series
@@ -89,6 +89,7 @@ class PostgresEventRepository(RepositoryBase):
             min_size=settings.pool_min_size,
             max_size=settings.pool_max_size,
             timeout=settings.timeout,
+            write_reserve=settings.pool_write_reserve,
             # An append-only store makes the database refuse changes too (migration 0012).
             on_connect=[sql.APPEND_ONLY_ON] if settings.append_only else [],
         )
@@ -119,7 +120,17 @@ class PostgresEventRepository(RepositoryBase):
         if pool is None:
             return None
         stats = pool.get_stats()
-        return PoolStats(size=stats["pool_size"], idle=stats["pool_available"])
+        return PoolStats(
+            size=stats["pool_size"],
+            idle=stats["pool_available"],
+            reads_in_use=self._db.reads_in_use,
+            reads_waiting=self._db.reads_waiting,
+        )
+
+    @property
+    def waits(self) -> ConnectionWaits:
+        """The longest waits for a pooled connection, reads and writes apart."""
+        return self._db.waits
 
     async def open(self) -> None:
         """Start the pool without waiting for it: a database that is down does not fail this."""
@@ -347,7 +358,7 @@ class PostgresEventRepository(RepositoryBase):
         self._ensure_open()
         if not is_event_id(event_id):
             return None
-        async with self._db.connection() as conn:
+        async with self._db.connection(read=True) as conn:
             if not self._history_read:
                 self._history_end, self._history_read = await history_end(conn), True
             row = await read_by_id(conn, event_id, sql.SELECTED, self._history_end)
@@ -359,7 +370,7 @@ class PostgresEventRepository(RepositoryBase):
             # The database's own cursor secret: every replica signs alike.
             self._secrets = [(await database_secret(self._db, "cursor")).encode()]
             self._secrets_loaded = True
-        async with self._db.connection() as conn:
+        async with self._db.connection(read=True) as conn:
             rows, counted = await read_page(conn, query, self._position(query), self.count_cap)
         total, exact = page_total(query.count, counted, self.count_cap)
         return Listing(rows, total, exact)
@@ -370,7 +381,7 @@ class PostgresEventRepository(RepositoryBase):
         Everything is read by one statement, so from one snapshot.
         """
         self._ensure_open()
-        async with self._db.connection() as conn:
+        async with self._db.connection(read=True) as conn:
             mark = await self._folder.known(conn)
             statement = sql.stats_statement(query or EventFilter(), mark)
             cur = await conn.execute(statement.sql, statement.params, prepare=False)
@@ -391,7 +402,7 @@ class PostgresEventRepository(RepositoryBase):
         plan = plan_histogram(query, interval)
         if not plan.starts():
             return plan.histogram([])
-        async with self._db.connection() as conn:
+        async with self._db.connection(read=True) as conn:
             mark = await self._folder.known(conn)
             statement = histogram_statement(query, plan, mark)
             cur = await conn.execute(statement.sql, statement.params, prepare=False)
@@ -424,7 +435,7 @@ class PostgresEventRepository(RepositoryBase):
     async def ping(self) -> None:
         """Check the database answers and is migrated; ``StoreUnavailableError`` if not."""
         self._ensure_open()
-        async with self._db.connection() as conn:
+        async with self._db.connection(read=True) as conn:
             await conn.execute(sql.PING)
 
 

@@ -167,7 +167,7 @@ async def follow_rows(
     while True:
         check_open()
         signal = listener.signal()  # taken before reading: no wake-up is lost
-        async with db.connection() as conn:
+        async with db.connection(read=True) as conn:
             cur = await conn.execute(HORIZON)
             row = await cur.fetchone()
             assert row is not None
