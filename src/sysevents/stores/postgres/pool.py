@@ -150,8 +150,9 @@ def _watched_connections(reach: _Reachability) -> type[Connection]:
 class ConnectionWaits:
     """How long borrowers waited for a pooled connection: the longest wait of writes and of reads.
 
-    Measured inside the pool (from asking to holding a connection), so that
-    what it shows is the pool's queue, not the rest of a request.
+    Measured inside the pool, from asking to holding a connection, for the
+    borrowers that queued (no connection was free, or reads held their whole
+    share): what it shows is the pool's queue, not the rest of a request.
     """
 
     __slots__ = ("longest_read", "longest_write")
@@ -380,13 +381,18 @@ class PostgresPool:
         entered = False
         try:
             with translated(self.timeout):
+                # Whether this borrower queues: reads past their share, or no idle
+                # connection. One that does not is handed one at once, and its
+                # wait is none, whatever the event loop's own delays.
+                queued = read and reads.locked()
                 if read:
                     await self._enter_read(reads, deadline)
                     entered = True
+                queued = queued or pool.get_stats()["pool_available"] == 0
                 async with asyncio.timeout_at(deadline):
                     conn = await self._take(pool, deadline)
                     taken = conn
-                    self.waits.record(loop.time() - asked, read=read)
+                    self.waits.record(loop.time() - asked if queued else 0.0, read=read)
                     try:
                         yield conn
                     finally:

@@ -24,6 +24,7 @@ from sysevents.tail import Tailed
 
 from . import retention, sql
 from .byid import by_id, needs_locator, read_by_id
+from .fanout import TailHub, follow_hub
 from .fold import Folder
 from .histogram import histogram_statement
 from .ids import month_index
@@ -36,12 +37,7 @@ from .pool import Connection, ConnectionWaits, NoPartition, PostgresPool
 from .rows import event_rows
 from .seals import PostgresSeals
 from .series import known_series
-from .tail import (
-    Listener,
-    Position,
-    follow_rows,
-    parse_position,
-)
+from .tail import Listener, Position, parse_position
 
 if TYPE_CHECKING:
     from psycopg_pool import AsyncConnectionPool
@@ -65,8 +61,9 @@ class PostgresEventRepository(RepositoryBase):
     (one process at a time does; ``0``: never). Statistics are exact either
     way; folding keeps them fast.
 
-    Live tails (:meth:`follow`) are woken by ``NOTIFY`` and poll every
-    ``tail_poll`` seconds besides (see ``sysevents.stores.postgres.tail``).
+    Live tails (:meth:`follow`) are fed by one reader of new rows per
+    repository, woken by ``NOTIFY`` and polling every ``tail_poll`` seconds
+    besides (see ``sysevents.stores.postgres.tail`` and ``.fanout``).
     """
 
     def __init__(
@@ -79,6 +76,7 @@ class PostgresEventRepository(RepositoryBase):
         self.url = settings.database_url
         self.tail_poll = settings.tail_poll
         self._listener: Listener | None = None
+        self._hub: TailHub | None = None
         self.timeout = settings.timeout
         self.fold_interval = settings.fold_interval
         # Where the history partition ends: fixed when the table is made.
@@ -143,6 +141,9 @@ class PostgresEventRepository(RepositoryBase):
         """Close the pool; safe to call twice."""
         self._closed = True
         listener, self._listener = self._listener, None
+        hub, self._hub = self._hub, None
+        if hub is not None:
+            await hub.stop()
         if listener is not None:
             await listener.stop()
         await self._folder.stop(self.timeout)
@@ -424,13 +425,17 @@ class PostgresEventRepository(RepositoryBase):
         self, query: EventFilter, position: Position | None, idle: float | None
     ) -> AsyncIterator[Tailed]:
         self._ensure_open()
-        if self._listener is None:
+        if self._listener is None or self._hub is None:
             self._listener = Listener(self.url, self.timeout)
             self._listener.start()
-        async for item in follow_rows(
-            self._db, self._listener, query, position, idle, self.tail_poll, self._ensure_open
-        ):
+            self._hub = TailHub(self._db, self._listener, self.tail_poll)
+        async for item in follow_hub(self._hub, self._db, query, position, idle, self._ensure_open):
             yield item
+
+    @property
+    def tail_hub(self) -> TailHub | None:
+        """The one reader of new rows that feeds every live tail, once one has started."""
+        return self._hub
 
     async def ping(self) -> None:
         """Check the database answers and is migrated; ``StoreUnavailableError`` if not."""
