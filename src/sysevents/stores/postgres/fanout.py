@@ -85,12 +85,12 @@ class TailHub:
     """The one reader of new rows of a repository (see the module)."""
 
     def __init__(
-        self, db: PostgresPool, listener: Listener, poll: float, queue: int = QUEUE
+        self, db: PostgresPool, listener: Listener, poll: float, queue: int | None = None
     ) -> None:
         self._db = db
         self._listener = listener
         self._poll = poll
-        self._queue = queue
+        self._queue = QUEUE if queue is None else queue
         self._subscribers: set[Subscriber] = set()
         self._task: asyncio.Task[None] | None = None
         self.position: Position | None = None
