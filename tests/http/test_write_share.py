@@ -34,7 +34,12 @@ WRITERS = 16
 POSTS = 10
 STREAMS = 5
 READS = 8
-LONGEST_WAIT = 0.1
+LONGEST_WAIT = 1.0
+"""Seconds a write may wait for a connection. Without the reserve it waits until the reads
+end (here: until their ``timeout``, then 503). With it, writes queue only behind each other:
+on a quiet machine a few milliseconds; on this suite's shared two-core machine (load 5)
+up to 130-240 ms, as much as with no reader at all (116-180 ms), the event loop being the
+bottleneck. The bound leaves room for that noise and none for starvation."""
 
 
 def test_a_reader_at_its_full_share_never_makes_a_writer_wait(empty_postgres_url: str) -> None:
