@@ -95,3 +95,27 @@ async def test_a_tail_too_slow_is_dropped_and_resumes_without_a_gap(
             keeping_up.cancel()
             await asyncio.gather(keeping_up, return_exceptions=True)
             await slow.aclose()  # type: ignore[attr-defined]
+
+
+async def test_rows_queued_past_the_idle_time_come_before_a_heartbeat(
+    empty_postgres_url: str,
+) -> None:
+    async with sysevents.connect(empty_postgres_url, tail_poll=60.0, fold_interval=0) as repo:
+        assert isinstance(repo, PostgresEventRepository)
+        items = repo.follow(idle=0.05)
+        try:
+            assert (await anext(items)).event is None  # live
+            hub = repo.tail_hub
+            assert hub is not None
+            added = await repo.add_many(
+                [NewEvent(event_type="t", message=f"m{i}") for i in range(3)]
+            )
+            await eventually(lambda: hub.backlog() == 3, "the rows wait in the tail's queue")
+            loop = asyncio.get_running_loop()
+            idle_over = loop.time() + 0.1
+            await eventually(lambda: loop.time() > idle_over, "the idle time is over")
+            # The rows first, not a heartbeat that would move past them.
+            got = [await anext(items) for _ in range(3)]
+            assert [t.event.id if t.event else None for t in got] == [e.id for e in added]
+        finally:
+            await items.aclose()  # type: ignore[attr-defined]

@@ -69,12 +69,15 @@ class Subscriber:
 
     async def next(self, seconds: float | None) -> Item | None:
         """The next item, or ``None`` after ``seconds``; raises once ended and read out."""
-        if self.queue.empty() and self.ended is not None:
+        if not self.queue.empty():
+            item = self.queue.get_nowait()  # never behind a timeout, even one already over
+        elif self.ended is not None:
             raise self.ended
-        try:
-            item = await asyncio.wait_for(self.queue.get(), seconds)
-        except TimeoutError:
-            return None
+        else:
+            try:
+                item = await asyncio.wait_for(self.queue.get(), seconds)
+            except TimeoutError:
+                return None
         if item is None:
             assert self.ended is not None
             raise self.ended
@@ -102,6 +105,10 @@ class TailHub:
     def subscribers(self) -> int:
         """Tails fed now."""
         return len(self._subscribers)
+
+    def backlog(self) -> int:
+        """Rows queued for the slowest subscriber."""
+        return max((s.queue.qsize() for s in self._subscribers), default=0)
 
     def feeds(self, subscriber: Subscriber) -> bool:
         """Whether ``subscriber`` is still fed (not dropped, not ended)."""
@@ -245,7 +252,8 @@ async def follow_hub(
                 check_open()  # a closed repository says so in its own words
                 raise
             if item is None:  # idle: past whatever the hub read that did not match
-                if hub.position is not None and hub.feeds(subscriber):
+                # Only with nothing queued: every row up to the hub's position was offered.
+                if hub.position is not None and hub.feeds(subscriber) and subscriber.queue.empty():
                     position = max(position, hub.position)
                 last_yield = loop.time()
                 yield Tailed(None, position_text(position))
