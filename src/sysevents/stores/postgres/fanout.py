@@ -136,14 +136,15 @@ class TailHub:
         """Stop reading; every subscriber ends (with ``reason``, or as closed)."""
         task, self._task = self._task, None
         self.position = None
+        # Taken before waiting: a tail that joins meanwhile starts a new reader, and stays.
+        subscribers, self._subscribers = self._subscribers, set()
+        ended = reason or StoreUnavailableError("the repository is closed")
+        for subscriber in subscribers:
+            subscriber.end(ended)
         if task is not None and task is not asyncio.current_task():
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        ended = reason or StoreUnavailableError("the repository is closed")
-        for subscriber in self._subscribers:
-            subscriber.end(ended)
-        self._subscribers.clear()
 
     async def _run(self) -> None:
         delay = self._poll
@@ -170,8 +171,12 @@ class TailHub:
                 delay = 0.02 if woken else min(delay * 2, self._poll)
         except StoreError as exc:
             log.debug("tail reader: %s; its tails end", exc)
-            self._task = None
-            await self.stop(exc)
+            if self._task is asyncio.current_task():
+                await self.stop(exc)
+        except Exception as exc:  # a bug: its tails must not wait for ever
+            log.exception("tail reader failed; its tails end")
+            if self._task is asyncio.current_task():
+                await self.stop(StoreUnavailableError(f"the tail reader failed: {exc!r}"))
 
     def _hand_out(self, rows: list[Item]) -> None:
         """Each row to the subscribers it matches; one whose queue is full is dropped."""
