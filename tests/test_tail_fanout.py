@@ -119,3 +119,30 @@ async def test_rows_queued_past_the_idle_time_come_before_a_heartbeat(
             assert [t.event.id if t.event else None for t in got] == [e.id for e in added]
         finally:
             await items.aclose()  # type: ignore[attr-defined]
+
+
+async def test_the_library_tail_resumes_by_itself_when_too_slow(
+    empty_postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(fanout, "QUEUE", 3)
+    async with sysevents.connect(empty_postgres_url, tail_poll=60.0, fold_interval=0) as repo:
+        assert isinstance(repo, PostgresEventRepository)
+        events = repo.tail()
+        try:
+            first = asyncio.create_task(anext(events))
+            await eventually(
+                lambda: repo.tail_hub is not None and repo.tail_hub.subscribers == 1, "joined"
+            )
+            hub = repo.tail_hub
+            assert hub is not None
+            await repo.add(NewEvent(event_type="t", message="first"))
+            assert (await asyncio.wait_for(first, 10)).message == "first"
+            # Not read for a while: the shared reader drops it, and it follows again.
+            added = []
+            for i in range(8):
+                added.append(await repo.add(NewEvent(event_type="t", message=f"m{i}")))
+            await eventually(lambda: hub.subscribers == 0, "the slow tail was dropped")
+            got = [await asyncio.wait_for(anext(events), 10) for _ in added]
+            assert [e.id for e in got] == [e.id for e in added]
+        finally:
+            await events.aclose()  # type: ignore[attr-defined]
