@@ -17,6 +17,7 @@ from litestar.testing import AsyncTestClient
 
 from sysevents import MemoryEventRepository, NewEvent, Settings
 from sysevents.keys import Scope
+from sysevents.tail import TailOverflow
 from sysevents_http import create_app
 from tests.waiting import eventually_sync
 
@@ -265,3 +266,23 @@ def test_a_key_has_a_bounded_number_of_reads_under_way() -> None:
         repo.release.set()
         assert [f.result().status_code for f in held] == [200, 200]
         assert client.get("/api/events").status_code == 200
+
+
+class DroppedTail(MemoryEventRepository):
+    """A store whose shared tail reader drops every stream at once (one too slow)."""
+
+    def follow(self, query: Any = None, *, after: Any = None, idle: Any = None) -> Any:
+        async def items() -> Any:
+            raise TailOverflow("this tail fell 1000 events behind the others and was dropped")
+            yield  # an async generator
+
+        return items()
+
+
+async def test_a_stream_too_slow_is_told_why_it_closes() -> None:
+    async with AsyncTestClient(app(DroppedTail())) as client:
+        response = await client.get("/api/events/stream")
+    assert response.status_code == 200
+    lines = response.text.splitlines()
+    assert lines[0] == ": connected"
+    assert ": closed: this tail fell 1000 events behind the others and was dropped" in lines
