@@ -141,6 +141,13 @@ class Settings(BaseSettings):
     )
     pool_min_size: int = Field(default=2, ge=0, description="Connections kept open.")
     pool_max_size: int = Field(default=10, ge=1, description="Connections at most.")
+    pool_write_reserve: int = Field(
+        default=2,
+        ge=0,
+        le=10_000,
+        description="Connections of the pool that reads (lists, stats, searches, exports, live "
+        "tails) never take: kept for writes (reads keep at least one).",
+    )
     timeout: float = Field(
         default=5.0, gt=0, description="Seconds a database call may take before it fails."
     )

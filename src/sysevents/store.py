@@ -27,7 +27,7 @@ from .keys import KeyStore
 from .model import Event, EventPage, EventPatch, EventStats, NewEvent
 from .query import EventFilter, EventQuery
 from .retention import RetentionPolicy, RetentionReport
-from .tail import Tailed
+from .tail import Tailed, TailOverflow
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +53,10 @@ class PoolStats:
     """Connections open now."""
     idle: int
     """Of those, connections waiting in the pool (the others are lent out)."""
+    reads_in_use: int = 0
+    """Connections lent to reads now (at most the pool's size less its write reserve)."""
+    reads_waiting: int = 0
+    """Reads waiting for a place within the reads' share."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +190,9 @@ class EventRepository(Protocol):
 
         Yields an item without an event each ``idle`` seconds without one. A
         malformed ``after`` raises ``InvalidEventError`` at once, before iterating.
+        A store whose tails share one reader may end a tail that falls far
+        behind with ``TailOverflow`` (a ``StoreUnavailableError``): follow again
+        from its last position (``tail`` does so by itself).
         """
 
     def tail(
@@ -353,14 +360,24 @@ class EventStore(Lifecycle, ABC):
     async def tail(
         self, query: EventFilter | None = None, *, after: str | None = None
     ) -> AsyncIterator[Event]:
-        """Each new event matching ``query``, once, in order: ``async for e in repo.tail()``."""
-        items = self.follow(query, after=after)
-        try:
-            async for item in items:
-                if item.event is not None:
-                    yield item.event
-        finally:
-            await items.aclose()  # type: ignore[attr-defined]
+        """Each new event matching ``query``, once, in order: ``async for e in repo.tail()``.
+
+        A consumer too slow for the store's shared reader (``TailOverflow``)
+        follows again from its last position, by itself: nothing is lost.
+        """
+        position = after
+        while True:
+            items = self.follow(query, after=position)
+            try:
+                async for item in items:
+                    position = item.position
+                    if item.event is not None:
+                        yield item.event
+                return
+            except TailOverflow:
+                continue
+            finally:
+                await items.aclose()  # type: ignore[attr-defined]
 
     async def maintain(self, now: datetime | None = None) -> builtins.list[str]:
         """Nothing to do by default."""

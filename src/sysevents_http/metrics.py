@@ -152,6 +152,17 @@ class _ScrapeTime(Collector):
             size = GaugeMetricFamily("sysevents_pool_connections", "Database connections open.")
             size.add_metric([], pool.size)
             yield size
+            reads = GaugeMetricFamily(
+                "sysevents_pool_reads_in_use",
+                "Database connections lent to reads now (the write reserve is never among them).",
+            )
+            reads.add_metric([], pool.reads_in_use)
+            yield reads
+            waiting = GaugeMetricFamily(
+                "sysevents_pool_reads_waiting", "Reads waiting for a connection within their share."
+            )
+            waiting.add_metric([], pool.reads_waiting)
+            yield waiting
         replicas = store.replicas()
         if replicas:
             lag = GaugeMetricFamily(

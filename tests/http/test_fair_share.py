@@ -18,6 +18,7 @@ from litestar.testing import AsyncTestClient
 
 from sysevents import MemoryEventRepository, NewEvent, Settings
 from sysevents.keys import Scope
+from sysevents.tail import TailOverflow
 from sysevents_http import create_app
 from tests.private_redis import private_redis
 from tests.waiting import eventually_sync
@@ -294,3 +295,23 @@ async def test_a_hung_redis_lets_limited_requests_through_quickly() -> None:
                 thaw.cancel()
                 server.resume()
     assert took < 2.0, f"two requests took {took:.2f} s with Redis frozen"
+
+
+class DroppedTail(MemoryEventRepository):
+    """A store whose shared tail reader drops every stream at once (one too slow)."""
+
+    def follow(self, query: Any = None, *, after: Any = None, idle: Any = None) -> Any:
+        async def items() -> Any:
+            raise TailOverflow("this tail fell 1000 events behind the others and was dropped")
+            yield  # an async generator
+
+        return items()
+
+
+async def test_a_stream_too_slow_is_told_why_it_closes() -> None:
+    async with AsyncTestClient(app(DroppedTail())) as client:
+        response = await client.get("/api/events/stream")
+    assert response.status_code == 200
+    lines = response.text.splitlines()
+    assert lines[0] == ": connected"
+    assert ": closed: this tail fell 1000 events behind the others and was dropped" in lines

@@ -26,6 +26,7 @@ from sysevents.tail import Tailed
 
 from . import retention, sql, upkeep
 from .byid import by_id, needs_locator, read_by_id
+from .fanout import TailHub, follow_hub
 from .fold import Folder
 from .histogram import histogram_statement
 from .ids import month_index
@@ -34,17 +35,12 @@ from .keys import PostgresKeyStore, database_secret
 from .lease import Lease
 from .pages import read_page
 from .partitions import ensure_partitions, history_end
-from .pool import Connection, NoPartition, PostgresPool
+from .pool import Connection, ConnectionWaits, NoPartition, PostgresPool
 from .replicas import Replica, ReplicaSet
 from .rows import event_rows
 from .seals import PostgresSeals
 from .series import known_series
-from .tail import (
-    Listener,
-    Position,
-    follow_rows,
-    parse_position,
-)
+from .tail import Listener, Position, parse_position
 
 if TYPE_CHECKING:
     from psycopg_pool import AsyncConnectionPool
@@ -68,8 +64,9 @@ class PostgresEventRepository(RepositoryBase):
     (one process at a time does; ``0``: never). Statistics are exact either
     way; folding keeps them fast.
 
-    Live tails (:meth:`follow`) are woken by ``NOTIFY`` and poll every
-    ``tail_poll`` seconds besides (see ``sysevents.stores.postgres.tail``).
+    Live tails (:meth:`follow`) are fed by one reader of new rows per
+    repository, woken by ``NOTIFY`` and polling every ``tail_poll`` seconds
+    besides (see ``sysevents.stores.postgres.tail`` and ``.fanout``).
     """
 
     def __init__(
@@ -82,6 +79,7 @@ class PostgresEventRepository(RepositoryBase):
         self.url = settings.database_url
         self.tail_poll = settings.tail_poll
         self._listener: Listener | None = None
+        self._hub: TailHub | None = None
         self.timeout = settings.timeout
         self.fold_interval = settings.fold_interval
         # Where the history partition ends: fixed when the table is made.
@@ -92,6 +90,7 @@ class PostgresEventRepository(RepositoryBase):
             min_size=settings.pool_min_size,
             max_size=settings.pool_max_size,
             timeout=settings.timeout,
+            write_reserve=settings.pool_write_reserve,
             # An append-only store makes the database refuse changes too (migration 0012).
             on_connect=[sql.APPEND_ONLY_ON] if settings.append_only else [],
         )
@@ -132,7 +131,17 @@ class PostgresEventRepository(RepositoryBase):
         if pool is None:
             return None
         stats = pool.get_stats()
-        return PoolStats(size=stats["pool_size"], idle=stats["pool_available"])
+        return PoolStats(
+            size=stats["pool_size"],
+            idle=stats["pool_available"],
+            reads_in_use=self._db.reads_in_use,
+            reads_waiting=self._db.reads_waiting,
+        )
+
+    @property
+    def waits(self) -> ConnectionWaits:
+        """The longest waits for a pooled connection, reads and writes apart."""
+        return self._db.waits
 
     def replicas(self) -> builtins.list[ReplicaState]:
         """The read replicas (``read_database_url``), as last seen."""
@@ -151,6 +160,9 @@ class PostgresEventRepository(RepositoryBase):
         """Close the pool; safe to call twice."""
         self._closed = True
         listener, self._listener = self._listener, None
+        hub, self._hub = self._hub, None
+        if hub is not None:
+            await hub.stop()
         if listener is not None:
             await listener.stop()
         await self._folder.stop(self.timeout)
@@ -398,14 +410,14 @@ class PostgresEventRepository(RepositoryBase):
                     else:
                         yield conn, replica
                         return
-            yield await stack.enter_async_context(self._db.connection()), self._folder
+            yield await stack.enter_async_context(self._db.connection(read=True)), self._folder
 
     async def get(self, event_id: int) -> Event | None:
         """The event, or ``None``; reads one partition."""
         self._ensure_open()
         if not is_event_id(event_id):
             return None
-        async with self._db.connection() as conn:
+        async with self._db.connection(read=True) as conn:
             if not self._history_read:
                 self._history_end, self._history_read = await history_end(conn), True
             row = await read_by_id(conn, event_id, sql.SELECTED, self._history_end)
@@ -471,18 +483,22 @@ class PostgresEventRepository(RepositoryBase):
         self, query: EventFilter, position: Position | None, idle: float | None
     ) -> AsyncIterator[Tailed]:
         self._ensure_open()
-        if self._listener is None:
+        if self._listener is None or self._hub is None:
             self._listener = Listener(self.url, self.timeout)
             self._listener.start()
-        async for item in follow_rows(
-            self._db, self._listener, query, position, idle, self.tail_poll, self._ensure_open
-        ):
+            self._hub = TailHub(self._db, self._listener, self.tail_poll)
+        async for item in follow_hub(self._hub, self._db, query, position, idle, self._ensure_open):
             yield item
+
+    @property
+    def tail_hub(self) -> TailHub | None:
+        """The one reader of new rows that feeds every live tail, once one has started."""
+        return self._hub
 
     async def ping(self) -> None:
         """Check the database answers and is migrated; ``StoreUnavailableError`` if not."""
         self._ensure_open()
-        async with self._db.connection() as conn:
+        async with self._db.connection(read=True) as conn:
             await conn.execute(sql.PING)
 
 
