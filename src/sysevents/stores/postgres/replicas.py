@@ -18,7 +18,9 @@ import contextlib
 import itertools
 import logging
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from sysevents.errors import StoreError, StoreUnavailableError
 from sysevents.positions import current, lsn_value
@@ -42,6 +44,18 @@ _STATE = (
 )
 _REPLAYED = "SELECT pg_last_wal_replay_lsn()::text"
 _WRITTEN = "SELECT pg_current_wal_insert_lsn()::text"
+
+
+class Watermarks(Protocol):
+    """Where the rollups of a database stand (``Folder`` for the primary, ``Replica``)."""
+
+    async def known(self, conn: Connection) -> int:
+        """A watermark the rollups there have reached."""
+        ...
+
+    def learn(self, mark: int) -> None:
+        """Remember a later watermark read there."""
+        ...
 
 
 @dataclass
@@ -197,3 +211,26 @@ class ReplicaSet:
             value = lsn_value(row[0] or "") if row is not None else None
             if value is not None:
                 replica.replayed = value
+
+
+@contextlib.asynccontextmanager
+async def reading(
+    primary: PostgresPool, replicas: ReplicaSet | None, marks: Watermarks
+) -> AsyncIterator[tuple[Connection, Watermarks]]:
+    """A connection for a read, and the watermarks of the database it reads.
+
+    A replica's that has replayed what the current work wrote (``current()``)
+    when there are replicas and one has, else one of the primary's reads' share.
+    """
+    async with contextlib.AsyncExitStack() as stack:
+        if replicas is not None:
+            replica = await replicas.pick(current().needed())
+            if replica is not None:
+                try:
+                    conn = await stack.enter_async_context(replica.pool.connection())
+                except StoreError as exc:
+                    replicas.failed(replica, exc)
+                else:
+                    yield conn, replica
+                    return
+        yield await stack.enter_async_context(primary.connection(read=True)), marks

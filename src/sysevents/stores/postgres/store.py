@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import builtins
-import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import replace
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
-from sysevents.audit import delete_record, update_record
-from sysevents.errors import InvalidEventError, NotFoundError, StoreError
+from sysevents.errors import InvalidEventError, NotFoundError
 from sysevents.histogram import EventHistogram, plan_histogram
 from sysevents.integrity import Digest, Sealer
 from sysevents.model import Event, EventPatch, EventStats, NewEvent
-from sysevents.positions import current
 from sysevents.query import EventFilter, EventQuery, page_total
 from sysevents.retention import RetentionPolicy, RetentionReport
 from sysevents.rules import is_event_id
@@ -24,20 +22,17 @@ from sysevents.store import Backlog, PoolStats, ReplicaState
 from sysevents.stores.base import Listing, RepositoryBase, check_caller
 from sysevents.tail import Tailed
 
-from . import retention, sql, upkeep
-from .byid import by_id, needs_locator, read_by_id
+from . import changes, retention, sql, upkeep
+from .byid import read_by_id
 from .fanout import TailHub, follow_hub
 from .fold import Folder
 from .histogram import histogram_statement
-from .ids import month_index
-from .inserts import COPY_FROM, KeyTaken, copy_batch, insert_batch, insert_one
 from .keys import PostgresKeyStore, database_secret
 from .lease import Lease
 from .pages import read_page
-from .partitions import ensure_partitions, history_end
-from .pool import Connection, ConnectionWaits, NoPartition, PostgresPool
-from .replicas import Replica, ReplicaSet
-from .rows import event_rows
+from .partitions import history_end
+from .pool import Connection, ConnectionWaits, PostgresPool
+from .replicas import ReplicaSet, Watermarks, reading
 from .seals import PostgresSeals
 from .series import known_series
 from .tail import Listener, Position, parse_position
@@ -46,7 +41,6 @@ if TYPE_CHECKING:
     from psycopg_pool import AsyncConnectionPool
 
 log = logging.getLogger("sysevents.stores.postgres")
-T = TypeVar("T")
 
 
 class PostgresEventRepository(RepositoryBase):
@@ -226,7 +220,7 @@ class PostgresEventRepository(RepositoryBase):
         as two tasks, so that neither holds the other back.
         """
         self._ensure_open()
-        made, _ = await upkeep.maintain(self._db, self.idempotency_window.total_seconds(), now)
+        made, _ = await upkeep.maintain(self._db, self._window, now)
         return made
 
     async def apply_retention(
@@ -239,34 +233,15 @@ class PostgresEventRepository(RepositoryBase):
         self._ensure_open()
         return await retention.apply(self._db, policy, now=now, dry_run=dry_run)
 
-    async def _placed(self, months: set[int], store: Callable[[], Awaitable[T]]) -> T:
-        """``store()``, once more after creating the partitions of ``months`` if one was missing."""
-        try:
-            return await store()
-        except NoPartition:
-            pass
-        async with self._db.connection() as conn:
-            await ensure_partitions(conn, months)
-        return await store()
-
     # -- writes ---------------------------------------------------------------
 
     async def add(self, new: NewEvent, *, caller: str | None = None) -> Event:
         """Store one event."""
         self._ensure_open()
         self._check_written([new], loc_prefix=False)
-        who = check_caller(caller)
-        if new.idempotency_key is not None:
-            event = (await self._add_keyed([new], who))[0]
-        else:
-            months = {month_index(new.timestamp)}
-            event = await self._placed(months, lambda: self._add_one(new, who))
+        event = await changes.add_one(self._db, new, check_caller(caller), self._window)
         await self._wrote()
         return event
-
-    async def _add_one(self, new: NewEvent, caller: str) -> Event:
-        async with self._db.connection() as conn:
-            return await insert_one(conn, new, caller)
 
     async def add_many(
         self, news: Sequence[NewEvent], *, caller: str | None = None
@@ -277,44 +252,13 @@ class PostgresEventRepository(RepositoryBase):
         who = check_caller(caller)
         if not news:
             return []
-        events = await self._add_many(news, who)
+        events = await changes.add_batch(self._db, news, who, self._window)
         await self._wrote()
         return events
-
-    async def _add_many(self, news: Sequence[NewEvent], who: str) -> builtins.list[Event]:
-        keys = [n.idempotency_key for n in news if n.idempotency_key is not None]
-        if len(news) >= COPY_FROM and len(set(keys)) == len(keys):
-            try:
-                return await self._placed(_months(news), lambda: self._copy(news, who))
-            except KeyTaken:
-                pass  # a key is held already (a retried batch): the path below reads it
-        if not keys:
-            return await self._placed(_months(news), lambda: self._insert(news, who))
-        return await self._add_keyed(news, who)
-
-    async def _copy(self, news: Sequence[NewEvent], caller: str) -> builtins.list[Event]:
-        async with self._db.transaction() as conn:
-            return await copy_batch(conn, news, caller, self._window)
-
-    async def _insert(self, news: Sequence[NewEvent], caller: str) -> builtins.list[Event]:
-        async with self._db.connection() as conn:  # one statement: atomic by itself
-            return await insert_batch(conn, news, caller, self._window)
 
     @property
     def _window(self) -> float:
         return self.idempotency_window.total_seconds()
-
-    async def _add_keyed(self, news: Sequence[NewEvent], caller: str) -> builtins.list[Event]:
-        return await self._placed(_months(news), lambda: self._insert_keyed(news, caller))
-
-    async def _insert_keyed(self, news: Sequence[NewEvent], caller: str) -> builtins.list[Event]:
-        # In a transaction: a key reused with another event rolls the batch back.
-        async with (
-            self._db.connection() as conn,
-            conn.pipeline(),  # BEGIN rides with the INSERT
-            conn.transaction(),
-        ):
-            return await insert_batch(conn, news, caller, self._window)
 
     async def update(self, event_id: int, patch: EventPatch, *, actor: str | None = None) -> Event:
         """Change the given fields; ``id`` and ``created_at`` never change.
@@ -338,32 +282,9 @@ class PostgresEventRepository(RepositoryBase):
             if current is None:
                 raise NotFoundError(event_id)
             return current
-        months = {month_index(patch.timestamp)} if patch.timestamp is not None else set()
-        event = await self._placed(months, lambda: self._update(event_id, patch, actor))
+        event = await changes.update(self._db, event_id, patch, actor)
         await self._wrote()
         return event
-
-    async def _update(self, event_id: int, patch: EventPatch, actor: str | None) -> Event:
-        # The counts follow by a trigger (migration 0006), as for any UPDATE.
-        async with self._db.transaction() as conn:
-            old = await by_id(conn, event_id, sql.SELECT, " FOR UPDATE")
-            if old is None:
-                raise NotFoundError(event_id)
-            before = old.event
-            statement = sql.update_statement(event_id, before.timestamp, patch)
-            assert statement is not None
-            async with conn.cursor(row_factory=event_rows) as cur:
-                await cur.execute(statement.sql, statement.params)
-                after = await cur.fetchone()
-            assert after is not None
-            if after.timestamp != before.timestamp:
-                if needs_locator(event_id, month_index(after.timestamp)):
-                    await conn.execute(sql.LOCATE_AT, (event_id, after.timestamp))
-                else:
-                    await conn.execute(sql.FORGET_LOCATION, (event_id,))
-            if actor is not None:
-                await insert_one(conn, update_record(before, after, actor), check_caller(actor))
-        return after
 
     async def delete(self, event_id: int, *, actor: str | None = None) -> None:
         """Remove the event; with an ``actor``, record it in the same transaction."""
@@ -371,18 +292,7 @@ class PostgresEventRepository(RepositoryBase):
         self._check_changes_allowed()
         if not is_event_id(event_id):
             raise NotFoundError(event_id)
-        async with self._db.transaction() as conn:
-            row = await by_id(conn, event_id, sql.DELETE, sql.RETURNING)
-            if row is None:
-                raise NotFoundError(event_id)
-            gone = row.event
-            if needs_locator(event_id, month_index(gone.timestamp)):
-                await conn.execute(sql.FORGET_LOCATION, (event_id,))
-            if gone.idempotency_key is not None:
-                caller = row.extra["idempotency_caller"]
-                await conn.execute(sql.FORGET_KEY, (caller, gone.idempotency_key, event_id))
-            if actor is not None:
-                await insert_one(conn, delete_record(gone, actor), check_caller(actor))
+        await changes.delete(self._db, event_id, actor)
         await self._wrote()
 
     async def _wrote(self) -> None:
@@ -392,25 +302,9 @@ class PostgresEventRepository(RepositoryBase):
 
     # -- reads ----------------------------------------------------------------
 
-    @contextlib.asynccontextmanager
-    async def _reading(self) -> AsyncIterator[tuple[Connection, Folder | Replica]]:
-        """A connection for a read, and the rollup watermark of where it reads.
-
-        A replica that has replayed what the current work wrote when there
-        are read replicas (see ``replicas``), else the primary.
-        """
-        async with contextlib.AsyncExitStack() as stack:
-            if self._replicas is not None:
-                replica = await self._replicas.pick(current().needed())
-                if replica is not None:
-                    try:
-                        conn = await stack.enter_async_context(replica.pool.connection())
-                    except StoreError as exc:
-                        self._replicas.failed(replica, exc)
-                    else:
-                        yield conn, replica
-                        return
-            yield await stack.enter_async_context(self._db.connection(read=True)), self._folder
+    def _reading(self) -> AbstractAsyncContextManager[tuple[Connection, Watermarks]]:
+        """A connection for a read (a replica's where one may serve it), and its watermarks."""
+        return reading(self._db, self._replicas, self._folder)
 
     async def get(self, event_id: int) -> Event | None:
         """The event, or ``None``; reads one partition."""
@@ -500,7 +394,3 @@ class PostgresEventRepository(RepositoryBase):
         self._ensure_open()
         async with self._db.connection(read=True) as conn:
             await conn.execute(sql.PING)
-
-
-def _months(news: Sequence[NewEvent]) -> set[int]:
-    return {month_index(n.timestamp) for n in news}
