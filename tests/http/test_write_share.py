@@ -3,8 +3,9 @@
 One reader key holds all its streams (``max_streams_per_key``) and all its
 reads (``max_reads_per_key``), each read stuck on a lock the test holds, while
 16 writers post events. Every write must be stored (201) and none may wait
-more than 100 ms for a pooled connection, as the pool itself measures it (not
-the wall time of a request, which a shared machine makes noisy). The writers
+for a pooled connection until the reads end, as the pool itself measures the
+wait (not the wall time of a request, which a shared machine makes noisy);
+see ``LONGEST_WAIT`` for the bound and why it is not a speed target. The writers
 run in a process of their own (``tests.http.load_writers``): in the server's
 process their work would compete with it for one interpreter.
 """
