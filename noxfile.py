@@ -32,13 +32,14 @@ def tests(session: nox.Session) -> None:
 
 
 # The tests that exercise what depends most on the libraries' versions: the
-# pydantic fast paths, the model, every backend, the cache, the API, and the
-# deadlines serve adds to uvicorn's protocols.
+# pydantic fast paths, the model, every backend, the cache (on a Redis Cluster
+# too), the API, and the deadlines serve adds to uvicorn's protocols.
 LOWEST_TESTS = [
     "tests/test_fast.py",
     "tests/test_model.py",
     "tests/test_conformance.py",
     "tests/test_cache.py",
+    "tests/test_cluster.py",
     "tests/test_migrations.py",
     "tests/http/test_api.py",
     "tests/http/test_bad_requests.py",
@@ -134,6 +135,16 @@ def bench_limits(session: nox.Session) -> None:
     """
     install(session, "bench")
     session.run("python", "bench/limits_cost.py", *session.posargs)
+
+
+@nox.session
+def bench_replicas(session: nox.Session) -> None:
+    """Writers' throughput with the reads on the primary, then on a streaming replica.
+
+    ``-- --smoke`` runs in seconds. Starts its own primary and replica (initdb, pg_basebackup).
+    """
+    install(session, "bench")
+    session.run("python", "bench/replicas.py", *session.posargs)
 
 
 @nox.session

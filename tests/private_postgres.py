@@ -9,6 +9,8 @@ Fault tests must never stop the shared server, so they start their own::
         pg.stop()                      # fast shutdown ("immediate" to crash it)
         pg.start()                     # same data, same port
                                        # leaving the block stops it and deletes its files
+        with pg.replica() as standby:  # a streaming replica of it (pg_basebackup -R)
+            ...
 
 The binaries come from ``SYSEVENTS_TEST_PG_BINDIR``, else the newest
 ``/usr/lib/postgresql/<version>/bin``, else ``pg_config --bindir`` or ``PATH``.
@@ -64,7 +66,9 @@ def _free_port() -> int:
 class PrivatePostgres:
     """A PostgreSQL server of the test's own, on a free port, trusting local connections."""
 
-    def __init__(self) -> None:
+    def __init__(self, primary: PrivatePostgres | None = None) -> None:
+        self.primary = primary
+        """The server this one is a streaming replica of, if it is one."""
         self.bin_dir = _bin_dir()
         self.port = _free_port()
         self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
@@ -103,7 +107,7 @@ class PrivatePostgres:
         command = [str(self.bin_dir / args[0]), *args[1:]]
         if os.geteuid() == 0:
             command = ["runuser", "-u", "postgres", "--", *command]
-        result = subprocess.run(command, capture_output=True, text=True, timeout=60)
+        result = subprocess.run(command, capture_output=True, text=True, timeout=300)
         if result.returncode != 0:
             log = self._log()
             raise RuntimeError(
@@ -124,6 +128,13 @@ class PrivatePostgres:
         self._root = Path(tempfile.mkdtemp(prefix="sysevents-pg-"))
         if os.geteuid() == 0:
             shutil.chown(self._root, user="postgres", group=None)
+        if self.primary is not None:
+            self._run(
+                "pg_basebackup",
+                *("-D", str(self._root / "data"), "-h", "127.0.0.1", "-p", str(self.primary.port)),
+                *("-U", "postgres", "-X", "stream", "-R", "--no-sync"),
+            )
+            return
         self._run(
             "initdb",
             "-D",
@@ -159,6 +170,10 @@ class PrivatePostgres:
             "start",
         )
         self._running = True
+
+    def replica(self) -> PrivatePostgres:
+        """A streaming replica of this (running) server, on a port of its own; not started."""
+        return PrivatePostgres(primary=self)
 
     def stop(self, mode: StopMode = "fast") -> None:
         """Stop the server: ``fast`` closes sessions cleanly, ``immediate`` is a crash."""

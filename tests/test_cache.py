@@ -452,7 +452,7 @@ async def test_connect_honours_the_cache_settings(redis_server_url: str, cache_p
         cache_timeout=0.05,
     ) as repo:
         assert isinstance(repo, CachedEventRepository)
-        assert repo.namespace.startswith(cache_prefix + ":")
+        assert repo.namespace.startswith("{" + cache_prefix + ":")
         event = await repo.add(new())
         assert await repo.get(event.id) == event
         await repo.stats()

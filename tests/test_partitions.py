@@ -15,6 +15,7 @@ from sysevents.migrate import upgrade
 from sysevents.stores.postgres import PostgresEventRepository
 from sysevents.stores.postgres.ids import month_index
 from sysevents.stores.postgres.partitions import partition_name
+from sysevents.stores.postgres.upkeep import DETACHED_MARK
 from tests.conftest import EMPTY_EVENTS, FreshDatabases
 from tests.test_rollups import fold, rollups_are_exact
 
@@ -362,18 +363,43 @@ async def test_a_busy_month_is_left_for_the_next_run(
     rollups_are_exact(empty_years_url)
 
 
-async def test_a_month_left_detached_is_dropped_by_maintenance(
+def table_exists(url: str, name: str) -> bool:
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (name,)).fetchone()
+    return row == (True,)
+
+
+async def test_a_month_retention_left_detached_is_dropped_by_maintenance(
     years: PostgresEventRepository, empty_years_url: str
 ) -> None:
-    """Retention detaches a month under the lock, then drops it; a crash between leaves it."""
+    """Retention detaches and marks a month at once; a crash before the drop leaves it."""
     oldest = next(p for p in partitions(empty_years_url) if p.startswith("system_events_p"))
-    with psycopg.connect(empty_years_url, autocommit=True) as conn:
+    with psycopg.connect(empty_years_url) as conn:
         conn.execute(f"ALTER TABLE system_events DETACH PARTITION {oldest}")
+        conn.execute(f"COMMENT ON TABLE {oldest} IS '{DETACHED_MARK}'")
     assert oldest not in partitions(empty_years_url)
     await years.maintain()
-    with psycopg.connect(empty_years_url) as conn:
-        left = conn.execute("SELECT to_regclass(%s)", (oldest,)).fetchone()
-    assert left == (None,)
+    assert not table_exists(empty_years_url, oldest)
+
+
+async def test_a_month_an_operator_detached_survives_upkeep_and_retention(
+    years: PostgresEventRepository, empty_years_url: str
+) -> None:
+    """Detached by hand (to archive it, say): neither maintenance nor retention drops it."""
+    await months_of_events(years, 5)  # the months before the last two are dropped whole
+    newest = max(p for p in partitions(empty_years_url) if p.startswith("system_events_p"))
+    oldest = min(p for p in partitions(empty_years_url) if p.startswith("system_events_p"))
+    with psycopg.connect(empty_years_url, autocommit=True) as conn:
+        conn.execute(f"ALTER TABLE system_events DETACH PARTITION {oldest}")
+    try:
+        await years.maintain()
+        report = await years.apply_retention(RetentionPolicy.parse("*=40d"), now=NOW)
+        assert report.partitions_dropped  # retention dropped months of its own meanwhile
+        assert table_exists(empty_years_url, oldest)
+        assert newest in partitions(empty_years_url)
+    finally:
+        with psycopg.connect(empty_years_url, autocommit=True) as conn:
+            conn.execute(f"DROP TABLE IF EXISTS {oldest}")
 
 
 @pytest.mark.parametrize("recent", [0, 3, 40, 200])

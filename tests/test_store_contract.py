@@ -28,7 +28,7 @@ from sysevents import (
 )
 from sysevents.cache import CachedEventRepository, cache_client
 from sysevents.keys import Scope
-from sysevents.store import Backlog, CacheStats, PoolStats
+from sysevents.store import Backlog, CacheStats, PoolStats, ReplicaState
 from sysevents_http.guarded import GuardedStore
 
 CONTRACT = sorted(
@@ -57,11 +57,15 @@ class Recording(MemoryEventRepository):
         self.calls["backlog"] += 1
         return None
 
+    def replicas(self) -> list[ReplicaState]:
+        self.calls["replicas"] += 1
+        return [ReplicaState("postgresql://replica/db", 0.5, True)]
+
     def __getattribute__(self, name: str) -> Any:
         value = super().__getattribute__(name)
         if (
             name in CONTRACT
-            and name not in ("pool_stats", "cache_stats", "backlog")
+            and name not in ("pool_stats", "cache_stats", "backlog", "replicas")
             and callable(value)
         ) or name in ("keys", "seals"):
             super().__getattribute__("calls")[name] += 1
@@ -114,6 +118,8 @@ async def drive(store: EventRepository) -> set[str]:
     assert store.pool_stats() == PoolStats(size=3, idle=1)
     driven.add("cache_stats")
     store.cache_stats()
+    driven.add("replicas")
+    assert store.replicas() == [ReplicaState("postgresql://replica/db", 0.5, True)]
     driven.add("backlog")
     assert await store.backlog() is None  # the memory store has none
     assert await each("leads", store.leads) is True
@@ -134,7 +140,7 @@ def test_the_contract_is_what_the_drive_covers() -> None:
     assert set(CONTRACT) == {
         *("add", "add_many", "update", "delete", "apply_retention", "get", "get_json"),
         *("list", "list_json", "stats", "stats_json", "histogram", "follow", "tail", "ping"),
-        *("maintain", "keys", "cache_stats", "pool_stats", "backlog", "leads"),
+        *("maintain", "keys", "cache_stats", "pool_stats", "replicas", "backlog", "leads"),
         *("seal", "seals", "known_series"),
         *("open", "close", "__aenter__", "__aexit__"),
     }

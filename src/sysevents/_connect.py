@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -42,6 +42,7 @@ def connect(
     url: str | None = None,
     *,
     redis_url: str | None = None,
+    read_url: str | Sequence[str] | None = None,
     settings: Settings | None = None,
     **options: Any,
 ) -> EventRepository:
@@ -51,10 +52,14 @@ def connect(
     ``http://``/``https://`` root of a sysevents REST API; when it is omitted,
     ``SYSEVENTS_DATABASE_URL`` (default ``memory://``) is used.
     With ``redis_url`` (or ``SYSEVENTS_REDIS_URL``) the Redis cache wraps it.
+    ``read_url`` names PostgreSQL streaming replicas for the reads
+    (``read_database_url``; see ``sysevents.stores.postgres.replicas``).
     Other keyword arguments override any field of :class:`Settings`.
     """
     if _default is not None:
         return _Borrowed(_default)
+    if read_url is not None:
+        options["read_database_url"] = [read_url] if isinstance(read_url, str) else read_url
     overrides = {"database_url": url, "redis_url": redis_url, **options}
     if settings is None:
         settings = Settings.from_env(**overrides)

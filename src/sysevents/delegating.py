@@ -18,7 +18,7 @@ from .keys import KeyStore
 from .model import Event, EventPage, EventPatch, EventStats, NewEvent
 from .query import EventFilter, EventQuery
 from .retention import RetentionPolicy, RetentionReport
-from .store import Backlog, CacheStats, EventRepository, EventStore, PoolStats, Series
+from .store import Backlog, CacheStats, EventRepository, EventStore, PoolStats, ReplicaState, Series
 from .tail import Tailed
 
 
@@ -148,6 +148,10 @@ class DelegatingStore(EventStore):
     def pool_stats(self) -> PoolStats | None:
         """The inner store's pool figures."""
         return self.inner.pool_stats()
+
+    def replicas(self) -> builtins.list[ReplicaState]:
+        """The inner store's read replicas."""
+        return self.inner.replicas()
 
     async def backlog(self) -> Backlog | None:
         """The inner store's background backlog."""

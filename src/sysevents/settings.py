@@ -26,6 +26,7 @@ from .errors import ConfigurationError
 from .keys import static_keys
 from .model import EventLimits
 from .redact import redact_url
+from .redis_url import check_redis_url
 from .retention import RetentionPolicy
 
 ENV_PREFIX = "SYSEVENTS_"
@@ -122,9 +123,31 @@ class Settings(BaseSettings):
     )
 
     database_url: str = Field(default="memory://", description="Where events are stored.")
-    redis_url: str | None = Field(default=None, description="Redis for the cache, if any.")
+    redis_url: str | None = Field(
+        default=None,
+        description="Redis for the cache and the service's shared limits, if any: "
+        "redis://host:port/db, or a Redis Cluster: redis+cluster://host:port,host:port "
+        "(rediss:// and rediss+cluster:// for TLS).",
+    )
+    read_database_url: CommaList = Field(
+        default=(),
+        description="PostgreSQL streaming replicas that serve lists, stats, histograms and "
+        "search (comma-separated); a caller still reads its own writes.",
+    )
+    max_replica_lag: float = Field(
+        default=5.0,
+        gt=0,
+        description="Seconds a replica may be behind the primary before reads leave it out.",
+    )
     pool_min_size: int = Field(default=2, ge=0, description="Connections kept open.")
     pool_max_size: int = Field(default=10, ge=1, description="Connections at most.")
+    pool_write_reserve: int = Field(
+        default=2,
+        ge=0,
+        le=10_000,
+        description="Connections of the pool that reads (lists, stats, searches, exports, live "
+        "tails) never take: kept for writes (reads keep at least one).",
+    )
     timeout: float = Field(
         default=5.0, gt=0, description="Seconds a database call may take before it fails."
     )
@@ -267,6 +290,13 @@ class Settings(BaseSettings):
             parse_rate(value)
         return value
 
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if value:
+            check_redis_url(value)
+        return value
+
     @field_validator("ingest_limit")
     @classmethod
     def _ingest(cls, value: str) -> str:
@@ -293,6 +323,11 @@ class Settings(BaseSettings):
     def _checks(self) -> Settings:
         if self.pool_min_size > self.pool_max_size:
             raise ValueError("pool_min_size must not exceed pool_max_size")
+        if self.read_database_url and not self.database_url.startswith(("postgresql", "postgres:")):
+            raise ValueError("read_database_url needs a PostgreSQL database_url")
+        for url in self.read_database_url:
+            if not url.startswith(("postgresql://", "postgres://")):
+                raise ValueError(f"read_database_url: {redact_url(url)} is not a postgresql:// URL")
         return self
 
     @property
@@ -304,6 +339,8 @@ class Settings(BaseSettings):
         for name, value in super().__repr_args__():
             if name in _URL_FIELDS and isinstance(value, str):
                 yield name, redact_url(value)
+            elif name == "read_database_url":
+                yield name, tuple(redact_url(url) for url in value)
             else:
                 yield name, value
 

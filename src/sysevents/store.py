@@ -27,7 +27,7 @@ from .keys import KeyStore
 from .model import Event, EventPage, EventPatch, EventStats, NewEvent
 from .query import EventFilter, EventQuery
 from .retention import RetentionPolicy, RetentionReport
-from .tail import Tailed
+from .tail import Tailed, TailOverflow
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +53,22 @@ class PoolStats:
     """Connections open now."""
     idle: int
     """Of those, connections waiting in the pool (the others are lent out)."""
+    reads_in_use: int = 0
+    """Connections lent to reads now (at most the pool's size less its write reserve)."""
+    reads_waiting: int = 0
+    """Reads waiting for a place within the reads' share."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaState:
+    """A read replica of a store, as last seen."""
+
+    name: str
+    """Its URL without the password."""
+    lag: float | None
+    """Seconds behind the primary (``None``: not answering)."""
+    usable: bool
+    """Whether reads go to it now."""
 
 
 Series = tuple[str, str | None]
@@ -174,6 +190,9 @@ class EventRepository(Protocol):
 
         Yields an item without an event each ``idle`` seconds without one. A
         malformed ``after`` raises ``InvalidEventError`` at once, before iterating.
+        A store whose tails share one reader may end a tail that falls far
+        behind with ``TailOverflow`` (a ``StoreUnavailableError``): follow again
+        from its last position (``tail`` does so by itself).
         """
 
     def tail(
@@ -208,6 +227,9 @@ class EventRepository(Protocol):
 
     def pool_stats(self) -> PoolStats | None:
         """The connection pool's figures, for a store that pools connections."""
+
+    def replicas(self) -> builtins.list[ReplicaState]:
+        """The read replicas reads may go to (``read_database_url``), as last seen."""
 
     async def backlog(self) -> Backlog | None:
         """What the store has yet to do in the background (PostgreSQL: rows to fold)."""
@@ -338,14 +360,24 @@ class EventStore(Lifecycle, ABC):
     async def tail(
         self, query: EventFilter | None = None, *, after: str | None = None
     ) -> AsyncIterator[Event]:
-        """Each new event matching ``query``, once, in order: ``async for e in repo.tail()``."""
-        items = self.follow(query, after=after)
-        try:
-            async for item in items:
-                if item.event is not None:
-                    yield item.event
-        finally:
-            await items.aclose()  # type: ignore[attr-defined]
+        """Each new event matching ``query``, once, in order: ``async for e in repo.tail()``.
+
+        A consumer too slow for the store's shared reader (``TailOverflow``)
+        follows again from its last position, by itself: nothing is lost.
+        """
+        position = after
+        while True:
+            items = self.follow(query, after=position)
+            try:
+                async for item in items:
+                    position = item.position
+                    if item.event is not None:
+                        yield item.event
+                return
+            except TailOverflow:
+                continue
+            finally:
+                await items.aclose()  # type: ignore[attr-defined]
 
     async def maintain(self, now: datetime | None = None) -> builtins.list[str]:
         """Nothing to do by default."""
@@ -358,6 +390,10 @@ class EventStore(Lifecycle, ABC):
     def pool_stats(self) -> PoolStats | None:
         """No pool by default."""
         return None
+
+    def replicas(self) -> builtins.list[ReplicaState]:
+        """No read replicas by default."""
+        return []
 
     async def backlog(self) -> Backlog | None:
         """No background work by default."""

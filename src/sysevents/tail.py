@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .errors import InvalidEventError
+from .errors import InvalidEventError, StoreUnavailableError
 from .model import Event
 
-__all__ = ["Tailed", "bad_position"]
+__all__ = ["TailOverflow", "Tailed", "bad_position"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +24,13 @@ class Tailed:
     event: Event | None
     position: str
     """Where the tail is: give it as ``after`` to continue from here."""
+
+
+class TailOverflow(StoreUnavailableError):
+    """A tail fell too far behind and was dropped so as not to slow the others.
+
+    Nothing is lost: follow again from the last position it gave.
+    """
 
 
 def bad_position(after: str) -> InvalidEventError:

@@ -25,7 +25,7 @@ from .hosts import host_allowed
 from .ingest import Buckets, MemoryBuckets, RedisBuckets
 
 if TYPE_CHECKING:
-    from redis.asyncio import Redis
+    from sysevents.cache.client import RedisClient
 
 logger = logging.getLogger("sysevents_http")
 
@@ -33,6 +33,9 @@ FAILURE_RECORD_INTERVAL = 60.0
 """Seconds between two records of failed authentications from one address, for one reason."""
 KEYS_QUESTION_TIMEOUT = 1.0
 """Seconds the store has to say whether any key exists, before the request gets a 503."""
+LIMITS_REDIS_TIMEOUT = 0.25
+"""Seconds a limit's Redis command may take (connecting included) before the limit lets
+the request through: a Redis that hangs, or a cluster whose node is gone, must not."""
 
 # KEYS: the counter. ARGV: the window's length (ms), what to add. Returns the count so far.
 _COUNT = """
@@ -63,11 +66,15 @@ class MemoryCounter:
 
 
 class RedisCounter:
-    """Counters in Redis, shared by every replica; a failure lets requests through."""
+    """Counters in Redis, shared by every replica; a failure or a slow answer lets requests by.
 
-    def __init__(self, redis: Redis, prefix: str) -> None:
+    A command that has not answered within ``timeout`` seconds counts as failed.
+    """
+
+    def __init__(self, redis: RedisClient, prefix: str, timeout: float) -> None:
         self._redis = redis
         self._prefix = prefix
+        self._timeout = timeout
         self._count = redis.register_script(_COUNT)
         self._failing = False
 
@@ -75,7 +82,8 @@ class RedisCounter:
         """The count of ``identifier`` in ``window``, these ``n`` included (0: unknown)."""
         key = f"{self._prefix}:rate:{seconds}:{window}:{identifier}"
         try:
-            n = int(await self._count(keys=[key], args=[seconds * 1000, n]))
+            async with asyncio.timeout(self._timeout):
+                n = int(await self._count(keys=[key], args=[seconds * 1000, n]))
         except Exception as exc:  # the limit is a guard, not a reason to fail requests
             if not self._failing:
                 logger.warning("rate limits are off while Redis fails (%s)", exc)
@@ -114,9 +122,17 @@ class Access:
         if settings.redis_url:
             from sysevents.cache import cache_client
 
-            self._redis = cache_client(settings.redis_url, timeout=0.25)
-            self.counter = RedisCounter(self._redis, settings.cache_prefix)
-            self.buckets = RedisBuckets(self._redis, settings.cache_prefix)
+            timeout = LIMITS_REDIS_TIMEOUT
+            self._redis = cache_client(settings.redis_url, timeout=timeout)
+            self.counter = RedisCounter(self._redis, settings.cache_prefix, timeout)
+            self.buckets = RedisBuckets(self._redis, settings.cache_prefix, timeout)
+
+    async def connect(self) -> None:
+        """Learn a Redis Cluster's slots before the first request (nothing on one server)."""
+        if self._redis is not None:
+            from sysevents.cache.client import warm_up
+
+            await warm_up(self._redis, 1.0)
 
     async def stop(self) -> None:
         """Close the Redis client of the counters."""

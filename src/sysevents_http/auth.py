@@ -21,6 +21,7 @@ from litestar.middleware import ASGIMiddleware
 
 from sysevents import AuthenticationError, ForbiddenError
 from sysevents.keys import ApiKey, KeyRing, split_key
+from sysevents.positions import POSITION_HEADER, Positions, lsn_text, track
 
 if TYPE_CHECKING:
     from litestar.connection import ASGIConnection
@@ -145,6 +146,8 @@ class AccessMiddleware(ASGIMiddleware):
                 await send(message)
 
             answer = send_with_headers
+        if service.replicated:
+            answer = with_position(answer, track(headers.get(POSITION_HEADER)))
         if handler.opt.get(STREAM_OPT):
             with access.holding("stream", identifier, quotas.streams):
                 await next_app(scope, receive, answer)
@@ -153,6 +156,21 @@ class AccessMiddleware(ASGIMiddleware):
                 await next_app(scope, receive, answer)
         else:
             await next_app(scope, receive, answer)
+
+
+def with_position(send: Send, positions: Positions) -> Send:
+    """``send``, adding ``Sysevents-Position`` to an answer whose request wrote."""
+
+    async def sending(message: Message) -> None:
+        if message["type"] == "http.response.start" and positions.written is not None:
+            header = (_POSITION, lsn_text(positions.written).encode())
+            message["headers"] = [*message.get("headers", ()), header]
+        await send(message)
+
+    return sending
+
+
+_POSITION = POSITION_HEADER.lower().encode()
 
 
 def caller_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Caller:

@@ -3,7 +3,10 @@
 :class:`ServiceEvents` records ``system_startup`` and ``system_shutdown``
 (version, host, pid, uptime), ``health_check`` and ``db_health_check`` at
 most once per interval per state (and always when the state changes), and
-runs the upkeep (partitions ahead, retention) every ``retention_interval``.
+runs two chores every ``retention_interval``, apart (see
+:mod:`sysevents_http.chores`): the store's upkeep (partitions ahead, old
+idempotency keys) and the retention policy, so that neither holds the other
+back.
 A record the store cannot take goes to stdout as one JSON line: nothing is
 lost, nothing crashes.
 """
@@ -11,7 +14,6 @@ lost, nothing crashes.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import os
@@ -23,9 +25,10 @@ from typing import Any
 
 import sysevents
 from sysevents import EventRepository, Settings, Severity
-from sysevents._tasks import finish
 from sysevents.model import OwnRecord
 from sysevents.upkeep import apply_and_record
+
+from .chores import Chore, ChoreHealth
 
 logger = logging.getLogger("sysevents_http")
 
@@ -36,7 +39,7 @@ AUTH_FAILED = "sysevents.auth_failed"
 
 
 class ServiceEvents:
-    """Lifecycle and health records, and the upkeep task (see the module)."""
+    """Lifecycle and health records, and the upkeep and retention chores (see the module)."""
 
     def __init__(
         self, store: EventRepository, settings: Settings, *, health_log_interval: float
@@ -47,8 +50,24 @@ class ServiceEvents:
         self.started_monotonic = time.monotonic()
         self._last_health: dict[str, tuple[float, str]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self._upkeep: asyncio.Task[None] | None = None
-        self._stop_upkeep = asyncio.Event()
+        interval = settings.retention_interval
+        self.chores = (
+            Chore(
+                "upkeep",
+                self.maintain_once,
+                interval,
+                "partitions are still made on demand, but idempotency keys pile up: check "
+                "that the database is up and not overloaded",
+            ),
+            Chore(
+                "retention",
+                self.retain_once,
+                interval,
+                "expired events are kept meanwhile: check that the database is up and not "
+                "overloaded, and the retention_policy setting",
+            ),
+        )
+        """The background chores, each a task of its own."""
 
     @property
     def uptime(self) -> float:
@@ -56,22 +75,21 @@ class ServiceEvents:
         return round(time.monotonic() - self.started_monotonic, 3)
 
     async def started(self) -> None:
-        """Record ``system_startup``, then start the upkeep."""
+        """Record ``system_startup``, then start the chores."""
         self.started_monotonic = time.monotonic()
         await self.record(
             "system_startup", Severity.INFO, "sysevents API started", self._host_details()
         )
-        self._stop_upkeep = asyncio.Event()
-        self._upkeep = asyncio.get_running_loop().create_task(
-            self._upkeep_forever(), name="sysevents-upkeep"
-        )
+        for chore in self.chores:
+            chore.start()
+
+    def chore_health(self) -> dict[str, ChoreHealth]:
+        """How each chore fares, by name."""
+        return {chore.name: chore.health() for chore in self.chores}
 
     async def stopping(self, grace: float) -> None:
-        """Stop the upkeep, record ``system_shutdown``, finish pending records within ``grace``."""
-        upkeep, self._upkeep = self._upkeep, None
-        if upkeep is not None:
-            self._stop_upkeep.set()
-            await finish(upkeep, self.settings.timeout)
+        """Stop the chores, record ``system_shutdown``, finish pending records within ``grace``."""
+        await asyncio.gather(*(chore.stop(self.settings.timeout) for chore in self.chores))
         await self.record(
             "system_shutdown", Severity.INFO, "sysevents API stopping", self._host_details()
         )
@@ -152,34 +170,21 @@ class ServiceEvents:
         message = f"{kind.replace('_', ' ')}: {state}"
         self._in_background(self.record(kind, severity, message, {**details, "state": state}))
 
-    # -- upkeep -----------------------------------------------------------------------
+    # -- chores ---------------------------------------------------------------------
 
-    async def upkeep_once(self) -> None:
-        """One turn: the store's upkeep, then the retention policy (if any).
+    async def maintain_once(self) -> None:
+        """The store's upkeep, once; only in the process that leads the store's background work.
 
-        Only in the process that leads the store's background work (one of
-        the workers or replicas sharing the store).
+        That is one of the workers or replicas sharing the store.
         """
         if not await self.store.leads():
             return
         made = await self.store.maintain()
         if made:
             logger.info("created partitions %s", ", ".join(made))
+
+    async def retain_once(self) -> None:
+        """The retention policy (if any) applied and recorded, once, in the leading process."""
         policy = self.settings.retention_policy
-        if policy:
+        if policy and await self.store.leads():
             await apply_and_record(self.store, policy)
-
-    async def _upkeep_forever(self) -> None:
-        """:meth:`upkeep_once` every ``retention_interval`` seconds until stopped.
-
-        Stopping waits for a run under way to end rather than cancelling it in
-        the middle of a statement (which some driver versions do not survive).
-        """
-        stop = self._stop_upkeep
-        while not stop.is_set():
-            try:
-                await self.upkeep_once()
-            except Exception as exc:  # logged and retried: upkeep never stops the app
-                logger.warning("upkeep failed (%s: %s); will retry", type(exc).__name__, exc)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self.settings.retention_interval)

@@ -12,6 +12,7 @@ workers holds ``1/N`` of the rates.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import time
@@ -22,7 +23,7 @@ from litestar.exceptions import TooManyRequestsException
 from sysevents.settings import IngestRate
 
 if TYPE_CHECKING:
-    from redis.asyncio import Redis
+    from sysevents.cache.client import RedisClient
 
 logger = logging.getLogger("sysevents_http")
 
@@ -76,10 +77,14 @@ class MemoryBuckets:
 
 
 class RedisBuckets:
-    """The buckets in Redis, shared by every replica; a failure lets writes through."""
+    """The buckets in Redis, shared by every replica; a failure or a slow answer lets writes by.
 
-    def __init__(self, redis: Redis, prefix: str) -> None:
+    A command that has not answered within ``timeout`` seconds counts as failed.
+    """
+
+    def __init__(self, redis: RedisClient, prefix: str, timeout: float) -> None:
         self._prefix = prefix
+        self._timeout = timeout
         self._take = redis.register_script(_TAKE)
         self._failing = False
 
@@ -88,7 +93,8 @@ class RedisBuckets:
         key = f"{self._prefix}:ingest:{identifier}"
         args: list[Any] = [rate.events, rate.bytes, rate.burst, events, size]
         try:
-            waited = int(await self._take(keys=[key], args=args))
+            async with asyncio.timeout(self._timeout):
+                waited = int(await self._take(keys=[key], args=args))
         except Exception as exc:  # the limit is a guard, not a reason to fail writes
             if not self._failing:
                 logger.warning("ingest limits are off while Redis fails (%s)", exc)

@@ -4,15 +4,16 @@ Built on ``prometheus-client`` directly, with a registry per app (two apps in
 one process never mix their counts): requests by route template, method and
 status, with latency histograms, timed by a small ASGI middleware; store call
 latency by operation, timed by the service; and, read at scrape time, the
-cache's hits and misses and the pool's connections in use. Every name starts
-with ``sysevents_``.
+cache's hits and misses, the pool's connections in use, and how the
+background chores (upkeep, retention) fare. Every name starts with
+``sysevents_``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from litestar import Response, get
@@ -30,6 +31,8 @@ if TYPE_CHECKING:
     from sysevents import EventRepository
     from sysevents.store import Backlog
 
+    from .chores import ChoreHealth
+
 BACKLOG_TIMEOUT = 0.5
 """Seconds a scrape waits for the store's backlog before leaving it out."""
 # The text format every Prometheus server reads (Litestar adds the charset).
@@ -43,7 +46,11 @@ _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0
 class Metrics:
     """The figures of one app, in a registry of its own."""
 
-    def __init__(self, store: Callable[[], EventRepository | None]) -> None:
+    def __init__(
+        self,
+        store: Callable[[], EventRepository | None],
+        chores: Callable[[], Mapping[str, ChoreHealth]] | None = None,
+    ) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.requests = Counter(
             "sysevents_http_requests",
@@ -67,6 +74,8 @@ class Metrics:
         )
         self._scraped = _ScrapeTime(store)
         self.registry.register(self._scraped)
+        if chores is not None:
+            self.registry.register(_Chores(chores))
 
         # The label children of each (route, method, status) seen, bound once:
         # looking them up by labels costs more than counting.
@@ -143,6 +152,32 @@ class _ScrapeTime(Collector):
             size = GaugeMetricFamily("sysevents_pool_connections", "Database connections open.")
             size.add_metric([], pool.size)
             yield size
+            reads = GaugeMetricFamily(
+                "sysevents_pool_reads_in_use",
+                "Database connections lent to reads now (the write reserve is never among them).",
+            )
+            reads.add_metric([], pool.reads_in_use)
+            yield reads
+            waiting = GaugeMetricFamily(
+                "sysevents_pool_reads_waiting", "Reads waiting for a connection within their share."
+            )
+            waiting.add_metric([], pool.reads_waiting)
+            yield waiting
+        replicas = store.replicas()
+        if replicas:
+            lag = GaugeMetricFamily(
+                "sysevents_replica_lag_seconds",
+                "Seconds each read replica is behind the primary (-1: not answering).",
+                labels=["replica"],
+            )
+            in_use = GaugeMetricFamily(
+                "sysevents_replica_in_use", "Whether reads go to the replica.", labels=["replica"]
+            )
+            for replica in replicas:
+                lag.add_metric([replica.name], -1 if replica.lag is None else replica.lag)
+                in_use.add_metric([replica.name], int(replica.usable))
+            yield lag
+            yield in_use
         backlog = self.backlog
         if backlog is not None:
             figures: tuple[tuple[str, float, str], ...] = (
@@ -159,6 +194,34 @@ class _ScrapeTime(Collector):
             )
             failures.add_metric([], backlog.failures)
             yield failures
+
+
+class _Chores(Collector):
+    """The background chores' failures, read when scraped."""
+
+    def __init__(self, chores: Callable[[], Mapping[str, ChoreHealth]]) -> None:
+        self.chores = chores
+
+    def describe(self) -> list[Any]:
+        return []
+
+    def collect(self) -> Iterator[Any]:
+        health = self.chores()
+        failures = CounterMetricFamily(
+            "sysevents_chore_failures",
+            "Runs of a background chore (upkeep, retention) that failed since the app started.",
+            labels=["chore"],
+        )
+        failing = GaugeMetricFamily(
+            "sysevents_chore_failing",
+            "Failures of a background chore in a row now (0: its last run succeeded).",
+            labels=["chore"],
+        )
+        for name, figures in sorted(health.items()):
+            failures.add_metric([name], figures.failures)
+            failing.add_metric([name], figures.failing)
+        yield failures
+        yield failing
 
 
 class MetricsMiddleware:

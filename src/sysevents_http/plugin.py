@@ -59,7 +59,10 @@ class SyseventsPlugin(InitPlugin):
         self.config = config
         self._service: Service | None = None
         self.metrics = (
-            Metrics(lambda: None if self._service is None else self._service.store)
+            Metrics(
+                lambda: None if self._service is None else self._service.store,
+                lambda: {} if self._service is None else self._service.events.chore_health(),
+            )
             if self.options.metrics
             else None
         )

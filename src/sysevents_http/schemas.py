@@ -48,6 +48,14 @@ class Backlog(BaseModel):
     failures: int = Field(description="Background attempts that failed since the store opened.")
 
 
+class ReplicaHealth(BaseModel):
+    """A read replica, as last seen."""
+
+    name: str = Field(description="Its URL without the password.")
+    lag_seconds: float | None = Field(description="Seconds behind the primary; null: down.")
+    in_use: bool = Field(description="Whether reads go to it now.")
+
+
 class DatabaseHealth(BaseModel):
     """The store answered a ping."""
 
@@ -57,6 +65,9 @@ class DatabaseHealth(BaseModel):
         default=None,
         description="The store's background backlog (PostgreSQL: the statistics fold), "
         "when it keeps one and says so in time.",
+    )
+    replicas: list[ReplicaHealth] = Field(
+        default_factory=list, description="The read replicas (read_database_url), if any."
     )
 
 

@@ -65,6 +65,8 @@ class Service:
             self.store, settings.max_new_series, lambda: self.access.counter, share
         )
         """New (event_type, source) pairs per caller and hour."""
+        self.replicated = False
+        """Whether reads may go to replicas: then write answers carry their position."""
 
     async def admit(
         self,
@@ -88,7 +90,9 @@ class Service:
     async def start(self) -> None:
         """Open the store (or leave it to the first request if it is down), record the start."""
         self.access.start(self.store.keys)
+        await self.access.connect()
         await self.store.open()
+        self.replicated = bool(self.store.replicas())
         if self.store.opened:
             # A store that stops answering now is checked by `sysevents serve` before it starts.
             with contextlib.suppress(StoreUnavailableError):

@@ -6,6 +6,7 @@ import asyncio
 import gzip
 import json
 import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -17,7 +18,9 @@ from litestar.testing import AsyncTestClient
 
 from sysevents import MemoryEventRepository, NewEvent, Settings
 from sysevents.keys import Scope
+from sysevents.tail import TailOverflow
 from sysevents_http import create_app
+from tests.private_redis import private_redis
 from tests.waiting import eventually_sync
 
 from .live import LiveApp
@@ -265,3 +268,50 @@ def test_a_key_has_a_bounded_number_of_reads_under_way() -> None:
         repo.release.set()
         assert [f.result().status_code for f in held] == [200, 200]
         assert client.get("/api/events").status_code == 200
+
+
+@pytest.mark.fault
+@pytest.mark.redis
+async def test_a_hung_redis_lets_limited_requests_through_quickly() -> None:
+    """Redis frozen (a host gone, a cluster node cut off): the limits wait a moment, no more."""
+    with private_redis() as server:
+        settings = {
+            "rate_limit": "100/minute",
+            "ingest_limit": "100/second,1MB/second,burst=1s",
+            "redis_url": server.url,
+        }
+        async with AsyncTestClient(app(**settings)) as client:
+            assert (await client.post("/api/events", json=EVENT)).status_code == 201
+            server.pause()
+            # Unbounded, the requests would wait for ever: Redis thaws after 5 s regardless.
+            thaw = threading.Timer(5.0, server.resume)
+            thaw.start()
+            try:
+                start = time.monotonic()
+                assert (await client.post("/api/events", json=EVENT)).status_code == 201
+                assert (await client.get("/api/events")).status_code == 200
+                took = time.monotonic() - start
+            finally:
+                thaw.cancel()
+                server.resume()
+    assert took < 2.0, f"two requests took {took:.2f} s with Redis frozen"
+
+
+class DroppedTail(MemoryEventRepository):
+    """A store whose shared tail reader drops every stream at once (one too slow)."""
+
+    def follow(self, query: Any = None, *, after: Any = None, idle: Any = None) -> Any:
+        async def items() -> Any:
+            raise TailOverflow("this tail fell 1000 events behind the others and was dropped")
+            yield  # an async generator
+
+        return items()
+
+
+async def test_a_stream_too_slow_is_told_why_it_closes() -> None:
+    async with AsyncTestClient(app(DroppedTail())) as client:
+        response = await client.get("/api/events/stream")
+    assert response.status_code == 200
+    lines = response.text.splitlines()
+    assert lines[0] == ": connected"
+    assert ": closed: this tail fell 1000 events behind the others and was dropped" in lines

@@ -82,6 +82,9 @@ async def test_pool_and_cache_figures(empty_postgres_url: str, redis_server_url:
         <= value(text, "sysevents_pool_connections_in_use")
         <= value(text, "sysevents_pool_connections")
     )
+    # Reads never hold the write reserve: at most pool_max_size - pool_write_reserve.
+    assert 0 <= value(text, "sysevents_pool_reads_in_use") <= 8
+    assert value(text, "sysevents_pool_reads_waiting") == 0
 
 
 async def test_metrics_can_be_turned_off() -> None:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, TypeVar
 from redis.exceptions import RedisError
 
 if TYPE_CHECKING:
-    from redis.asyncio import Redis
+    from .client import RedisClient
 
 T = TypeVar("T")
 
@@ -47,16 +47,18 @@ class RedisGuard:
     commands (never more than the client's connection pool holds) run at once.
     A failure opens the breaker, logged once per outage on the
     ``sysevents.cache`` logger; every ``cooldown`` seconds a probe runs, and
-    the breaker closes when it succeeds. The probe is ``PING``, or ``reset``
+    the breaker closes when it succeeds. The probe is ``probe`` (``PING`` by
+    default; on a cluster, a read from the node the cache uses), or ``reset``
     when invalidations were missed meanwhile (the cache then starts a new
     epoch, so nothing cached before or during the outage is served again).
     """
 
     def __init__(
         self,
-        redis: Redis,
+        redis: RedisClient,
         reset: Callable[[], Awaitable[object]],
         *,
+        probe: Callable[[], Awaitable[object]] | None = None,
         call_budget: float = 0.2,
         command_timeout: float | None = None,
         cooldown: float = 1.0,
@@ -64,10 +66,13 @@ class RedisGuard:
     ) -> None:
         self.redis = redis
         self._reset = reset
+        self._probe = probe or redis.ping
         self.call_budget = call_budget
         self.command_timeout = command_timeout
         self.cooldown = cooldown
-        pool_size = getattr(redis.connection_pool, "max_connections", None)
+        # A cluster client has a pool per node, each of max_connections.
+        pool = getattr(redis, "connection_pool", None)
+        pool_size = getattr(pool, "max_connections", None)
         if isinstance(pool_size, int):
             max_concurrency = min(max_concurrency, pool_size)
         self._slots = asyncio.Semaphore(max_concurrency)
@@ -137,7 +142,7 @@ class RedisGuard:
                 if missed:
                     await self.call(self.budget(), self._reset)
                 else:
-                    await self.call(self.budget(), self.redis.ping)
+                    await self.call(self.budget(), self._probe)
             except FAILURES:
                 self.errors += 1
                 continue

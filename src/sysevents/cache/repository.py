@@ -22,18 +22,21 @@ from sysevents.rules import is_event_id
 from sysevents.settings import Settings, with_overrides
 from sysevents.store import CacheStats, EventRepository
 
-from .client import cache_client
+from .client import cache_client, warm_up
 from .flights import SingleFlight
 from .guard import FAILURES, Budget, Busy, RedisGuard
 from .invalidation import InvalidationQueue
 from .tokens import Keys, Tokens
 
 if TYPE_CHECKING:
-    from redis.asyncio import Redis
+    from .client import RedisClient
 
 T = TypeVar("T")
 
 _NONE = b"-"  # the payload of a cached "no such event"
+
+WARM_UP_SECONDS = 1.0
+"""How long opening may wait to learn a Redis Cluster's slots (nothing on one server)."""
 
 
 class CachedEventRepository(DelegatingStore):
@@ -45,7 +48,7 @@ class CachedEventRepository(DelegatingStore):
     (``cache_*``), with ``overrides`` of those fields on top. Redis failures
     never reach the caller: see :class:`~sysevents.cache.guard.RedisGuard` for
     ``call_budget``, ``cooldown`` and ``max_concurrency``. Entries live in the
-    namespace ``{prefix}:c{CACHE_FORMAT}-{version}`` (``version`` defaults to
+    namespace ``{<prefix>:c<CACHE_FORMAT>-<version>}`` (``version`` defaults to
     a digest of the models), and take at most ``cache_max_bytes`` of Redis
     memory (see ``sysevents.cache.tokens``).
     """
@@ -53,7 +56,7 @@ class CachedEventRepository(DelegatingStore):
     def __init__(
         self,
         inner: EventRepository,
-        redis: Redis,
+        redis: RedisClient,
         *,
         settings: Settings | None = None,
         call_budget: float = 0.2,
@@ -81,6 +84,7 @@ class CachedEventRepository(DelegatingStore):
         self._guard = RedisGuard(
             redis,
             self._tokens.new_epoch,
+            probe=self._tokens.probe,
             call_budget=call_budget,
             command_timeout=settings.cache_timeout,
             cooldown=cooldown,
@@ -111,9 +115,10 @@ class CachedEventRepository(DelegatingStore):
     # -- lifecycle -------------------------------------------------------------
 
     async def open(self) -> None:
-        """Open the inner repository; Redis is connected lazily."""
+        """Open the inner repository; Redis is connected lazily (a cluster's slots learnt now)."""
         self._closed = False
         await self.inner.open()
+        await warm_up(self.redis, WARM_UP_SECONDS)
 
     async def close(self) -> None:
         """Close the inner repository and the Redis client; safe to call twice."""

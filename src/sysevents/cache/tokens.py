@@ -25,6 +25,10 @@ budget per window of Redis time; past ``max_bytes / 2`` in a window nothing
 more is written until the next one. Every key lives at most one window, so
 the cache never holds more than ``max_bytes`` however many distinct queries
 arrive.
+
+Every key of a namespace starts with the namespace in braces, a Redis Cluster
+hash tag: the keys a read, a script or an invalidation touches together are
+all in one slot, so the protocol is the same on one server and on a cluster.
 """
 
 from __future__ import annotations
@@ -43,9 +47,9 @@ from sysevents.query import EventFilter
 from sysevents.rules import MAX_FUTURE
 
 if TYPE_CHECKING:
-    from redis.asyncio import Redis
+    from .client import RedisClient
 
-CACHE_FORMAT = 2
+CACHE_FORMAT = 3
 """Version of the layout of keys and values; bump it when either changes."""
 
 KEY_COST = 128
@@ -190,7 +194,10 @@ class Keys:
 
 
 class Tokens:
-    """The keys and scripts of one cache namespace ``{prefix}:c{format}-{version}``.
+    """The keys and scripts of one cache namespace ``{<prefix>:c<format>-<version>}``.
+
+    The braces are the namespace's hash tag (see the module): on a Redis
+    Cluster all of its keys live in one slot.
 
     ``max_bytes`` bounds the memory of everything the scripts write, counted
     over windows of ``window_ms`` (at least the longest life of any key).
@@ -198,14 +205,14 @@ class Tokens:
 
     def __init__(
         self,
-        redis: Redis,
+        redis: RedisClient,
         prefix: str,
         version: str | None = None,
         *,
         max_bytes: int = 64 * 1024 * 1024,
         window_ms: int = 600_000,
     ) -> None:
-        self.namespace = f"{prefix}:c{CACHE_FORMAT}-{version or model_fingerprint()}"
+        self.namespace = "{" + f"{prefix}:c{CACHE_FORMAT}-{version or model_fingerprint()}" + "}"
         self.epoch_key = f"{self.namespace}:epoch"
         self.stats_generation_key = f"{self.namespace}:stats:gen"
         self._budget: list[bytes | int] = [
@@ -254,6 +261,10 @@ class Tokens:
         keys = [self.event_keys(i).generation for i in ids]
         keys.append(self.stats_generation_key)
         return self._bump(keys=keys, args=[token()])
+
+    def probe(self) -> Awaitable[Any]:
+        """A read of the epoch key: answered by the node that holds the namespace."""
+        return self._redis.exists(self.epoch_key)
 
     def new_epoch(self) -> Awaitable[Any]:
         """Give the epoch a new token, orphaning every entry."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json as json_module
 import re
+import threading
 from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
@@ -19,6 +20,7 @@ from pydantic import BaseModel, ValidationError
 from sysevents.errors import ConfigurationError, NotFoundError, StoreError, StoreUnavailableError
 from sysevents.histogram import EventHistogram
 from sysevents.model import Event, EventPage, EventPatch, EventStats, NewEvent
+from sysevents.positions import POSITION_HEADER, lsn_text, lsn_value
 from sysevents.query import EventFilter, EventQuery, QueryParams
 from sysevents.retention import RetentionPolicy, RetentionReport
 from sysevents.rules import is_event_id
@@ -37,6 +39,12 @@ class HttpEventRepository(EventStore):
     ``StoreUnavailableError``. Their ``api_key`` is sent as a bearer token.
     ``overrides`` change fields of the settings: ``HttpEventRepository(url,
     api_key=key)``.
+
+    Read-your-writes: when the server reads from replicas, each write's answer
+    carries its position (``Sysevents-Position``); every later read through a
+    client of the same server, in this process (an emitter's writes
+    included), presents the latest one, so the server answers from a replica
+    that has replayed it, or from the primary.
 
     The server decides who the caller is, from the key: the ``caller`` of
     ``add`` and the ``actor`` of ``update``/``delete`` are not sent. It seals
@@ -269,9 +277,14 @@ class HttpEventRepository(EventStore):
         batch: bool = False,
     ) -> Any:
         client = self._ensure_open()
+        position = _written.get(self.base_url) if method == "GET" else None
         try:
             response = await client.request(
-                method, path, json=json, params=httpx.QueryParams(list(params or []))
+                method,
+                path,
+                json=json,
+                params=httpx.QueryParams(list(params or [])),
+                headers=None if position is None else {POSITION_HEADER: lsn_text(position)},
             )
         except httpx.TimeoutException as exc:
             raise StoreUnavailableError(f"{self.base_url} did not answer in time") from exc
@@ -281,6 +294,9 @@ class HttpEventRepository(EventStore):
             raise StoreError(f"{method} {path}: {exc}") from exc
         if response.status_code >= 300:
             raise _error(response, event_id, batch)
+        written = response.headers.get(POSITION_HEADER)
+        if written is not None:
+            _note(self.base_url, written)
         if not response.content:
             return None
         try:
@@ -290,6 +306,19 @@ class HttpEventRepository(EventStore):
 
 
 M = TypeVar("M", bound=BaseModel)
+_written: dict[str, int] = {}
+"""The latest write position each server answered in this process."""
+_written_lock = threading.Lock()
+
+
+def _note(server: str, text: str) -> None:
+    position = lsn_value(text)
+    if position is not None:
+        with _written_lock:
+            if position > _written.get(server, -1):
+                _written[server] = position
+
+
 # Room for a page's own fields around its events: limit, offset, a cursor, total.
 _PAGE_FRAME = 1024
 _HEARTBEAT = 15.0

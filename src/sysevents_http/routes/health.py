@@ -14,7 +14,7 @@ from litestar.status_codes import HTTP_200_OK
 import sysevents
 from sysevents import StoreUnavailableError, SyseventsError
 from sysevents_http.problems import unavailable
-from sysevents_http.schemas import Backlog, DatabaseHealth, Health
+from sysevents_http.schemas import Backlog, DatabaseHealth, Health, ReplicaHealth
 from sysevents_http.service import Service
 
 from .params import READ, SERVER_ERROR, UNAVAILABLE
@@ -69,7 +69,12 @@ async def database_health(service: NamedDependency[Service]) -> Response[Databas
             found = await service.store.backlog()
             if found is not None:
                 backlog = Backlog(**dataclasses.asdict(found))
-    return Response(DatabaseHealth(latency_ms=latency, backlog=backlog), status_code=HTTP_200_OK)
+    replicas = [
+        ReplicaHealth(name=r.name, lag_seconds=r.lag, in_use=r.usable)
+        for r in service.store.replicas()
+    ]
+    health = DatabaseHealth(latency_ms=latency, backlog=backlog, replicas=replicas)
+    return Response(health, status_code=HTTP_200_OK)
 
 
 HEALTH_ROUTES = [health, database_health]

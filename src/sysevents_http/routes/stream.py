@@ -16,7 +16,7 @@ from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from sysevents import EventFilter, InvalidEventError, StoreUnavailableError, SyseventsError
 from sysevents.keys import ApiKey, KeyRing, Scope
-from sysevents.tail import Tailed
+from sysevents.tail import Tailed, TailOverflow
 from sysevents_http.auth import SCOPE_OPT, STREAM_OPT, caller_of
 from sysevents_http.service import Service
 
@@ -158,6 +158,9 @@ async def _messages(
                 yield ServerSentEventMessage(
                     data=item.event.model_dump_json(), id=item.position, sep="\n"
                 )
+    except TailOverflow as exc:
+        # Too slow for the others: said once, then closed; nothing is lost on reconnecting.
+        yield ServerSentEventMessage(comment=f"closed: {exc}", data=None, sep="\n")
     except StoreUnavailableError:
         return  # the client reconnects with its Last-Event-ID
     finally:

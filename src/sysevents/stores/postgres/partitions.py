@@ -21,7 +21,7 @@ from typing import cast
 from psycopg import sql
 
 from .ids import month_end, month_index, month_start
-from .pool import Connection
+from .pool import Connection, statement_timeout
 
 AHEAD = 3
 """Months of partitions kept ready after the current one."""
@@ -92,17 +92,22 @@ async def history_end(conn: Connection) -> datetime | None:
     return None if row is None else cast(datetime | None, row[0])
 
 
-async def ensure_partitions(conn: Connection, months: Iterable[int]) -> list[str]:
+async def ensure_partitions(
+    conn: Connection, months: Iterable[int], statement_seconds: float | None = None
+) -> list[str]:
     """Create the partitions of ``months`` that are missing; their names.
 
     Months before the history partition's end need none. Runs in a
-    transaction of its own on ``conn`` (which must not be in one).
+    transaction of its own on ``conn`` (which must not be in one), each
+    statement within ``statement_seconds`` if given.
     """
     wanted = sorted(set(months))
     if not wanted:
         return []
     made = []
     async with conn.transaction():
+        if statement_seconds is not None:
+            await conn.execute(statement_timeout(statement_seconds))
         await conn.execute(_LOCK)
         floor = await history_end(conn)
         existing = {p.month for p in await monthly_partitions(conn)}
@@ -187,7 +192,9 @@ async def _attach(conn: Connection, parent: str, name: str, month: int) -> None:
     )
 
 
-async def ensure_ahead(conn: Connection, now: datetime | None = None) -> list[str]:
+async def ensure_ahead(
+    conn: Connection, now: datetime | None = None, statement_seconds: float | None = None
+) -> list[str]:
     """Create the partitions of this month and the next ``AHEAD``; their names."""
     current = month_index(now or datetime.now(UTC))
-    return await ensure_partitions(conn, range(current, current + AHEAD + 1))
+    return await ensure_partitions(conn, range(current, current + AHEAD + 1), statement_seconds)

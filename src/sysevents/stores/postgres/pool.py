@@ -1,10 +1,8 @@
-"""Connections to PostgreSQL: the pool, its checks, and the one place driver errors translate.
+"""Connections to PostgreSQL: the pool, its checks, and the reads' share of it.
 
-Every psycopg error becomes a sysevents error in :func:`translated` (the
-pool's connections use it; code that must react to one condition inside a
-block wraps the block in it). The conditions a store reacts to have errors of
-their own here: :class:`MissingTable`, :class:`NoPartition`, :class:`Duplicate`
-and :class:`LockTimeout`.
+Driver errors are translated in :mod:`.driver` (``translated``), which the
+pool's connections use; the names of that module are re-exported here for the
+modules that take them with the pool.
 """
 
 from __future__ import annotations
@@ -12,113 +10,52 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any, LiteralString
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
-from psycopg.conninfo import conninfo_to_dict
-from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from sysevents.errors import (
-    AppendOnlyError,
-    ConfigurationError,
-    StoreError,
-    StoreUnavailableError,
+from sysevents.errors import StoreUnavailableError
+
+from .driver import (
+    Connection,
+    Duplicate,
+    LockTimeout,
+    MissingTable,
+    NoPartition,
+    Row,
+    connect,
+    conninfo,
+    notifications,
+    translated,
 )
-from sysevents.redact import redact_url
 
-Row = tuple[Any, ...]
-"""A row as psycopg returns it by default."""
-Connection = psycopg.AsyncConnection[Row]
-"""A pooled connection."""
-
-
-def conninfo(url: str) -> str:
-    """``url`` as libpq takes it, checked: ``postgresql+psycopg://`` loses its driver suffix.
-
-    A URL libpq cannot read is a ``ConfigurationError`` that never repeats the
-    URL (libpq's own message would quote the password).
-    """
-    parts = urlsplit(url)
-    if "+" in parts.scheme:
-        url = urlunsplit(parts._replace(scheme=parts.scheme.partition("+")[0]))
-    try:
-        params = conninfo_to_dict(url)
-    except psycopg.ProgrammingError:
-        raise ConfigurationError(
-            f"the database URL {redact_url(url)} cannot be read: check its %-escapes "
-            "(a literal % in a password is written %25)"
-        ) from None
-    for port in str(params.get("port", "")).split(","):
-        if port and not port.isdigit():
-            raise ConfigurationError(
-                f"the database URL {redact_url(url)} has a port that is not a number"
-            )
-    return url
+__all__ = [
+    "Connection",
+    "ConnectionWaits",
+    "Duplicate",
+    "LockTimeout",
+    "MissingTable",
+    "NoPartition",
+    "PostgresPool",
+    "Row",
+    "connect",
+    "conninfo",
+    "notifications",
+    "translated",
+]
 
 
-APPEND_ONLY_STATE = "SEA01"
-"""What the append-only trigger raises (migration 0012)."""
+STEP_GRACE = 1.0
+"""Seconds a step of a session waits past ``statement_timeout`` before giving up itself."""
 
 
-class MissingTable(StoreUnavailableError):
-    """A table or function the statement needs is missing (a database nobody migrated)."""
-
-
-class NoPartition(StoreError):
-    """A row found no partition to go to (its month has none yet)."""
-
-
-class Duplicate(StoreError):
-    """A row broke a unique constraint."""
-
-
-class LockTimeout(StoreError):
-    """A lock was not granted within the statement's ``lock_timeout``."""
-
-
-@contextmanager
-def translated(timeout: float | None = None) -> Iterator[None]:
-    """Run a block whose psycopg errors come out as sysevents errors (the only translation).
-
-    ``timeout`` (seconds) names the bound in the message of a ``TimeoutError``.
-    """
-    try:
-        yield
-    except (PoolClosed, psycopg.Error, TimeoutError, OSError) as exc:
-        raise _translation(exc, timeout) from exc
-
-
-def _translation(exc: BaseException, timeout: float | None) -> StoreError | AppendOnlyError:
-    """The sysevents error a driver error (or a timeout) stands for."""
-    if isinstance(exc, PoolClosed):
-        return StoreUnavailableError("the repository is closed")
-    if isinstance(exc, psycopg.errors.LockNotAvailable):
-        return LockTimeout(f"PostgreSQL: {exc}")
-    if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
-        return StoreUnavailableError(f"PostgreSQL is unavailable: {exc}")
-    if isinstance(exc, TimeoutError):
-        within = f" within {timeout:g} s" if timeout is not None else " in time"
-        return StoreUnavailableError(f"PostgreSQL did not answer{within}")
-    if isinstance(exc, psycopg.errors.UndefinedTable | psycopg.errors.UndefinedFunction):
-        # A database nobody migrated: unusable until someone does, and the
-        # one thing to say is how.
-        return MissingTable(
-            "the sysevents tables are missing or out of date in this database: "
-            "run `sysevents migrate --database-url ...`"
-        )
-    if isinstance(exc, psycopg.Error) and exc.sqlstate == APPEND_ONLY_STATE:
-        return AppendOnlyError()
-    if isinstance(exc, psycopg.errors.CheckViolation) and "no partition" in str(exc):
-        return NoPartition(f"PostgreSQL: {exc}")
-    if isinstance(exc, psycopg.errors.UniqueViolation):
-        return Duplicate(f"PostgreSQL: {exc}")
-    if isinstance(exc, psycopg.Error):
-        return StoreError(f"PostgreSQL failed: {type(exc).__name__}: {exc}")
-    return StoreUnavailableError(f"PostgreSQL is unreachable: {exc}")  # an OSError
+def statement_timeout(seconds: float) -> LiteralString:
+    """``SET LOCAL statement_timeout``: each statement of the transaction within ``seconds``."""
+    return "SET LOCAL statement_timeout = " + str(max(1, math.ceil(seconds * 1000)))
 
 
 class _Reachability:
@@ -147,6 +84,32 @@ def _watched_connections(reach: _Reachability) -> type[Connection]:
     return WatchedConnection
 
 
+class ConnectionWaits:
+    """How long borrowers waited for a pooled connection: the longest wait of writes and of reads.
+
+    Measured inside the pool, from asking to holding a connection, for the
+    borrowers that queued (no connection was free, or reads held their whole
+    share): what it shows is the pool's queue, not the rest of a request.
+    """
+
+    __slots__ = ("longest_read", "longest_write")
+
+    def __init__(self) -> None:
+        self.longest_write = 0.0
+        self.longest_read = 0.0
+
+    def reset(self) -> None:
+        """Forget the waits seen so far."""
+        self.longest_write = self.longest_read = 0.0
+
+    def record(self, seconds: float, *, read: bool) -> None:
+        """One borrowing waited ``seconds``."""
+        if read:
+            self.longest_read = max(self.longest_read, seconds)
+        else:
+            self.longest_write = max(self.longest_write, seconds)
+
+
 class PostgresPool:
     """An async connection pool that never lets a driver exception out.
 
@@ -168,6 +131,12 @@ class PostgresPool:
     caller waits at most ``refused_wait`` seconds for a connection instead of
     ``timeout``: an outage answers fast, and the pool still reconnects by
     itself in the background.
+
+    Reads (``connection(read=True)``) never hold more than ``max_size -
+    write_reserve`` connections at once (at least one): the last
+    ``write_reserve`` are kept for writes, so that slow reads, however many,
+    never make a write wait for them. A read beyond its share waits its turn
+    within ``timeout``, and fails like a pool that has no connection to give.
     """
 
     def __init__(
@@ -181,6 +150,7 @@ class PostgresPool:
         prepare_threshold: int | None = 5,
         check_after_idle: float = 0.25,
         refused_wait: float = 0.5,
+        write_reserve: int = 0,
         on_connect: Sequence[LiteralString] = (),
     ) -> None:
         self._conninfo = conninfo(url)  # refuses an unreadable URL before anything connects
@@ -193,6 +163,11 @@ class PostgresPool:
         self.check_after_idle = check_after_idle
         self.refused_wait = refused_wait
         self._on_connect = tuple(on_connect)
+        self.read_share = max(1, max_size - write_reserve)
+        self._reads: asyncio.Semaphore | None = None
+        self.reads_in_use = 0
+        self.reads_waiting = 0
+        self.waits = ConnectionWaits()
         self._reach = _Reachability()
         # When each idle connection was last given back, by id(): set on return,
         # read by the check when the connection is handed out again.
@@ -240,6 +215,8 @@ class PostgresPool:
             },
         )
         self._pool = pool
+        # Made here, not in __init__: a semaphore belongs to the loop that first waits on it.
+        self._reads = asyncio.Semaphore(self.read_share)
         try:
             await pool.open(wait=False)
         except psycopg.Error as exc:  # pragma: no cover - open(wait=False) does not connect
@@ -289,14 +266,13 @@ class PostgresPool:
         for statement in self._on_connect:
             await conn.execute(statement)
 
-    async def _take(self, pool: AsyncConnectionPool[Connection]) -> Connection:
-        """A connection, waited for at most ``timeout``, or ``refused_wait`` once connecting fails.
+    async def _take(self, pool: AsyncConnectionPool[Connection], deadline: float) -> Connection:
+        """A connection, waited for until ``deadline``, or ``refused_wait`` once connecting fails.
 
         The wait goes in slices of ``refused_wait``: a database that starts
         refusing while a caller waits fails that caller within one slice.
         """
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.timeout
         while True:
             wait = min(deadline - loop.time(), self.refused_wait)
             try:
@@ -305,9 +281,74 @@ class PostgresPool:
                 if self._reach.refused or loop.time() >= deadline:
                     raise
 
+    async def _enter_read(self, reads: asyncio.Semaphore, deadline: float) -> None:
+        """Wait for a read's place among the ``read_share``; ``PoolTimeout`` past ``deadline``."""
+        self.reads_waiting += 1
+        try:
+            async with asyncio.timeout_at(deadline):
+                await reads.acquire()
+        except TimeoutError:
+            raise PoolTimeout(
+                f"couldn't get a connection after {self.timeout:g} sec "
+                f"(reads hold their share of {self.read_share})"
+            ) from None
+        finally:
+            self.reads_waiting -= 1
+        self.reads_in_use += 1
+
+    def _leave_read(self, reads: asyncio.Semaphore) -> None:
+        self.reads_in_use -= 1
+        reads.release()
+
     @asynccontextmanager
-    async def connection(self) -> AsyncIterator[Connection]:
-        """A pooled connection; every driver error is translated here, and only here."""
+    async def connection(self, *, read: bool = False) -> AsyncIterator[Connection]:
+        """A pooled connection; every driver error is translated here, and only here.
+
+        A ``read`` takes one only within the reads' share of the pool.
+        """
+        if self._pool is None:
+            await self.open()
+        pool, reads = self._pool, self._reads
+        assert pool is not None
+        assert reads is not None
+        taken: Connection | None = None
+        loop = asyncio.get_running_loop()
+        asked = loop.time()
+        deadline = asked + self.timeout
+        entered = False
+        try:
+            with translated(self.timeout):
+                # Whether this borrower queues: reads past their share, or no idle
+                # connection. One that does not is handed one at once, and its
+                # wait is none, whatever the event loop's own delays.
+                queued = read and reads.locked()
+                if read:
+                    await self._enter_read(reads, deadline)
+                    entered = True
+                queued = queued or pool.get_stats()["pool_available"] == 0
+                async with asyncio.timeout_at(deadline):
+                    conn = await self._take(pool, deadline)
+                    taken = conn
+                    self.waits.record(loop.time() - asked if queued else 0.0, read=read)
+                    try:
+                        yield conn
+                    finally:
+                        await pool.putconn(conn)
+        finally:
+            if entered:
+                self._leave_read(reads)
+            if taken is not None:
+                # Back in the pool already (putconn does not wait): used just now.
+                self._stamp_return(taken)
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[Connection]:
+        """A pooled connection for work made of many bounded steps (upkeep, retention).
+
+        Taking it waits at most ``timeout``, as :meth:`connection`; the block
+        as a whole has no deadline: each statement has its own
+        (``statement_timeout``), and each :meth:`step` its own on this side.
+        """
         if self._pool is None:
             await self.open()
         pool = self._pool
@@ -315,47 +356,33 @@ class PostgresPool:
         taken: Connection | None = None
         try:
             with translated(self.timeout):
-                async with asyncio.timeout(self.timeout):
-                    conn = await self._take(pool)
-                    taken = conn
-                    try:
-                        yield conn
-                    finally:
-                        await pool.putconn(conn)
+                deadline = asyncio.get_running_loop().time() + self.timeout
+                async with asyncio.timeout_at(deadline):
+                    conn = await self._take(pool, deadline)
+                taken = conn
+                try:
+                    yield conn
+                finally:
+                    await pool.putconn(conn)
         finally:
             if taken is not None:
-                # Back in the pool already (putconn does not wait): used just now.
                 self._stamp_return(taken)
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Connection]:
-        """A pooled connection inside a transaction, committed when the block ends."""
-        async with self.connection() as conn, conn.transaction():
-            yield conn
+    async def step(self, statements: int = 1) -> AsyncIterator[None]:
+        """One step of a :meth:`session` (a statement, or a transaction of ``statements``).
 
-
-async def connect(url: str, connect_timeout: float, application: str) -> Connection:
-    """A connection of its own (not the pool's), in autocommit; errors translated."""
-    with translated(connect_timeout):
-        return await psycopg.AsyncConnection.connect(
-            conninfo(url),
-            autocommit=True,
-            connect_timeout=max(2, math.ceil(connect_timeout)),
-            application_name=application,
-        )
-
-
-async def notifications(
-    url: str, channel: LiteralString, connect_timeout: float
-) -> AsyncIterator[None]:
-    """Listen on ``channel`` on a connection of its own: once when listening, then per NOTIFY.
-
-    Ends with a sysevents error when the connection fails.
-    """
-    conn = await connect(url, connect_timeout, "sysevents-tail")
-    with translated():
-        async with conn:
-            await conn.execute("LISTEN " + channel)
-            yield
-            async for _ in conn.notifies():
+        The server ends a statement past ``statement_timeout`` first; this
+        bound (``timeout`` per statement, and a little longer) covers a server
+        that stops answering altogether.
+        """
+        seconds = self.timeout * statements + STEP_GRACE
+        with translated(seconds):
+            async with asyncio.timeout(seconds):
                 yield
+
+    @asynccontextmanager
+    async def transaction(self, *, read: bool = False) -> AsyncIterator[Connection]:
+        """A pooled connection inside a transaction, committed when the block ends."""
+        async with self.connection(read=read) as conn, conn.transaction():
+            yield conn

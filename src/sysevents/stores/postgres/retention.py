@@ -14,17 +14,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from collections import Counter
 from datetime import UTC, datetime
 from typing import Any, LiteralString
 
+from sysevents.errors import StoreError
 from sysevents.retention import RetentionPolicy, RetentionReport, Rule
 
 from .partitions import HISTORY, ROLLUPS, Partition, monthly_partitions, rollup_partition_name
-from .pool import Connection, LockTimeout, PostgresPool, translated
+from .pool import Connection, LockTimeout, PostgresPool, statement_timeout, translated
 from .rollups import ROLLUP_KEY
 from .sql import WATERMARK_SHARE
+from .upkeep import drop_detached, drop_empty_series, mark_detached, month_table
 
 log = logging.getLogger("sysevents.retention")
 
@@ -33,6 +34,8 @@ BATCH = 1000
 LOCK_TIMEOUT_MS = 50
 """How long dropping a partition waits for the table's lock (writers wait behind it)."""
 DROP_ATTEMPTS = 3
+_DROP_STATEMENTS = 15
+"""The statements of the transaction detaching a month, each within the timeout."""
 _LOCK = "SELECT pg_try_advisory_lock(hashtext('sysevents-retention'))"
 _UNLOCK = "SELECT pg_advisory_unlock(hashtext('sysevents-retention'))"
 _ALL_BUCKET = "'1970-01-01 00:00:00+00'::timestamptz"
@@ -89,46 +92,62 @@ async def apply(
     now = now or datetime.now(UTC)
     if not policy:
         return RetentionReport.from_counts(policy, now, {}, dry_run=dry_run)
-    async with db.connection() as conn:
-        cur = await conn.execute(_LOCK)
-        row = await cur.fetchone()
+    # One session (the advisory lock is the session's), no deadline over the
+    # whole run: every statement has its own.
+    async with db.session() as conn:
+        async with db.step():
+            cur = await conn.execute(_LOCK)
+            row = await cur.fetchone()
         if not (row and row[0]):
             return RetentionReport(now=now, dry_run=dry_run, busy=True)
         try:
             if dry_run:
-                return await _count(conn, policy, now)
+                return await _count(db, conn, policy, now)
             # What this session removes is retention's: an append-only
             # database lets it through (migration 0012).
             await conn.execute("SET sysevents.retention = 'on'")
-            return await _remove(conn, policy, now)
+            report = await _remove(db, conn, policy, now)
+            try:
+                await drop_empty_series(db, conn)
+            except StoreError as exc:  # what was removed is removed: the upkeep sweeps later
+                log.warning("all-time rows at zero not removed yet (%s)", exc)
+            return report
         finally:
-            await conn.execute("RESET sysevents.retention")
-            await conn.execute(_UNLOCK)
+            async with db.step():
+                await conn.execute("RESET sysevents.retention")
+                await conn.execute(_UNLOCK)
 
 
-async def _count(conn: Connection, policy: RetentionPolicy, now: datetime) -> RetentionReport:
+async def _count(
+    db: PostgresPool, conn: Connection, policy: RetentionPolicy, now: datetime
+) -> RetentionReport:
     counts: Counter[str] = Counter()
     for rule in policy.rules:
         condition, params = rule_condition(policy, rule)
-        cur = await conn.execute(
-            "SELECT count(*) FROM system_events WHERE " + condition + ' AND "timestamp" < %s',
-            [*params, now - rule.age],
-        )
-        row = await cur.fetchone()
+        async with db.step():
+            cur = await conn.execute(
+                "SELECT count(*) FROM system_events WHERE " + condition + ' AND "timestamp" < %s',
+                [*params, now - rule.age],
+            )
+            row = await cur.fetchone()
         counts[rule.text] = int(row[0]) if row else 0
     return RetentionReport.from_counts(policy, now, counts, dry_run=True)
 
 
-async def _remove(conn: Connection, policy: RetentionPolicy, now: datetime) -> RetentionReport:
+async def _remove(
+    db: PostgresPool, conn: Connection, policy: RetentionPolicy, now: datetime
+) -> RetentionReport:
     counts: Counter[str] = Counter()
     dropped: list[str] = []
     floor = datetime.min.replace(tzinfo=UTC)
     whole = policy.whole_before(now)
     if whole is not None:
-        for partition in await monthly_partitions(conn):
+        async with db.step():
+            months = await monthly_partitions(conn)
+        for partition in months:
             if partition.end > whole:
                 break
-            removed = await _drop_with_retries(conn, partition, policy)
+            removed = await _drop_with_retries(db, conn, partition, policy)
             if removed is None:
                 # Left for the next run; meanwhile its rows are not removed one by one.
                 floor = partition.end
@@ -136,22 +155,28 @@ async def _remove(conn: Connection, policy: RetentionPolicy, now: datetime) -> R
             counts.update(removed)
             dropped.append(partition.name)
     for rule in policy.rules:
-        counts[rule.text] += await _delete_rule(conn, policy, rule, now - rule.age, floor)
+        counts[rule.text] += await _delete_rule(db, conn, policy, rule, now - rule.age, floor)
     return RetentionReport.from_counts(policy, now, counts, dry_run=False, partitions=dropped)
 
 
 async def _delete_rule(
-    conn: Connection, policy: RetentionPolicy, rule: Rule, cutoff: datetime, floor: datetime
+    db: PostgresPool,
+    conn: Connection,
+    policy: RetentionPolicy,
+    rule: Rule,
+    cutoff: datetime,
+    floor: datetime,
 ) -> int:
     condition, params = rule_condition(policy, rule)
     statement = _delete_batch(condition)
     total = 0
     position: tuple[datetime, int] = (floor, 0)
     while True:
-        cur = await conn.execute(
-            statement, [*params, cutoff, floor, position[0], position[1], BATCH]
-        )
-        row = await cur.fetchone()
+        async with db.step():
+            cur = await conn.execute(
+                statement, [*params, cutoff, floor, position[0], position[1], BATCH]
+            )
+            row = await cur.fetchone()
         if row is None or not row[0]:
             return total
         total += int(row[0])
@@ -161,12 +186,22 @@ async def _delete_rule(
 
 
 async def _drop_with_retries(
-    conn: Connection, partition: Partition, policy: RetentionPolicy
+    db: PostgresPool, conn: Connection, partition: Partition, policy: RetentionPolicy
 ) -> Counter[str] | None:
     for attempt in range(DROP_ATTEMPTS):
         try:
             with translated():
-                return await _drop(conn, partition, policy)
+                removed = await _drop(db, conn, partition, policy)
+            # Detached, the tables are no one's: removing their files (the part
+            # that grows with the month's size) holds no lock anyone waits for.
+            try:
+                await drop_detached(db, conn)
+            except StoreError as exc:  # detached and marked: the upkeep drops it later
+                log.warning(
+                    "partition %s is detached but not dropped yet (%s)", partition.name, exc
+                )
+            log.info("dropped partition %s (%d events)", partition.name, sum(removed.values()))
+            return removed
         except LockTimeout:
             # Its transaction is rolled back: nothing was dropped or counted.
             await asyncio.sleep(0.05 * (attempt + 1))
@@ -174,14 +209,20 @@ async def _drop_with_retries(
     return None
 
 
-async def _drop(conn: Connection, partition: Partition, policy: RetentionPolicy) -> Counter[str]:
-    """Drop one partition and take its events out of the rollups, in one transaction."""
+async def _drop(
+    db: PostgresPool, conn: Connection, partition: Partition, policy: RetentionPolicy
+) -> Counter[str]:
+    """Detach one partition (marked as retention's) and take its events out of the rollups.
+
+    In one transaction, each statement within the store's timeout.
+    """
     name = partition.name
     if name == HISTORY:  # pragma: no cover - monthly_partitions() never lists it
         raise ValueError("the history partition is never dropped whole")
     bounds = (partition.start, partition.end)
     removed: Counter[str] = Counter()
-    async with conn.transaction():
+    async with db.step(_DROP_STATEMENTS), conn.transaction():
+        await conn.execute(statement_timeout(db.timeout))
         await conn.execute("SET LOCAL lock_timeout = " + str(LOCK_TIMEOUT_MS))
         # No write reaches this partition from here on (writers elsewhere go
         # on): its counts can be taken out while the table stays open.
@@ -228,53 +269,13 @@ async def _drop(conn: Connection, partition: Partition, policy: RetentionPolicy)
         # lock_timeout ends this attempt first, and it is retried.
         await conn.execute("LOCK TABLE system_events IN ACCESS EXCLUSIVE MODE")
         await conn.execute("ALTER TABLE system_events DETACH PARTITION " + name)
+        # Marked in the same transaction: only what retention detached is dropped.
+        await mark_detached(conn, name)
         if separate and separate[0]:
             # The month's hour, day and month counts go as a table too.
             await conn.execute("LOCK TABLE " + ROLLUPS + " IN ACCESS EXCLUSIVE MODE")
             await conn.execute(
-                "ALTER TABLE " + ROLLUPS + " DETACH PARTITION " + _month_table(counts)
+                "ALTER TABLE " + ROLLUPS + " DETACH PARTITION " + month_table(counts)
             )
-    # Detached, the tables are no one's: removing their files (the part that
-    # grows with the month's size) holds no lock anyone waits for.
-    await drop_detached(conn)
-    log.info("dropped partition %s (%d events)", name, sum(removed.values()))
+            await mark_detached(conn, counts)
     return removed
-
-
-_MONTH_TABLE: LiteralString = "system_(events|event_rollups)_p[0-9]{4}_[0-9]{2}"
-"""The name of a month's table of events or of counts (a regular expression)."""
-_DETACHED = (
-    "SELECT c.relname FROM pg_class c WHERE c.relkind = 'r' AND NOT c.relispartition "
-    "AND c.relnamespace = current_schema()::regnamespace "
-    "AND c.relname ~ '^" + _MONTH_TABLE + "$'"
-)
-
-
-async def drop_detached(conn: Connection) -> list[str]:
-    """Drop the month tables detached by retention (also those a crash left behind)."""
-    cur = await conn.execute(_DETACHED)
-    names = [str(row[0]) for row in await cur.fetchall()]
-    for name in names:
-        await conn.execute("DROP TABLE IF EXISTS " + _month_table(name))
-    return names
-
-
-def _month_table(name: str) -> LiteralString:
-    # Only month tables' names reach SQL: letters, digits, underscores.
-    if not re.fullmatch(_MONTH_TABLE, name):
-        raise ValueError(f"not a month table: {name!r}")
-    return name
-
-
-async def forget_keys(conn: Connection, window: float, batch: int = 10_000) -> int:
-    """Delete idempotency keys older than ``window`` seconds, in batches; how many."""
-    total = 0
-    while True:
-        cur = await conn.execute(
-            "DELETE FROM system_event_keys WHERE (caller, key) IN (SELECT caller, key "
-            "FROM system_event_keys WHERE created_at < now() - %s * interval '1 second' LIMIT %s)",
-            (window, batch),
-        )
-        total += cur.rowcount
-        if cur.rowcount < batch:
-            return total

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import builtins
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import replace
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
-from sysevents.audit import delete_record, update_record
 from sysevents.errors import InvalidEventError, NotFoundError
 from sysevents.histogram import EventHistogram, plan_histogram
 from sysevents.integrity import Digest, Sealer
@@ -18,36 +18,30 @@ from sysevents.query import EventFilter, EventQuery, page_total
 from sysevents.retention import RetentionPolicy, RetentionReport
 from sysevents.rules import is_event_id
 from sysevents.settings import Settings
-from sysevents.store import Backlog, PoolStats
+from sysevents.store import Backlog, PoolStats, ReplicaState
 from sysevents.stores.base import Listing, RepositoryBase, check_caller
 from sysevents.tail import Tailed
 
-from . import retention, sql
-from .byid import by_id, needs_locator, read_by_id
+from . import changes, retention, sql, upkeep
+from .byid import read_by_id
+from .fanout import TailHub, follow_hub
 from .fold import Folder
 from .histogram import histogram_statement
 from .ids import month_index
-from .inserts import COPY_FROM, KeyTaken, copy_batch, insert_batch, insert_one
 from .keys import PostgresKeyStore, database_secret
 from .lease import Lease
 from .pages import read_page
-from .partitions import carve_history, ensure_ahead, ensure_partitions, history_end
-from .pool import Connection, LockTimeout, NoPartition, PostgresPool
-from .rows import event_rows
+from .partitions import carve_history, ensure_partitions, history_end
+from .pool import Connection, ConnectionWaits, LockTimeout, PostgresPool
+from .replicas import ReplicaSet, Watermarks, reading
 from .seals import PostgresSeals
 from .series import known_series
-from .tail import (
-    Listener,
-    Position,
-    follow_rows,
-    parse_position,
-)
+from .tail import Listener, Position, parse_position
 
 if TYPE_CHECKING:
     from psycopg_pool import AsyncConnectionPool
 
 log = logging.getLogger("sysevents.stores.postgres")
-T = TypeVar("T")
 
 
 class PostgresEventRepository(RepositoryBase):
@@ -65,8 +59,9 @@ class PostgresEventRepository(RepositoryBase):
     (one process at a time does; ``0``: never). Statistics are exact either
     way; folding keeps them fast.
 
-    Live tails (:meth:`follow`) are woken by ``NOTIFY`` and poll every
-    ``tail_poll`` seconds besides (see ``sysevents.stores.postgres.tail``).
+    Live tails (:meth:`follow`) are fed by one reader of new rows per
+    repository, woken by ``NOTIFY`` and polling every ``tail_poll`` seconds
+    besides (see ``sysevents.stores.postgres.tail`` and ``.fanout``).
     """
 
     def __init__(
@@ -79,6 +74,7 @@ class PostgresEventRepository(RepositoryBase):
         self.url = settings.database_url
         self.tail_poll = settings.tail_poll
         self._listener: Listener | None = None
+        self._hub: TailHub | None = None
         self.timeout = settings.timeout
         self.fold_interval = settings.fold_interval
         # Where the history partition ends: fixed when the table is made.
@@ -90,6 +86,7 @@ class PostgresEventRepository(RepositoryBase):
             min_size=settings.pool_min_size,
             max_size=settings.pool_max_size,
             timeout=settings.timeout,
+            write_reserve=settings.pool_write_reserve,
             # An append-only store makes the database refuse changes too (migration 0012).
             on_connect=[sql.APPEND_ONLY_ON] if settings.append_only else [],
         )
@@ -101,6 +98,16 @@ class PostgresEventRepository(RepositoryBase):
         )
         self._seals = PostgresSeals(self._db)
         self._sealer = Sealer.from_settings(self._seals, settings, leads=self._lease.held)
+        self._replicas = (
+            ReplicaSet(
+                list(settings.read_database_url),
+                timeout=settings.timeout,
+                max_lag=settings.max_replica_lag,
+                max_size=settings.pool_max_size,
+            )
+            if settings.read_database_url
+            else None
+        )
 
     # -- lifecycle ------------------------------------------------------------
 
@@ -120,12 +127,28 @@ class PostgresEventRepository(RepositoryBase):
         if pool is None:
             return None
         stats = pool.get_stats()
-        return PoolStats(size=stats["pool_size"], idle=stats["pool_available"])
+        return PoolStats(
+            size=stats["pool_size"],
+            idle=stats["pool_available"],
+            reads_in_use=self._db.reads_in_use,
+            reads_waiting=self._db.reads_waiting,
+        )
+
+    @property
+    def waits(self) -> ConnectionWaits:
+        """The longest waits for a pooled connection, reads and writes apart."""
+        return self._db.waits
+
+    def replicas(self) -> builtins.list[ReplicaState]:
+        """The read replicas (``read_database_url``), as last seen."""
+        return [] if self._replicas is None else self._replicas.states()
 
     async def open(self) -> None:
         """Start the pool without waiting for it: a database that is down does not fail this."""
         self._closed = False
         await self._db.open()
+        if self._replicas is not None:
+            await self._replicas.open()
         self._folder.start()
         self._sealer.start()
 
@@ -133,11 +156,16 @@ class PostgresEventRepository(RepositoryBase):
         """Close the pool; safe to call twice."""
         self._closed = True
         listener, self._listener = self._listener, None
+        hub, self._hub = self._hub, None
+        if hub is not None:
+            await hub.stop()
         if listener is not None:
             await listener.stop()
         await self._folder.stop(self.timeout)
         await self._sealer.stop(self.timeout)
         await self._lease.release()
+        if self._replicas is not None:
+            await self._replicas.close()
         await self._db.close()
 
     async def fold(self) -> int | None:
@@ -186,15 +214,15 @@ class PostgresEventRepository(RepositoryBase):
         return await self._sealer.seal()
 
     async def maintain(self, now: datetime | None = None) -> list[str]:
-        """Create the partitions due soon and forget expired idempotency keys.
+        """Create the partitions due soon, drop the months retention detached, forget old keys.
 
-        Returns the partitions created. The service runs this with retention.
+        Also removes the all-time rollup rows at zero. Returns the partitions
+        created. Each statement has its own timeout: a large backlog of
+        keys is worked off in batches. The service runs this and retention
+        as two tasks, so that neither holds the other back.
         """
         self._ensure_open()
-        async with self._db.connection() as conn:
-            made = await ensure_ahead(conn, now)
-            await retention.drop_detached(conn)
-            await retention.forget_keys(conn, self.idempotency_window.total_seconds())
+        made, _ = await upkeep.maintain(self._db, self._window, now)
         return made
 
     async def apply_retention(
@@ -206,16 +234,6 @@ class PostgresEventRepository(RepositoryBase):
         """
         self._ensure_open()
         return await retention.apply(self._db, policy, now=now, dry_run=dry_run)
-
-    async def _placed(self, months: set[int], store: Callable[[], Awaitable[T]]) -> T:
-        """``store()``, once more after creating the partitions of ``months`` if one was missing."""
-        try:
-            return await store()
-        except NoPartition:
-            pass
-        async with self._db.connection() as conn:
-            await ensure_partitions(conn, months)
-        return await store()
 
     async def make_room(self, times: Iterable[datetime]) -> builtins.list[str]:
         """Partitions for the months of ``times``, before the history's end too; those made.
@@ -248,14 +266,9 @@ class PostgresEventRepository(RepositoryBase):
         """Store one event."""
         self._ensure_open()
         self._check_written([new], loc_prefix=False)
-        who = check_caller(caller)
-        if new.idempotency_key is not None:
-            return (await self._add_keyed([new], who))[0]
-        return await self._placed({month_index(new.timestamp)}, lambda: self._add_one(new, who))
-
-    async def _add_one(self, new: NewEvent, caller: str) -> Event:
-        async with self._db.connection() as conn:
-            return await insert_one(conn, new, caller)
+        event = await changes.add_one(self._db, new, check_caller(caller), self._window)
+        await self._wrote()
+        return event
 
     async def add_many(
         self, news: Sequence[NewEvent], *, caller: str | None = None
@@ -266,39 +279,13 @@ class PostgresEventRepository(RepositoryBase):
         who = check_caller(caller)
         if not news:
             return []
-        keys = [n.idempotency_key for n in news if n.idempotency_key is not None]
-        if len(news) >= COPY_FROM and len(set(keys)) == len(keys):
-            try:
-                return await self._placed(_months(news), lambda: self._copy(news, who))
-            except KeyTaken:
-                pass  # a key is held already (a retried batch): the path below reads it
-        if not keys:
-            return await self._placed(_months(news), lambda: self._insert(news, who))
-        return await self._add_keyed(news, who)
-
-    async def _copy(self, news: Sequence[NewEvent], caller: str) -> builtins.list[Event]:
-        async with self._db.transaction() as conn:
-            return await copy_batch(conn, news, caller, self._window)
-
-    async def _insert(self, news: Sequence[NewEvent], caller: str) -> builtins.list[Event]:
-        async with self._db.connection() as conn:  # one statement: atomic by itself
-            return await insert_batch(conn, news, caller, self._window)
+        events = await changes.add_batch(self._db, news, who, self._window)
+        await self._wrote()
+        return events
 
     @property
     def _window(self) -> float:
         return self.idempotency_window.total_seconds()
-
-    async def _add_keyed(self, news: Sequence[NewEvent], caller: str) -> builtins.list[Event]:
-        return await self._placed(_months(news), lambda: self._insert_keyed(news, caller))
-
-    async def _insert_keyed(self, news: Sequence[NewEvent], caller: str) -> builtins.list[Event]:
-        # In a transaction: a key reused with another event rolls the batch back.
-        async with (
-            self._db.connection() as conn,
-            conn.pipeline(),  # BEGIN rides with the INSERT
-            conn.transaction(),
-        ):
-            return await insert_batch(conn, news, caller, self._window)
 
     async def update(self, event_id: int, patch: EventPatch, *, actor: str | None = None) -> Event:
         """Change the given fields; ``id`` and ``created_at`` never change.
@@ -322,30 +309,9 @@ class PostgresEventRepository(RepositoryBase):
             if current is None:
                 raise NotFoundError(event_id)
             return current
-        months = {month_index(patch.timestamp)} if patch.timestamp is not None else set()
-        return await self._placed(months, lambda: self._update(event_id, patch, actor))
-
-    async def _update(self, event_id: int, patch: EventPatch, actor: str | None) -> Event:
-        # The counts follow by a trigger (migration 0006), as for any UPDATE.
-        async with self._db.transaction() as conn:
-            old = await by_id(conn, event_id, sql.SELECT, " FOR UPDATE")
-            if old is None:
-                raise NotFoundError(event_id)
-            before = old.event
-            statement = sql.update_statement(event_id, before.timestamp, patch)
-            assert statement is not None
-            async with conn.cursor(row_factory=event_rows) as cur:
-                await cur.execute(statement.sql, statement.params)
-                after = await cur.fetchone()
-            assert after is not None
-            if after.timestamp != before.timestamp:
-                if needs_locator(event_id, month_index(after.timestamp)):
-                    await conn.execute(sql.LOCATE_AT, (event_id, after.timestamp))
-                else:
-                    await conn.execute(sql.FORGET_LOCATION, (event_id,))
-            if actor is not None:
-                await insert_one(conn, update_record(before, after, actor), check_caller(actor))
-        return after
+        event = await changes.update(self._db, event_id, patch, actor)
+        await self._wrote()
+        return event
 
     async def delete(self, event_id: int, *, actor: str | None = None) -> None:
         """Remove the event; with an ``actor``, record it in the same transaction."""
@@ -353,27 +319,26 @@ class PostgresEventRepository(RepositoryBase):
         self._check_changes_allowed()
         if not is_event_id(event_id):
             raise NotFoundError(event_id)
-        async with self._db.transaction() as conn:
-            row = await by_id(conn, event_id, sql.DELETE, sql.RETURNING)
-            if row is None:
-                raise NotFoundError(event_id)
-            gone = row.event
-            if needs_locator(event_id, month_index(gone.timestamp)):
-                await conn.execute(sql.FORGET_LOCATION, (event_id,))
-            if gone.idempotency_key is not None:
-                caller = row.extra["idempotency_caller"]
-                await conn.execute(sql.FORGET_KEY, (caller, gone.idempotency_key, event_id))
-            if actor is not None:
-                await insert_one(conn, delete_record(gone, actor), check_caller(actor))
+        await changes.delete(self._db, event_id, actor)
+        await self._wrote()
+
+    async def _wrote(self) -> None:
+        """With read replicas, note where the write just made is in the log (read-your-writes)."""
+        if self._replicas is not None:
+            await self._replicas.note_write(self._db)
 
     # -- reads ----------------------------------------------------------------
+
+    def _reading(self) -> AbstractAsyncContextManager[tuple[Connection, Watermarks]]:
+        """A connection for a read (a replica's where one may serve it), and its watermarks."""
+        return reading(self._db, self._replicas, self._folder)
 
     async def get(self, event_id: int) -> Event | None:
         """The event, or ``None``; reads one partition."""
         self._ensure_open()
         if not is_event_id(event_id):
             return None
-        async with self._db.connection() as conn:
+        async with self._db.connection(read=True) as conn:
             if not self._history_read:
                 self._history_end, self._history_read = await history_end(conn), True
             row = await read_by_id(conn, event_id, sql.SELECTED, self._history_end)
@@ -385,7 +350,7 @@ class PostgresEventRepository(RepositoryBase):
             # The database's own cursor secret: every replica signs alike.
             self._secrets = [(await database_secret(self._db, "cursor")).encode()]
             self._secrets_loaded = True
-        async with self._db.connection() as conn:
+        async with self._reading() as (conn, _):
             rows, counted = await read_page(conn, query, self._position(query), self.count_cap)
         total, exact = page_total(query.count, counted, self.count_cap)
         return Listing(rows, total, exact)
@@ -396,13 +361,13 @@ class PostgresEventRepository(RepositoryBase):
         Everything is read by one statement, so from one snapshot.
         """
         self._ensure_open()
-        async with self._db.connection() as conn:
-            mark = await self._folder.known(conn)
+        async with self._reading() as (conn, marks):
+            mark = await marks.known(conn)
             statement = sql.stats_statement(query or EventFilter(), mark)
             cur = await conn.execute(statement.sql, statement.params, prepare=False)
             rows = await cur.fetchall()
         stats, mark = sql.stats_from_rows(rows, self.stats_top)
-        self._folder.learn(mark)
+        marks.learn(mark)
         return stats
 
     async def histogram(
@@ -417,8 +382,8 @@ class PostgresEventRepository(RepositoryBase):
         plan = plan_histogram(query, interval)
         if not plan.starts():
             return plan.histogram([])
-        async with self._db.connection() as conn:
-            mark = await self._folder.known(conn)
+        async with self._reading() as (conn, marks):
+            mark = await marks.known(conn)
             statement = histogram_statement(query, plan, mark)
             cur = await conn.execute(statement.sql, statement.params, prepare=False)
             rows = await cur.fetchall()
@@ -439,20 +404,20 @@ class PostgresEventRepository(RepositoryBase):
         self, query: EventFilter, position: Position | None, idle: float | None
     ) -> AsyncIterator[Tailed]:
         self._ensure_open()
-        if self._listener is None:
+        if self._listener is None or self._hub is None:
             self._listener = Listener(self.url, self.timeout)
             self._listener.start()
-        async for item in follow_rows(
-            self._db, self._listener, query, position, idle, self.tail_poll, self._ensure_open
-        ):
+            self._hub = TailHub(self._db, self._listener, self.tail_poll)
+        async for item in follow_hub(self._hub, self._db, query, position, idle, self._ensure_open):
             yield item
+
+    @property
+    def tail_hub(self) -> TailHub | None:
+        """The one reader of new rows that feeds every live tail, once one has started."""
+        return self._hub
 
     async def ping(self) -> None:
         """Check the database answers and is migrated; ``StoreUnavailableError`` if not."""
         self._ensure_open()
-        async with self._db.connection() as conn:
+        async with self._db.connection(read=True) as conn:
             await conn.execute(sql.PING)
-
-
-def _months(news: Sequence[NewEvent]) -> set[int]:
-    return {month_index(n.timestamp) for n in news}

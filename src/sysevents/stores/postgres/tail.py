@@ -22,15 +22,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
 
 from sysevents.errors import StoreError
 from sysevents.query import EventFilter
 from sysevents.rules import MAX_EVENT_ID
-from sysevents.tail import Tailed, bad_position
+from sysevents.tail import bad_position
 
 from .pool import PostgresPool, notifications
-from .rows import SELECT_LIST, stored_rows
+from .rows import SELECT_LIST, StoredRow, stored_rows
 from .sql import Statement, where
 
 log = logging.getLogger("sysevents.stores.postgres")
@@ -79,15 +78,48 @@ def start_after(horizon: int) -> Position:
     return horizon - 1, MAX_EVENT_ID
 
 
-def rows_statement(query: EventFilter, after: Position, horizon: int) -> Statement:
-    """The next rows of ``query`` after ``after``, below ``horizon``, in tail order."""
+def rows_statement(
+    query: EventFilter, after: Position, horizon: int, upto: Position | None = None
+) -> Statement:
+    """The next rows of ``query`` after ``after``, below ``horizon`` (and up to ``upto``)."""
     w = where(query)
-    return Statement(
+    sql = (
         "SELECT " + SELECT_LIST + ", ingest_xid FROM system_events WHERE ingest_xid >= %s "
         "AND ingest_xid < %s AND (ingest_xid, id) > (%s, %s)" + w.and_sql
-        + " ORDER BY ingest_xid, id LIMIT %s",
-        [after[0], horizon, after[0], after[1], *w.params, BATCH],
-    )  # fmt: skip
+    )
+    params: list[object] = [after[0], horizon, after[0], after[1], *w.params]
+    if upto is not None:
+        sql += " AND (ingest_xid, id) <= (%s, %s)"
+        params += [upto[0], upto[1]]
+    return Statement(sql + " ORDER BY ingest_xid, id LIMIT %s", [*params, BATCH])
+
+
+async def read_rows(
+    db: PostgresPool, query: EventFilter, after: Position | None, upto: Position | None = None
+) -> tuple[list[StoredRow], int]:
+    """The next rows of ``query`` (all, read by one statement after the horizon) and the horizon.
+
+    ``after`` ``None``: from the horizon on (no rows yet). A read: it takes its
+    connection within the reads' share of the pool.
+    """
+    async with db.connection(read=True) as conn:
+        cur = await conn.execute(HORIZON)
+        row = await cur.fetchone()
+        assert row is not None
+        horizon = int(row[0])
+        if after is None:
+            return [], horizon
+        if upto is not None:
+            horizon = min(horizon, upto[0] + 1)
+        statement = rows_statement(query, after, horizon, upto)
+        async with conn.cursor(row_factory=stored_rows) as rows_cur:
+            await rows_cur.execute(statement.sql, statement.params, prepare=False)
+            return await rows_cur.fetchall(), horizon
+
+
+def row_position(stored: StoredRow) -> Position:
+    """Where a row read by :func:`read_rows` stands in tail order."""
+    return int(stored.extra["ingest_xid"]), stored.event.id
 
 
 class Listener:
@@ -136,61 +168,3 @@ class Listener:
                 log.debug("tail listener: %s; polling until it reconnects", exc)
             await asyncio.sleep(pause)
             pause = min(pause * 2, 5.0)
-
-
-async def wait_for_rows(signal: asyncio.Event, seconds: float) -> bool:
-    """Wait until ``signal`` is set or ``seconds`` pass; whether it was set."""
-    try:
-        await asyncio.wait_for(signal.wait(), seconds)
-    except TimeoutError:
-        return False
-    return True
-
-
-async def follow_rows(
-    db: PostgresPool,
-    listener: Listener,
-    query: EventFilter,
-    position: Position | None,
-    idle: float | None,
-    poll: float,
-    check_open: Callable[[], None],
-) -> AsyncIterator[Tailed]:
-    """The tail loop: read below the horizon, yield, wait for a wake-up or ``poll`` seconds.
-
-    With ``idle``, a heartbeat (``Tailed(None, position)``) comes after that
-    many seconds without an event.
-    """
-    loop = asyncio.get_running_loop()
-    last_yield = loop.time()
-    delay = poll
-    while True:
-        check_open()
-        signal = listener.signal()  # taken before reading: no wake-up is lost
-        async with db.connection() as conn:
-            cur = await conn.execute(HORIZON)
-            row = await cur.fetchone()
-            assert row is not None
-            horizon = int(row[0])
-            if position is None:
-                position = start_after(horizon)
-            statement = rows_statement(query, position, horizon)
-            async with conn.cursor(row_factory=stored_rows) as rows_cur:
-                await rows_cur.execute(statement.sql, statement.params, prepare=False)
-                rows = await rows_cur.fetchall()
-        for stored in rows:
-            position = (int(stored.extra["ingest_xid"]), stored.event.id)
-            yield Tailed(stored.event, position_text(position))
-        if rows:
-            last_yield = loop.time()
-            if len(rows) == BATCH:
-                continue
-        # Every row below the horizon has been read: start past it next time.
-        position = max(position, start_after(horizon))
-        wait = delay if idle is None else min(delay, max(0.0, last_yield + idle - loop.time()))
-        woken = await wait_for_rows(signal, wait)
-        # Woken, the writer's rows may still wait on an older transaction: look again soon.
-        delay = 0.02 if woken else min(delay * 2, poll)
-        if idle is not None and loop.time() - last_yield >= idle:
-            last_yield = loop.time()
-            yield Tailed(None, position_text(position))
