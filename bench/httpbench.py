@@ -146,7 +146,14 @@ def run(ctx: Context, url: str, redis_url: str, *, smoke: bool) -> dict[str, Any
     keyed_port = _free_port()
     keyed = [*serve[:-1], redis_url]
     keyed[keyed.index("--port") + 1] = str(keyed_port)
-    env = {"SYSEVENTS_CACHE_PREFIX": prefix, "SYSEVENTS_RATE_LIMIT": "off"}
+    # wrk is one client at thousands of requests a second, 16 at a time: no caller,
+    # address or concurrent-reads limit applies to it.
+    env = {
+        "SYSEVENTS_CACHE_PREFIX": prefix,
+        "SYSEVENTS_RATE_LIMIT": "off",
+        "SYSEVENTS_ADDRESS_LIMIT": "off",
+        "SYSEVENTS_MAX_READS_PER_KEY": "10000",
+    }
     keyed_env = {
         **env,
         "SYSEVENTS_API_KEYS": f"bench:read+write+admin:{key}",

@@ -54,10 +54,19 @@ def store(url: str) -> PostgresEventRepository:
     )
 
 
-async def fill(database: str, rows: int) -> dict[str, Any]:
-    url = create_database(SERVER_URL, database)
-    upgrade(url)
-    events = Events(seed=7, span=SPAN)
+async def fill(database: str, rows: int, resume: bool = False) -> dict[str, Any]:
+    """Fill ``database`` with ``rows`` events; ``resume``: add what an interrupted fill left out."""
+    url = url_of(database) if resume else create_database(SERVER_URL, database)
+    written = 0
+    if resume:
+        with psycopg.connect(url) as conn:
+            row = conn.execute("SELECT count(*) FROM system_events").fetchone()
+            written = row[0] if row else 0
+    else:
+        upgrade(url)
+    # A resumed fill draws other events than the first one did.
+    events = Events(seed=7 + written, span=SPAN)
+    rows -= written
     written = 0
     started = time.perf_counter()
     async with store(url) as repo:
@@ -162,12 +171,15 @@ def main() -> int:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--database", default="sysevents_bench_1m")
     parser.add_argument("--databases", default="sysevents_bench_1m,sysevents_bench_20m")
+    parser.add_argument(
+        "--resume", action="store_true", help="fill: add what an interrupted fill left out"
+    )
     parser.add_argument("--calls", type=int, default=50)
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
     names = args.databases.split(",")
     if args.action == "fill":
-        print(json.dumps(asyncio.run(fill(args.database, args.rows))))
+        print(json.dumps(asyncio.run(fill(args.database, args.rows, args.resume))))
     elif args.action == "drop":
         drop(names)
     else:

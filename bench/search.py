@@ -162,7 +162,12 @@ def peak_rss_kib(pid: int) -> int:
 
 def export(url: str, total: int) -> dict[str, Any]:
     port = free_port()
-    env = {**os.environ, "SYSEVENTS_AUTH": "off", "SYSEVENTS_RATE_LIMIT": "off"}
+    env = {
+        **os.environ,
+        "SYSEVENTS_AUTH": "off",
+        "SYSEVENTS_RATE_LIMIT": "off",
+        "SYSEVENTS_ADDRESS_LIMIT": "off",
+    }
     server = subprocess.Popen(
         [sys.executable, "-m", "sysevents", "serve", "--port", str(port), "--database-url", url],
         env=env,
