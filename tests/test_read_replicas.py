@@ -201,3 +201,28 @@ async def test_the_http_client_and_the_emitter_pass_positions_on(
         async with httpx.AsyncClient(base_url=live.url) as bare:
             blind = await bare.get("/api/events", params={"source": tag})
             assert blind.json()["items"] == []
+
+
+async def test_the_cache_never_hands_a_writer_what_a_replica_had_before_its_write(
+    servers: tuple[PrivatePostgres, PrivatePostgres],
+    paused: PrivatePostgres,
+    redis_server_url: str,
+    cache_prefix: str,
+) -> None:
+    primary, replica = servers
+    repo = sysevents.connect(
+        primary.url, read_url=replica.url, redis_url=redis_server_url, cache_prefix=cache_prefix
+    )
+    async with repo:
+        mine = _unique("cached")
+        source = EventFilter(source=mine.source)
+
+        async def others_read() -> int:
+            return (await repo.stats(source)).total
+
+        await repo.add(mine)
+        # Work without a position reads the paused replica, and fills the cache with it.
+        assert await _in_new_work(others_read) == 0
+        assert await _in_new_work(others_read) == 0
+        # The writer's own read goes past that entry.
+        assert (await repo.stats(source)).total == 1

@@ -28,6 +28,8 @@ class Positions:
 
     after: int | None = None
     written: int | None = None
+    primary: bool = False
+    """Read from the primary only (a write's position could not be read)."""
 
     def needed(self) -> int | None:
         """The position a read must see: the later of the two."""

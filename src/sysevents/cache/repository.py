@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 from sysevents.delegating import DelegatingStore
 from sysevents.errors import InvalidEventError, NotFoundError
 from sysevents.model import Event, EventPatch, EventStats, NewEvent
+from sysevents.positions import current
 from sysevents.query import EventFilter
 from sysevents.retention import RetentionPolicy, RetentionReport
 from sysevents.rules import is_event_id
@@ -95,6 +96,7 @@ class CachedEventRepository(DelegatingStore):
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
         self._hits = self._misses = self._bypassed = 0
+        self._replicated = False
 
     @classmethod
     def from_settings(cls, inner: EventRepository, settings: Settings) -> CachedEventRepository:
@@ -118,6 +120,7 @@ class CachedEventRepository(DelegatingStore):
         """Open the inner repository; Redis is connected lazily (a cluster's slots learnt now)."""
         self._closed = False
         await self.inner.open()
+        self._replicated = bool(self.inner.replicas())
         await warm_up(self.redis, WARM_UP_SECONDS)
 
     async def close(self) -> None:
@@ -301,6 +304,11 @@ class CachedEventRepository(DelegatingStore):
     ) -> T:
         guard = self._guard
         if guard.is_open:
+            self._bypassed += 1
+            return await load()
+        if self._replicated and current().needed() is not None:
+            # An entry may have been filled from a replica that has not replayed
+            # this caller's write: its read goes past the cache (read-your-writes).
             self._bypassed += 1
             return await load()
         budget = guard.budget()

@@ -40,7 +40,9 @@ _POLL = 0.02
 _STATE = (
     "SELECT pg_last_wal_replay_lsn()::text, CASE WHEN pg_last_wal_receive_lsn() = "
     "pg_last_wal_replay_lsn() THEN 0 ELSE coalesce(extract(epoch FROM now() - "
-    "pg_last_xact_replay_timestamp()), 0) END, pg_is_in_recovery()"
+    "pg_last_xact_replay_timestamp()), 0) END, pg_is_in_recovery(), "
+    # A replica whose stream is down has replayed all it received: lag 0, yet stale.
+    "EXISTS (SELECT 1 FROM pg_stat_wal_receiver WHERE status = 'streaming')"
 )
 _REPLAYED = "SELECT pg_last_wal_replay_lsn()::text"
 _WRITTEN = "SELECT pg_current_wal_insert_lsn()::text"
@@ -115,7 +117,10 @@ class ReplicaSet:
             self._task = asyncio.get_running_loop().create_task(
                 self._watch_forever(), name="sysevents-replicas"
             )
-            await self.look()
+            # A replica that does not answer must not hold up the store's opening.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(WAIT):
+                    await self.look()
 
     async def close(self) -> None:
         """Stop watching, close the pools."""
@@ -152,13 +157,16 @@ class ReplicaSet:
         replica.failures = 0
         replica.replayed = replayed or 0
         replica.lag = float(row[1])
-        usable = bool(row[2]) and replayed is not None and replica.lag <= self.max_lag
+        streaming = bool(row[3])
+        usable = streaming and bool(row[2]) and replayed is not None and replica.lag <= self.max_lag
         first, replica.seen = not replica.seen, True
         if usable != replica.usable and not (first and usable):
             log.warning(
                 "read replica %s %s (%.1f s behind)",
                 replica.name,
-                "back in use" if usable else "left out: too far behind or not a replica",
+                "back in use"
+                if usable
+                else "left out: too far behind, not streaming from the primary, or not a replica",
                 replica.lag,
             )
         replica.usable = usable
@@ -168,12 +176,20 @@ class ReplicaSet:
         return [ReplicaState(r.name, r.lag, r.usable) for r in self.replicas]
 
     async def note_write(self, primary: PostgresPool) -> None:
-        """Note, for the current work, a position at or past the write just committed."""
-        async with primary.connection() as conn:
-            cur = await conn.execute(_WRITTEN)
-            row = await cur.fetchone()
-        position = lsn_value(row[0]) if row is not None and row[0] else None
-        if position is not None:
+        """Note, for the current work, a position at or past the write just committed.
+
+        The write is committed already: when its position cannot be read, the
+        current work reads from the primary from now on instead of failing.
+        """
+        position = None
+        with contextlib.suppress(StoreError):
+            async with primary.connection() as conn:
+                cur = await conn.execute(_WRITTEN)
+                row = await cur.fetchone()
+            position = lsn_value(row[0]) if row is not None and row[0] else None
+        if position is None:
+            current().primary = True
+        else:
             current().wrote(position)
 
     def failed(self, replica: Replica, exc: StoreError) -> None:
@@ -201,7 +217,12 @@ class ReplicaSet:
             if time.monotonic() >= deadline:
                 return None
             await asyncio.sleep(_POLL)
-            await asyncio.gather(*(self._replayed(r) for r in usable))
+            # A replica that hangs must not hold the read past the deadline.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout_at(
+                    asyncio.get_running_loop().time() + max(deadline - time.monotonic(), 0.0)
+                ):
+                    await asyncio.gather(*(self._replayed(r) for r in usable))
 
     async def _replayed(self, replica: Replica) -> None:
         with contextlib.suppress(StoreError):
@@ -223,8 +244,9 @@ async def reading(
     when there are replicas and one has, else one of the primary's reads' share.
     """
     async with contextlib.AsyncExitStack() as stack:
-        if replicas is not None:
-            replica = await replicas.pick(current().needed())
+        positions = current()
+        if replicas is not None and not positions.primary:
+            replica = await replicas.pick(positions.needed())
             if replica is not None:
                 try:
                     conn = await stack.enter_async_context(replica.pool.connection())

@@ -233,7 +233,10 @@ class PostgresEventRepository(RepositoryBase):
         One process at a time applies a policy; the others return a report that says it was busy.
         """
         self._ensure_open()
-        return await retention.apply(self._db, policy, now=now, dry_run=dry_run)
+        report = await retention.apply(self._db, policy, now=now, dry_run=dry_run)
+        if not dry_run:
+            await self._wrote()
+        return report
 
     async def make_room(self, times: Iterable[datetime]) -> builtins.list[str]:
         """Partitions for the months of ``times``, before the history's end too; those made.
