@@ -24,7 +24,10 @@ pytestmark = pytest.mark.postgres
 
 WRITERS = 32
 SECONDS = 3.0
-LOCK_WAIT_BOUND = timedelta(milliseconds=100)
+# What this guards against is a writer held for as long as retention works
+# (seconds at size); a lock held for an instant was seen waited on for 100 ms
+# on a loaded two-core machine, so the bound leaves room for that and no more.
+LOCK_WAIT_BOUND = timedelta(milliseconds=500)
 NOW = datetime.now(UTC)
 # The longest any lock request has been waiting, of those waiting right now,
 # and what was waited for.
