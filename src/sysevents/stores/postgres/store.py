@@ -4,37 +4,30 @@ from __future__ import annotations
 
 import builtins
 import logging
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager
-from dataclasses import replace
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sysevents.errors import InvalidEventError, NotFoundError
 from sysevents.histogram import EventHistogram, plan_histogram
-from sysevents.integrity import Digest, Sealer
 from sysevents.model import Event, EventPatch, EventStats, NewEvent
 from sysevents.query import EventFilter, EventQuery, page_total
-from sysevents.retention import RetentionPolicy, RetentionReport
 from sysevents.rules import is_event_id
 from sysevents.settings import Settings
-from sysevents.store import Backlog, PoolStats, ReplicaState
-from sysevents.stores.base import Listing, RepositoryBase, check_caller
+from sysevents.store import PoolStats, ReplicaState
+from sysevents.stores.base import Listing, check_caller
 from sysevents.tail import Tailed
 
-from . import changes, retention, sql, upkeep
+from . import changes, sql
+from .background import PostgresBackground
 from .byid import read_by_id
 from .fanout import TailHub, follow_hub
-from .fold import Folder
 from .histogram import histogram_statement
-from .ids import month_index
 from .keys import PostgresKeyStore, database_secret
-from .lease import Lease
 from .pages import read_page
-from .partitions import carve_history, ensure_partitions, history_end
-from .pool import Connection, ConnectionWaits, LockTimeout, PostgresPool
+from .partitions import history_end
+from .pool import Connection, ConnectionWaits, PostgresPool
 from .replicas import ReplicaSet, Watermarks, reading
-from .seals import PostgresSeals
 from .series import known_series
 from .tail import Listener, Position, parse_position
 
@@ -44,7 +37,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("sysevents.stores.postgres")
 
 
-class PostgresEventRepository(RepositoryBase):
+class PostgresEventRepository(PostgresBackground):
     """Events in the PostgreSQL table ``system_events`` (see ``sysevents.schema``).
 
     Configured by ``settings`` (``url`` is their ``database_url``) and
@@ -57,7 +50,8 @@ class PostgresEventRepository(RepositoryBase):
     While open, it folds the rows written since the last fold into the
     rollups every ``fold_interval`` seconds, in steps of ``fold_step`` rows
     (one process at a time does; ``0``: never). Statistics are exact either
-    way; folding keeps them fast.
+    way; folding keeps them fast. That work, sealing and the maintenance
+    calls are its base's (``sysevents.stores.postgres.background``).
 
     Live tails (:meth:`follow`) are fed by one reader of new rows per
     repository, woken by ``NOTIFY`` and polling every ``tail_poll`` seconds
@@ -77,10 +71,8 @@ class PostgresEventRepository(RepositoryBase):
         self._hub: TailHub | None = None
         self.timeout = settings.timeout
         self.fold_interval = settings.fold_interval
-        # Where the history partition ends: fixed when the table is made.
-        self._history_end: datetime | None = None
+        self._history_end = None
         self._history_read = False
-        self._room_made: set[int] = set()  # months make_room() saw to
         self._db = PostgresPool(
             self.url,
             min_size=settings.pool_min_size,
@@ -92,12 +84,7 @@ class PostgresEventRepository(RepositoryBase):
         )
         self._secrets_loaded = False
         self._api_keys = PostgresKeyStore(self._db)
-        self._lease = Lease(self.url, settings.timeout)
-        self._folder = Folder(
-            self._db, settings.fold_interval, settings.fold_step, leads=self._lease.held
-        )
-        self._seals = PostgresSeals(self._db)
-        self._sealer = Sealer.from_settings(self._seals, settings, leads=self._lease.held)
+        self._prepare_background(self.url, settings)
         self._replicas = (
             ReplicaSet(
                 list(settings.read_database_url),
@@ -149,8 +136,7 @@ class PostgresEventRepository(RepositoryBase):
         await self._db.open()
         if self._replicas is not None:
             await self._replicas.open()
-        self._folder.start()
-        self._sealer.start()
+        self._start_background()
 
     async def close(self) -> None:
         """Close the pool; safe to call twice."""
@@ -161,39 +147,10 @@ class PostgresEventRepository(RepositoryBase):
             await hub.stop()
         if listener is not None:
             await listener.stop()
-        await self._folder.stop(self.timeout)
-        await self._sealer.stop(self.timeout)
-        await self._lease.release()
+        await self._stop_background()
         if self._replicas is not None:
             await self._replicas.close()
         await self._db.close()
-
-    async def fold(self) -> int | None:
-        """Count the rows written since the last fold into the rollups, in steps; how many.
-
-        ``None`` when another process was folding at that moment.
-        """
-        self._ensure_open()
-        return await self._folder.fold()
-
-    async def set_append_only(self, on: bool) -> None:
-        """Make the database refuse (``True``) or allow changes and removals of events."""
-        self._ensure_open()
-        async with self._db.connection() as conn:
-            await conn.execute(sql.APPEND_ONLY_ON if on else sql.APPEND_ONLY_OFF)
-
-    async def leads(self) -> bool:
-        """Whether this process holds the background lease (see ``lease``)."""
-        return await self._lease.held()
-
-    async def backlog(self) -> Backlog:
-        """The rows not yet folded into the statistics, the oldest one's age, the failures.
-
-        The failures count the sealer's too.
-        """
-        self._ensure_open()
-        backlog = await self._folder.backlog()
-        return replace(backlog, failures=backlog.failures + self._sealer.failures)
 
     async def known_series(
         self, pairs: Sequence[tuple[str, str | None]]
@@ -202,66 +159,6 @@ class PostgresEventRepository(RepositoryBase):
         self._ensure_open()
         async with self._db.connection() as conn:
             return await known_series(conn, pairs)
-
-    @property
-    def seals(self) -> PostgresSeals:
-        """The digests of this database, and its rows in commit order."""
-        return self._seals
-
-    async def seal(self) -> list[Digest]:
-        """Seal the rows committed since the last digest, now (one process at a time)."""
-        self._ensure_open()
-        return await self._sealer.seal()
-
-    async def maintain(self, now: datetime | None = None) -> list[str]:
-        """Create the partitions due soon, drop the months retention detached, forget old keys.
-
-        Also removes the all-time rollup rows at zero. Returns the partitions
-        created. Each statement has its own timeout: a large backlog of
-        keys is worked off in batches. The service runs this and retention
-        as two tasks, so that neither holds the other back.
-        """
-        self._ensure_open()
-        made, _ = await upkeep.maintain(self._db, self._window, now)
-        return made
-
-    async def apply_retention(
-        self, policy: RetentionPolicy, *, now: datetime | None = None, dry_run: bool = False
-    ) -> RetentionReport:
-        """Remove the expired events: whole partitions where they can, batches elsewhere.
-
-        One process at a time applies a policy; the others return a report that says it was busy.
-        """
-        self._ensure_open()
-        report = await retention.apply(self._db, policy, now=now, dry_run=dry_run)
-        if not dry_run:
-            await self._wrote()
-        return report
-
-    async def make_room(self, times: Iterable[datetime]) -> builtins.list[str]:
-        """Partitions for the months of ``times``, before the history's end too; those made.
-
-        What an import of old events calls first, so that they land in their
-        own months (which retention drops whole) rather than in the history
-        partition: a month before the history's end gets its own partition
-        where the history holds none of its rows (see
-        ``partitions.carve_history``). Each month is tried once per store.
-        """
-        self._ensure_open()
-        months = {month_index(t) for t in times} - self._room_made
-        if not months:
-            return []
-        async with self._db.connection() as conn:
-            try:
-                made = await carve_history(conn, months)
-            except LockTimeout:
-                return []  # the table was busy: those events go to the history this time
-            made += await ensure_partitions(conn, months)
-            self._history_end, self._history_read = await history_end(conn), True
-        self._room_made |= months
-        if made:
-            log.info("partitions made for imported months: %s", ", ".join(made))
-        return made
 
     # -- writes ---------------------------------------------------------------
 
@@ -285,10 +182,6 @@ class PostgresEventRepository(RepositoryBase):
         events = await changes.add_batch(self._db, news, who, self._window)
         await self._wrote()
         return events
-
-    @property
-    def _window(self) -> float:
-        return self.idempotency_window.total_seconds()
 
     async def update(self, event_id: int, patch: EventPatch, *, actor: str | None = None) -> Event:
         """Change the given fields; ``id`` and ``created_at`` never change.
