@@ -15,14 +15,11 @@ another process took first is dropped and the chain read again.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
-from sysevents._tasks import finish
-from sysevents.errors import StoreError
+from sysevents._tasks import Periodic
 from sysevents.settings import Settings
 
 from .digest import UNSIGNED, Digest, new_digest
@@ -30,9 +27,6 @@ from .signing import Signer
 from .source import SealStore
 
 log = logging.getLogger("sysevents.integrity")
-
-WARN_EVERY = 60.0
-"""Seconds between two warnings of a sealer that keeps failing."""
 
 
 class Sealer:
@@ -51,12 +45,22 @@ class Sealer:
         self.interval = interval
         self.step = step
         self.signer = signer
-        self._leads = leads
-        self.failures = 0
-        self._warned_at = -WARN_EVERY
-        self._task: asyncio.Task[None] | None = None
-        self._stop = asyncio.Event()
         self._lock = asyncio.Lock()
+        self._loop = Periodic(
+            "sealing events into digests",
+            self.seal,
+            interval,
+            "events wait unsealed meanwhile: check that the store is up, and that this "
+            "process may write the digests table (sysevents migrate)",
+            logger=log,
+            task_name="sysevents-sealer",
+            leads=leads,
+        )
+
+    @property
+    def failures(self) -> int:
+        """Background seals that failed so far."""
+        return self._loop.failures
 
     @classmethod
     def from_settings(
@@ -77,42 +81,11 @@ class Sealer:
 
     def start(self) -> None:
         """Seal every ``interval`` seconds in the background (never with an interval of 0)."""
-        if self.interval > 0 and self._task is None:
-            self._stop = asyncio.Event()
-            self._task = asyncio.get_running_loop().create_task(
-                self._seal_forever(), name="sysevents-sealer"
-            )
+        self._loop.start()
 
     async def stop(self, grace: float) -> None:
         """Stop sealing; a digest under way is finished first (within ``grace`` seconds)."""
-        task, self._task = self._task, None
-        if task is not None:
-            self._stop.set()
-            await finish(task, grace)
-
-    async def _seal_forever(self) -> None:
-        while not self._stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), self.interval)
-                return
-            try:
-                if self._leads is None or await self._leads():
-                    await self.seal()
-            except StoreError as exc:
-                self._failed(exc)
-
-    def _failed(self, exc: StoreError) -> None:
-        self.failures += 1
-        now = time.monotonic()
-        if now - self._warned_at >= WARN_EVERY:
-            self._warned_at = now
-            log.warning(
-                "sealing events into digests failed (%s; %d failure(s) so far). Events "
-                "wait unsealed meanwhile: check that the store is up, and that this "
-                "process may write the digests table (sysevents migrate)",
-                exc,
-                self.failures,
-            )
+        await self._loop.stop(grace)
 
     async def seal(self) -> list[Digest]:
         """Seal everything ready now, in digests of at most ``step`` events; the new digests."""

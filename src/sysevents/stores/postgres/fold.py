@@ -15,14 +15,11 @@ most once a minute, and counted in :meth:`Folder.backlog`.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-import time
 from collections.abc import Awaitable, Callable
 
-from sysevents._tasks import finish
-from sysevents.errors import StoreError, StoreUnavailableError
+from sysevents._tasks import Periodic
+from sysevents.errors import StoreUnavailableError
 from sysevents.store import Backlog
 
 from .pool import Connection, PostgresPool
@@ -40,8 +37,6 @@ _BACKLOG = (
     "system_event_rollup_state WHERE id = 1) AND (ingest_xid, id) >= (" + WATERMARK + ") "
     "ORDER BY ingest_xid, id LIMIT %s) AS waiting"
 )
-WARN_EVERY = 60.0
-"""Seconds between two warnings of a fold that keeps failing."""
 
 
 class Folder:
@@ -55,55 +50,37 @@ class Folder:
         leads: Callable[[], Awaitable[bool]] | None = None,
     ) -> None:
         self._db = db
-        self.interval = interval
         self.step = step
-        self._leads = leads
         self.watermark = 0
         """A watermark the rollups are known to have reached (the stats read from it on)."""
-        self.failures = 0
-        self._warned_at = -WARN_EVERY
-        self._task: asyncio.Task[None] | None = None
-        self._stop = asyncio.Event()
+        self._loop = Periodic(
+            "the statistics fold",
+            self.fold,
+            interval,
+            "statistics stay exact but slow down while rows wait to be folded: check that "
+            "the database is up and not overloaded, or lower fold_step if each step times out",
+            logger=log,
+            task_name="sysevents-rollup-folder",
+            leads=leads,
+        )
+
+    @property
+    def interval(self) -> float:
+        """Seconds between two folds in the background (0: never)."""
+        return self._loop.interval
+
+    @property
+    def failures(self) -> int:
+        """Background folds that failed so far."""
+        return self._loop.failures
 
     def start(self) -> None:
         """Fold every ``interval`` seconds in the background (never with an interval of 0)."""
-        if self.interval > 0 and self._task is None:
-            self._stop = asyncio.Event()
-            self._task = asyncio.get_running_loop().create_task(
-                self._fold_forever(), name="sysevents-rollup-folder"
-            )
+        self._loop.start()
 
     async def stop(self, grace: float) -> None:
         """Stop folding; a step under way ends first (within ``grace`` seconds)."""
-        task, self._task = self._task, None
-        if task is not None:
-            self._stop.set()
-            await finish(task, grace)
-
-    async def _fold_forever(self) -> None:
-        # Stopped by an event, not cancelled: a step under way ends first.
-        while not self._stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), self.interval)
-                return
-            try:
-                if self._leads is None or await self._leads():
-                    await self.fold()
-            except StoreError as exc:
-                self._failed(exc)
-
-    def _failed(self, exc: StoreError) -> None:
-        self.failures += 1
-        now = time.monotonic()
-        if now - self._warned_at >= WARN_EVERY:
-            self._warned_at = now
-            log.warning(
-                "the statistics fold failed (%s; %d failure(s) so far). Statistics stay "
-                "exact but slow down while rows wait to be folded: check that the database "
-                "is up and not overloaded, or lower fold_step if each step times out",
-                exc,
-                self.failures,
-            )
+        await self._loop.stop(grace)
 
     async def fold(self) -> int | None:
         """Fold until caught up, step after step; the rows counted.
@@ -119,7 +96,7 @@ class Folder:
                 if counted is None:
                     return None if total == 0 else total
                 total += counted
-                if counted < self.step or self._stop.is_set():
+                if counted < self.step or self._loop.stopping:
                     cur = await conn.execute(WATERMARK)
                     mark = await cur.fetchone()
                     if mark is not None:
