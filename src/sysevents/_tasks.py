@@ -103,9 +103,13 @@ class Periodic:
             await finish(task, grace)
 
     async def run_once(self) -> bool:
-        """One run; whether it succeeded (a failure is counted and logged, never raised)."""
+        """One run; whether it succeeded (a failure is counted and logged, never raised).
+
+        While another process leads, nothing is done and that counts as a success.
+        """
         try:
             if self._leads is not None and not await self._leads():
+                self.failing = 0
                 return True
             self.runs += 1
             await self.work()

@@ -190,7 +190,7 @@ class _ScrapeTime(Collector):
                 yield gauge
             failures = CounterMetricFamily(
                 "sysevents_background_failures",
-                "Background work (the statistics fold) that failed since the store opened.",
+                "Background runs (the fold, sealing) that failed since the store opened.",
             )
             failures.add_metric([], backlog.failures)
             yield failures

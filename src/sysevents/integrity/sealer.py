@@ -42,7 +42,6 @@ class Sealer:
         leads: Callable[[], Awaitable[bool]] | None = None,
     ) -> None:
         self.source = source
-        self.interval = interval
         self.step = step
         self.signer = signer
         self._lock = asyncio.Lock()
@@ -56,6 +55,11 @@ class Sealer:
             task_name="sysevents-sealer",
             leads=leads,
         )
+
+    @property
+    def interval(self) -> float:
+        """Seconds between two seals in the background (0: never)."""
+        return self._loop.interval
 
     @property
     def failures(self) -> int:

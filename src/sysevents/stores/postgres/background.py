@@ -37,7 +37,7 @@ class PostgresBackground(RepositoryBase):
 
     _db: PostgresPool
     timeout: float
-    # Where the history partition ends: fixed when the table is made.
+    # Where the history partition ends: read once, moved by make_room.
     _history_end: datetime | None
     _history_read: bool
 
