@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import csv
 import io
+import sqlite3
+from contextlib import closing
+from pathlib import Path
 
 from sysevents import Event, EventPatch, NewEvent
 from sysevents.audit import changes_between
@@ -96,3 +99,16 @@ def test_every_filter_is_part_of_the_cache_key() -> None:
     for name, value in samples.items():
         one = EventFilter.model_validate({name: value})
         assert cache_filter(one).filter_key() != unfiltered, name
+
+
+def test_a_new_sqlite_file_has_a_column_per_field(tmp_path: Path) -> None:
+    # SQLite's CREATE TABLE is a versioned step written out by hand (like a
+    # migration): a field added to COLUMNS needs a step that adds its column.
+    from sysevents.stores.sqlite.rows import column_name
+    from sysevents.stores.sqlite.schema import migrate_file
+
+    path = str(tmp_path / "events.db")
+    migrate_file(path)
+    with closing(sqlite3.connect(path)) as conn:
+        found = {row[1] for row in conn.execute("PRAGMA table_info(events)")}
+    assert {column_name(c.name) for c in COLUMNS} <= found
