@@ -39,6 +39,31 @@ _BACKLOG = (
 )
 
 
+class Watermark:
+    """A watermark the rollups of one database have reached (the primary's, a replica's).
+
+    Read once, then later ones learnt as folds and statistics go: statistics
+    count the rows past it raw, so an older one is never wrong, only slower.
+    """
+
+    def __init__(self) -> None:
+        self.value = 0
+
+    async def known(self, conn: Connection) -> int:
+        """The watermark: read on ``conn`` the first time."""
+        if not self.value:
+            cur = await conn.execute(WATERMARK)
+            row = await cur.fetchone()
+            if row is None:
+                raise StoreUnavailableError("the rollup state is missing: run `sysevents migrate`")
+            self.value = int(row[0])
+        return self.value
+
+    def learn(self, mark: int) -> None:
+        """Remember a watermark read there since (a later one only)."""
+        self.value = max(self.value, mark)
+
+
 class Folder:
     """Folds new rows into the rollups, now (:meth:`fold`) or in the background."""
 
@@ -51,8 +76,8 @@ class Folder:
     ) -> None:
         self._db = db
         self.step = step
-        self.watermark = 0
-        """A watermark the rollups are known to have reached (the stats read from it on)."""
+        self.mark = Watermark()
+        """The watermark the primary's rollups are known to have reached (stats read from it on)."""
         self._loop = Periodic(
             "the statistics fold",
             self.fold,
@@ -100,7 +125,7 @@ class Folder:
                     cur = await conn.execute(WATERMARK)
                     mark = await cur.fetchone()
                     if mark is not None:
-                        self.learn(int(mark[0]))
+                        self.mark.learn(int(mark[0]))
                     return total
 
     async def backlog(self) -> Backlog:
@@ -110,17 +135,3 @@ class Folder:
             row = await cur.fetchone()
         rows, seconds = (0, 0.0) if row is None else (int(row[0]), float(row[1]))
         return Backlog(rows=rows, seconds=round(seconds, 3), failures=self.failures)
-
-    async def known(self, conn: Connection) -> int:
-        """A watermark the rollups have reached: read once, later ones learnt as stats go."""
-        if not self.watermark:
-            cur = await conn.execute(WATERMARK)
-            row = await cur.fetchone()
-            if row is None:
-                raise StoreUnavailableError("the rollup state is missing: run `sysevents migrate`")
-            self.watermark = int(row[0])
-        return self.watermark
-
-    def learn(self, mark: int) -> None:
-        """Remember a watermark read elsewhere (a later one only)."""
-        self.watermark = max(self.watermark, mark)

@@ -20,15 +20,14 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Protocol
 
-from sysevents.errors import StoreError, StoreUnavailableError
+from sysevents.errors import StoreError
 from sysevents.positions import current, lsn_value
 from sysevents.redact import redact_url
 from sysevents.store import ReplicaState
 
+from .fold import Watermark
 from .pool import Connection, PostgresPool
-from .sql import WATERMARK
 
 log = logging.getLogger("sysevents.stores.postgres")
 
@@ -48,18 +47,6 @@ _REPLAYED = "SELECT pg_last_wal_replay_lsn()::text"
 _WRITTEN = "SELECT pg_current_wal_insert_lsn()::text"
 
 
-class Watermarks(Protocol):
-    """Where the rollups of a database stand (``Folder`` for the primary, ``Replica``)."""
-
-    async def known(self, conn: Connection) -> int:
-        """A watermark the rollups there have reached."""
-        ...
-
-    def learn(self, mark: int) -> None:
-        """Remember a later watermark read there."""
-        ...
-
-
 @dataclass
 class Replica:
     """One replica, as last seen."""
@@ -74,27 +61,13 @@ class Replica:
     failures: int = field(default=0)
     seen: bool = False
     """Whether it has answered once (its first answer is no news)."""
-    watermark: int = 0
-    """The rollups' watermark as last read on this replica (see ``Folder.known``)."""
+    mark: Watermark = field(default_factory=Watermark)
+    """The rollups' watermark on this replica (a replica behind the primary is behind it)."""
 
     @property
     def name(self) -> str:
         """The replica's URL without its password."""
         return redact_url(self.url)
-
-    async def known(self, conn: Connection) -> int:
-        """A watermark this replica's rollups have reached (the primary's may be further on)."""
-        if not self.watermark:
-            cur = await conn.execute(WATERMARK)
-            row = await cur.fetchone()
-            if row is None:
-                raise StoreUnavailableError("the rollup state is missing: run `sysevents migrate`")
-            self.watermark = int(row[0])
-        return self.watermark
-
-    def learn(self, mark: int) -> None:
-        """Remember a later watermark read on this replica."""
-        self.watermark = max(self.watermark, mark)
 
 
 class ReplicaSet:
@@ -236,8 +209,8 @@ class ReplicaSet:
 
 @contextlib.asynccontextmanager
 async def reading(
-    primary: PostgresPool, replicas: ReplicaSet | None, marks: Watermarks
-) -> AsyncIterator[tuple[Connection, Watermarks]]:
+    primary: PostgresPool, replicas: ReplicaSet | None, marks: Watermark
+) -> AsyncIterator[tuple[Connection, Watermark]]:
     """A connection for a read, and the watermarks of the database it reads.
 
     A replica's that has replayed what the current work wrote (``current()``)
@@ -253,6 +226,6 @@ async def reading(
                 except StoreError as exc:
                     replicas.failed(replica, exc)
                 else:
-                    yield conn, replica
+                    yield conn, replica.mark
                     return
         yield await stack.enter_async_context(primary.connection(read=True)), marks

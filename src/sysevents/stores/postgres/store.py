@@ -22,12 +22,13 @@ from . import changes, sql
 from .background import PostgresBackground
 from .byid import read_by_id
 from .fanout import TailHub, follow_hub
+from .fold import Watermark
 from .histogram import histogram_statement
 from .keys import PostgresKeyStore, database_secret
 from .pages import read_page
 from .partitions import history_end
 from .pool import Connection, ConnectionWaits, PostgresPool
-from .replicas import ReplicaSet, Watermarks, reading
+from .replicas import ReplicaSet, reading
 from .series import known_series
 from .tail import Listener, Position, parse_position
 
@@ -225,9 +226,9 @@ class PostgresEventRepository(PostgresBackground):
 
     # -- reads ----------------------------------------------------------------
 
-    def _reading(self) -> AbstractAsyncContextManager[tuple[Connection, Watermarks]]:
+    def _reading(self) -> AbstractAsyncContextManager[tuple[Connection, Watermark]]:
         """A connection for a read (a replica's where one may serve it), and its watermarks."""
-        return reading(self._db, self._replicas, self._folder)
+        return reading(self._db, self._replicas, self._folder.mark)
 
     async def get(self, event_id: int) -> Event | None:
         """The event, or ``None``; reads one partition."""
