@@ -3,7 +3,8 @@
 :class:`Periodic` is the one loop behind the rollup fold, the sealer and the
 service's chores: a failure is retried at the next interval, counted, and
 logged at WARNING at most once a minute, saying what to do; it never ends the
-task.
+task. :class:`InBackground` gives the fold and the sealer its start, stop and
+figures.
 """
 
 from __future__ import annotations
@@ -145,3 +146,27 @@ class Periodic:
                 await asyncio.wait_for(stop.wait(), self.interval)
                 return
             await self.run_once()
+
+
+class InBackground:
+    """Work repeated by a :class:`Periodic` it owns (``self._loop``): start, stop, figures."""
+
+    _loop: Periodic
+
+    @property
+    def interval(self) -> float:
+        """Seconds between two runs in the background (0: never)."""
+        return self._loop.interval
+
+    @property
+    def failures(self) -> int:
+        """Background runs that failed so far."""
+        return self._loop.failures
+
+    def start(self) -> None:
+        """Run every ``interval`` seconds in the background (never with an interval of 0)."""
+        self._loop.start()
+
+    async def stop(self, grace: float) -> None:
+        """Stop; a run under way ends first (within ``grace`` seconds)."""
+        await self._loop.stop(grace)

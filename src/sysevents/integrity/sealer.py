@@ -19,7 +19,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
-from sysevents._tasks import Periodic
+from sysevents._tasks import InBackground, Periodic
 from sysevents.settings import Settings
 
 from .digest import UNSIGNED, Digest, new_digest
@@ -29,7 +29,7 @@ from .source import SealStore
 log = logging.getLogger("sysevents.integrity")
 
 
-class Sealer:
+class Sealer(InBackground):
     """Seals what is ready, now (:meth:`seal`) or every ``interval`` seconds."""
 
     def __init__(
@@ -56,16 +56,6 @@ class Sealer:
             leads=leads,
         )
 
-    @property
-    def interval(self) -> float:
-        """Seconds between two seals in the background (0: never)."""
-        return self._loop.interval
-
-    @property
-    def failures(self) -> int:
-        """Background seals that failed so far."""
-        return self._loop.failures
-
     @classmethod
     def from_settings(
         cls,
@@ -82,14 +72,6 @@ class Sealer:
             signer=None if key is None else Signer.from_text(key.get_secret_value()),
             leads=leads,
         )
-
-    def start(self) -> None:
-        """Seal every ``interval`` seconds in the background (never with an interval of 0)."""
-        self._loop.start()
-
-    async def stop(self, grace: float) -> None:
-        """Stop sealing; a digest under way is finished first (within ``grace`` seconds)."""
-        await self._loop.stop(grace)
 
     async def seal(self) -> list[Digest]:
         """Seal everything ready now, in digests of at most ``step`` events; the new digests."""

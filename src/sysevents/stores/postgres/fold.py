@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 
-from sysevents._tasks import Periodic
+from sysevents._tasks import InBackground, Periodic
 from sysevents.errors import StoreUnavailableError
 from sysevents.store import Backlog
 
@@ -64,7 +64,7 @@ class Watermark:
         self.value = max(self.value, mark)
 
 
-class Folder:
+class Folder(InBackground):
     """Folds new rows into the rollups, now (:meth:`fold`) or in the background."""
 
     def __init__(
@@ -88,24 +88,6 @@ class Folder:
             task_name="sysevents-rollup-folder",
             leads=leads,
         )
-
-    @property
-    def interval(self) -> float:
-        """Seconds between two folds in the background (0: never)."""
-        return self._loop.interval
-
-    @property
-    def failures(self) -> int:
-        """Background folds that failed so far."""
-        return self._loop.failures
-
-    def start(self) -> None:
-        """Fold every ``interval`` seconds in the background (never with an interval of 0)."""
-        self._loop.start()
-
-    async def stop(self, grace: float) -> None:
-        """Stop folding; a step under way ends first (within ``grace`` seconds)."""
-        await self._loop.stop(grace)
 
     async def fold(self) -> int | None:
         """Fold until caught up, step after step; the rows counted.
