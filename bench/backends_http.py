@@ -29,7 +29,6 @@ from fill import SERVER_URL, Events, create_database, drop_database, fill  # noq
 from httpbench import _free_port, _pin, _server, _wrk, ensure_wrk  # noqa: E402
 
 import sysevents  # noqa: E402
-from sysevents import NewEvent  # noqa: E402
 from sysevents.migrate import upgrade  # noqa: E402
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -40,19 +39,7 @@ async def _fill_sqlite(url: str, rows: int) -> None:
     events = Events(seed=3)
     async with sysevents.connect(url) as repo:
         for start in range(0, rows, 1000):
-            batch = []
-            for _ in range(min(1000, rows - start)):
-                kind, severity, message, details, source, ts = events.row()
-                batch.append(
-                    NewEvent(
-                        event_type=kind,
-                        severity=severity,  # type: ignore[arg-type]
-                        message=message,
-                        details=json.loads(details),
-                        source=source,
-                        timestamp=ts,
-                    )
-                )
+            batch = [events.new_event(recent=False) for _ in range(min(1000, rows - start))]
             await repo.add_many(batch)
 
 

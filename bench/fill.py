@@ -98,8 +98,9 @@ class Events:
             ts = self.now - self.span * rng.random()
         return event_type, severity, f"{event_type} #{n} on node-{n % 64}", details, source, ts
 
-    def new_event(self) -> NewEvent:
-        event_type, severity, message, details, source, ts = self.row(recent=True)
+    def new_event(self, *, recent: bool = True) -> NewEvent:
+        """The next row as a ``NewEvent`` (``recent``: in the last minute, else over the span)."""
+        event_type, severity, message, details, source, ts = self.row(recent=recent)
         return NewEvent(
             event_type=event_type,
             severity=severity,  # type: ignore[arg-type]

@@ -37,7 +37,7 @@ sys.path.insert(0, str(HERE))
 
 from fill import SERVER_URL, Events, create_database  # noqa: E402
 
-from sysevents import EventFilter, EventQuery, NewEvent, RetentionPolicy  # noqa: E402
+from sysevents import EventFilter, EventQuery, RetentionPolicy  # noqa: E402
 from sysevents.migrate import upgrade  # noqa: E402
 from sysevents.stores.postgres import PostgresEventRepository  # noqa: E402
 
@@ -82,19 +82,7 @@ async def fill(database: str, rows: int, resume: bool = False) -> dict[str, Any]
             while written < rows:
                 size = min(BATCH, rows - written)
                 written += size
-                batch = []
-                for _ in range(size):
-                    kind, severity, message, details, source, ts = events.row()
-                    batch.append(
-                        NewEvent(
-                            event_type=kind,
-                            severity=severity,  # type: ignore[arg-type]
-                            message=message,
-                            details=json.loads(details),
-                            source=source,
-                            timestamp=ts,
-                        )
-                    )
+                batch = [events.new_event(recent=False) for _ in range(size)]
                 await repo.add_many(batch)
                 if written % 1_000_000 < BATCH:
                     rate = written / (time.perf_counter() - started)

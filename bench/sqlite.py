@@ -48,20 +48,7 @@ NOW = datetime.now(UTC)
 
 
 def news(events: Events, n: int, recent: bool = False) -> list[NewEvent]:
-    out = []
-    for _ in range(n):
-        event_type, severity, message, details, source, ts = events.row(recent=recent)
-        out.append(
-            NewEvent(
-                event_type=event_type,
-                severity=severity,
-                message=message,
-                details=json.loads(details),
-                source=source,
-                timestamp=ts,
-            )
-        )
-    return out
+    return [events.new_event(recent=recent) for _ in range(n)]
 
 
 async def fill(path: Path, rows: int) -> float:
