@@ -11,8 +11,11 @@ each month in a partition of its own (``make_room``, as an import does), and
 reports the rate; then it folds the statistics and analyzes. ``measure``
 times, on each database in turn, the same day on the same machine: get by id,
 the first page, a cursor page, whole-table stats, a 30-day histogram by hour,
-a ``q`` search's first page, and last (it changes the data) retention dropping
-the oldest month. Medians of ``--runs`` rounds of ``--calls`` calls.
+the first page of three ``q`` searches (a common text, a rare one, one that
+finds nothing), and last, as it changes the data, retention: up to the end of
+the oldest month (its partition dropped whole), then one day further (rows
+deleted in batches). Each ``measure`` removes the then-oldest month. Medians
+of ``--runs`` rounds of ``--calls`` calls.
 """
 
 from __future__ import annotations
@@ -35,13 +38,21 @@ import psycopg
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from fill import SERVER_URL, Events, create_database  # noqa: E402
+from fill import RARE_TYPE, SERVER_URL, Events, create_database  # noqa: E402
 
 from sysevents import EventFilter, EventQuery, RetentionPolicy  # noqa: E402
 from sysevents.migrate import upgrade  # noqa: E402
 from sysevents.stores.postgres import PostgresEventRepository  # noqa: E402
+from sysevents.stores.postgres.ids import month_index, month_start  # noqa: E402
 
 SPAN = timedelta(days=730)
+SEARCHES = {
+    "1 event in 64 (node-17)": "node-17",
+    f"1 in 1000 ({RARE_TYPE})": RARE_TYPE,
+    "no match (node-17 + space)": "node-17 ",
+}
+"""``q`` searches: a common text, a rare one, and one that finds nothing (it reads every
+event the trigram index cannot rule out)."""
 BATCH = 10_000
 
 
@@ -141,15 +152,28 @@ async def measure(database: str, calls: int, runs: int) -> dict[str, float]:
         out["histogram, 30 days by hour"] = await timed(
             lambda: repo.histogram(month, "1h"), max(1, calls // 5), runs
         )
-        out["q search, first page"] = await timed(
-            lambda: repo.list(EventQuery(limit=50, q="node-17 ")), max(1, calls // 5), runs
-        )
-        oldest = await repo.list(EventQuery(limit=1, order="oldest"))
-        age = (now - oldest.items[0].timestamp).days - 31
-        started = time.perf_counter()
-        report = await repo.apply_retention(RetentionPolicy.parse(f"*={age}d"), now=now)
-        out["retention, oldest month (s)"] = time.perf_counter() - started
-        out["retention, events removed"] = report.removed
+        for label, text in SEARCHES.items():
+            out[f"q search, first page: {label}"] = await timed(
+                lambda text=text: repo.list(EventQuery(limit=50, q=text)),
+                max(1, calls // 5),
+                runs,
+            )
+        # Retention: first up to a month's end (the oldest month's partition is
+        # dropped whole), then one day further (rows deleted in batches).
+        oldest = (await repo.list(EventQuery(limit=1, order="oldest"))).items[0].timestamp
+        boundary = month_start(month_index(oldest) + 1)
+        for label, cutoff in (
+            ("oldest month, partition drop", boundary),
+            ("the next day, batched delete", boundary + timedelta(days=1)),
+        ):
+            days = (now - cutoff).days
+            started = time.perf_counter()
+            report = await repo.apply_retention(
+                RetentionPolicy.parse(f"*={days}d"), now=cutoff + timedelta(days=days)
+            )
+            out[f"retention, {label} (s)"] = time.perf_counter() - started
+            out[f"retention, {label}: events removed"] = report.removed
+            out[f"retention, {label}: partitions dropped"] = len(report.partitions_dropped)
     return out
 
 
