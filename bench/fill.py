@@ -103,7 +103,7 @@ class Events:
         event_type, severity, message, details, source, ts = self.row(recent=recent)
         return NewEvent(
             event_type=event_type,
-            severity=severity,  # type: ignore[arg-type]
+            severity=severity,
             message=message,
             details=json.loads(details),
             source=source,
