@@ -159,6 +159,16 @@ def bench_seal(session: nox.Session) -> None:
 
 
 @nox.session
+def bench_scale(session: nox.Session) -> None:
+    """Two years of events at 20M beside 1M (see bench/scale.py: fill, measure, drop).
+
+    ``-- smoke`` fills, measures and drops two small databases in seconds.
+    """
+    install(session, "bench")
+    session.run("python", "bench/scale.py", *(session.posargs or ["smoke"]))
+
+
+@nox.session
 def bench_sqlite(session: nox.Session) -> None:
     """The SQLite store beside raw ``sqlite3`` on the same file: writes, pages, stats, retention.
 

@@ -4,6 +4,7 @@
     python bench/scale.py fill --rows 1000000 --database sysevents_bench_1m
     python bench/scale.py measure --databases sysevents_bench_1m,sysevents_bench_20m
     python bench/scale.py drop --databases sysevents_bench_1m,sysevents_bench_20m
+    python bench/scale.py smoke    # all three on 10 000 and 20 000 events, in seconds
 
 ``fill`` writes through the library's bulk path (``add_many`` in batches of
 10 000, by COPY, two writers at once), with timestamps spread over two years,
@@ -186,7 +187,7 @@ def drop(databases: list[str]) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("action", choices=["fill", "measure", "drop"])
+    parser.add_argument("action", choices=["fill", "measure", "drop", "smoke"])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--database", default="sysevents_bench_1m")
     parser.add_argument("--databases", default="sysevents_bench_1m,sysevents_bench_20m")
@@ -197,19 +198,33 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
     names = args.databases.split(",")
-    if args.action == "fill":
+    if args.action == "smoke":
+        # fill, measure and drop two small databases: keeps this script from rotting
+        names = ["sysevents_bench_smoke_a", "sysevents_bench_smoke_b"]
+        try:
+            for name, rows in zip(names, (10_000, 20_000), strict=True):
+                print(json.dumps(asyncio.run(fill(name, rows))))
+            report(names, calls=2, runs=1)
+        finally:
+            drop(names)
+    elif args.action == "fill":
         print(json.dumps(asyncio.run(fill(args.database, args.rows, args.resume))))
     elif args.action == "drop":
         drop(names)
     else:
-        figures = {name: asyncio.run(measure(name, args.calls, args.runs)) for name in names}
-        print("| figure (ms) | " + " | ".join(names) + " | ratio |")
-        print("| --- |" + " ---: |" * (len(names) + 1))
-        for key in figures[names[0]]:
-            values = [figures[n][key] for n in names]
-            ratio = values[-1] / values[0] if values[0] else float("nan")
-            print(f"| {key} | " + " | ".join(f"{v:.2f}" for v in values) + f" | {ratio:.2f} |")
+        report(names, args.calls, args.runs)
     return 0
+
+
+def report(names: list[str], calls: int, runs: int) -> None:
+    """Measure each database in turn; print a table with the last beside the first."""
+    figures = {name: asyncio.run(measure(name, calls, runs)) for name in names}
+    print("| figure (ms) | " + " | ".join(names) + " | ratio |")
+    print("| --- |" + " ---: |" * (len(names) + 1))
+    for key in figures[names[0]]:
+        values = [figures[n][key] for n in names]
+        ratio = values[-1] / values[0] if values[0] else float("nan")
+        print(f"| {key} | " + " | ".join(f"{v:.2f}" for v in values) + f" | {ratio:.2f} |")
 
 
 if __name__ == "__main__":
